@@ -1,0 +1,3 @@
+from keymoment.cli import main
+
+raise SystemExit(main())

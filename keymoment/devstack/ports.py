@@ -1,0 +1,46 @@
+"""Small helpers for local processes: free ports, port checks, waiting."""
+
+from __future__ import annotations
+
+import ctypes
+import signal
+import socket
+import time
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return True
+        return False
+
+
+def wait_for_port(port: int, *, host: str = "127.0.0.1", timeout: float = 20.0, alive=lambda: True) -> None:
+    """Wait until something accepts TCP connections on the port (bounded)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not alive():
+            raise RuntimeError(f"process meant to listen on {host}:{port} exited")
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on {host}:{port} after {timeout:.0f}s")
+
+
+def die_with_parent(sig: int = signal.SIGTERM) -> None:
+    """In a child (preexec): receive ``sig`` when the parent dies, so nothing outlives it."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(sig))  # PR_SET_PDEATHSIG
+    except OSError:
+        pass

@@ -1,0 +1,150 @@
+"""asyncpg pool and a forward-only migration runner.
+
+Each service owns one schema. Its migrations are numbered SQL files
+(``NNNN_verb_noun.sql``) applied in order, each in its own transaction,
+recorded in ``<schema>.schema_migrations``; a PostgreSQL advisory lock makes
+concurrent starts of several replicas safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+
+logger = logging.getLogger(__name__)
+
+_MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+class MigrationError(RuntimeError):
+    pass
+
+
+def _quote_schema(schema: str) -> str:
+    if not _SCHEMA_NAME.match(schema):
+        raise ValueError(f"invalid schema name {schema!r}")
+    return f'"{schema}"'
+
+
+def advisory_key(name: str) -> int:
+    """A stable 63-bit advisory-lock key for a name."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big") & 0x7FFF_FFFF_FFFF_FFFF
+
+
+async def create_pool(dsn: str, *, schema: str, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
+    """A pool whose connections use the service's schema (and ``public``) by default."""
+    return await asyncpg.create_pool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        server_settings={"search_path": f"{_quote_schema(schema)},public", "application_name": schema},
+        command_timeout=30,
+    )
+
+
+async def wait_for_database(dsn: str, *, timeout: float = 30.0) -> None:
+    """Bounded retry until the database accepts connections (pre-start step)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    delay = 0.1
+    while True:
+        try:
+            conn = await asyncpg.connect(dsn, timeout=5)
+        except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+            if asyncio.get_running_loop().time() + delay > deadline:
+                raise MigrationError(f"database not reachable after {timeout:.0f}s: {exc}") from exc
+            logger.info("waiting for database", extra={"error": str(exc)})
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+        else:
+            await conn.close()
+            return
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+def load_migrations(directory: Path) -> list[Migration]:
+    migrations = []
+    for path in sorted(directory.glob("*.sql")):
+        match = _MIGRATION_NAME.match(path.name)
+        if not match:
+            raise MigrationError(f"migration file name must look like 0001_create_things.sql: {path.name}")
+        migrations.append(Migration(int(match.group(1)), match.group(2), path.read_text(encoding="utf-8")))
+    versions = [m.version for m in migrations]
+    if len(set(versions)) != len(versions):
+        raise MigrationError(f"duplicate migration numbers in {directory}")
+    return migrations
+
+
+PLUMBING_MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+async def migrate(conn: asyncpg.Connection, *, schema: str, directory: Path) -> list[str]:
+    """Apply pending migrations to ``schema``: first the shared plumbing tables
+    (outbox, processed events), then the service's own ``directory``.
+
+    Returns the migrations applied, as ``component/version``.
+    """
+    quoted = _quote_schema(schema)
+    components = {"plumbing": load_migrations(PLUMBING_MIGRATIONS), "service": load_migrations(directory)}
+    key = advisory_key(f"migrate:{schema}")
+    await conn.execute("SELECT pg_advisory_lock($1)", key)
+    try:
+        await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quoted}")
+        await conn.execute(
+            f"""CREATE TABLE IF NOT EXISTS {quoted}.schema_migrations (
+                    component text NOT NULL,
+                    version integer NOT NULL,
+                    name text NOT NULL,
+                    applied_at timestamptz NOT NULL DEFAULT now(),
+                    PRIMARY KEY (component, version))"""
+        )
+        rows = await conn.fetch(f"SELECT component, version FROM {quoted}.schema_migrations")
+        applied = {(r["component"], r["version"]) for r in rows}
+        known = {(c, m.version) for c, ms in components.items() for m in ms}
+        if unknown := applied - known:
+            raise MigrationError(
+                f"schema {schema} has migrations this code does not know: {sorted(unknown)} "
+                "(the code is older than the database)"
+            )
+        done = []
+        for component, migrations in components.items():
+            for migration in migrations:
+                if (component, migration.version) in applied:
+                    continue
+                async with conn.transaction():
+                    await conn.execute(f"SET LOCAL search_path TO {quoted}, public")
+                    await conn.execute(migration.sql)
+                    await conn.execute(
+                        f"INSERT INTO {quoted}.schema_migrations (component, version, name) VALUES ($1, $2, $3)",
+                        component,
+                        migration.version,
+                        migration.name,
+                    )
+                logger.info(
+                    "applied migration",
+                    extra={"schema": schema, "component": component, "version": migration.version, "migration": migration.name},
+                )
+                done.append(f"{component}/{migration.version:04d}")
+        return done
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", key)
+
+
+async def migrate_dsn(dsn: str, *, schema: str, directory: Path) -> list[str]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await migrate(conn, schema=schema, directory=directory)
+    finally:
+        await conn.close()

@@ -1,0 +1,474 @@
+"""Kafka plumbing: one publisher per process, topic creation, and a consumer
+runner that processes batches inside one database transaction, dedupes by
+event id, dead-letters what can never succeed and commits offsets only after
+the database committed.
+
+Delivery is at-least-once (the dev broker, Tansu, has no idempotent producer
+or transactions); every consumer's effect is made exactly-once by the
+``processed_events`` table written in the same transaction as the effect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from pydantic import ValidationError
+
+from shared.events import Envelope, EnvelopeError, EventType, dlq_topic
+from shared.metrics import ConsumerMetrics
+
+logger = logging.getLogger(__name__)
+
+RawMessage = tuple[str, bytes | None, list[tuple[str, bytes]], bytes]
+
+
+class PublishUnavailable(RuntimeError):
+    """Kafka did not acknowledge in time; the caller should fall back (outbox) or fail."""
+
+
+class PermanentError(Exception):
+    """Raised by a handler for an event that can never be processed: dead-letter it."""
+
+
+class TransientError(Exception):
+    """Raised by a handler for a failure that may pass (a dependency down): retry it."""
+
+
+_TRANSIENT = (
+    OSError,
+    TimeoutError,
+    asyncio.TimeoutError,
+    KafkaError,
+    TransientError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.SerializationError,
+    asyncpg.DeadlockDetectedError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+)
+_PERMANENT = (PermanentError, EnvelopeError, ValidationError, asyncpg.DataError)
+
+
+def classify(exc: BaseException) -> str:
+    """``transient`` (retry for ever, with capped backoff), ``permanent``
+    (dead-letter now) or ``unknown`` (retry a few times, then dead-letter)."""
+    if isinstance(exc, _PERMANENT):
+        return "permanent"
+    if isinstance(exc, _TRANSIENT):
+        return "transient"
+    return "unknown"
+
+
+async def ensure_topics(
+    bootstrap_servers: str, topics: Iterable[str], *, partitions: int = 3, replication_factor: int = 1
+) -> list[str]:
+    """Create the topics that do not exist yet (idempotent); returns those created."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=10_000)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = sorted(set(topics) - existing)
+        if not missing:
+            return []
+        try:
+            await admin.create_topics(
+                [NewTopic(name=t, num_partitions=partitions, replication_factor=replication_factor) for t in missing]
+            )
+        except TopicAlreadyExistsError:
+            pass  # a replica created them first
+        return missing
+    finally:
+        await admin.close()
+
+
+class Publisher:
+    """The process's one Kafka producer (``acks=all``).
+
+    It reconnects in the background when the broker is unreachable at start,
+    and after a failed send it reports itself unavailable for ``cooldown``
+    seconds so that callers with a fallback (intake's outbox) don't each wait
+    for a timeout while Kafka is down.
+    """
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        *,
+        client_id: str,
+        send_timeout: float = 5.0,
+        cooldown: float = 2.0,
+        linger_ms: int = 5,
+    ) -> None:
+        self._bootstrap = bootstrap_servers
+        self._client_id = client_id
+        self._send_timeout = send_timeout
+        self._cooldown = cooldown
+        self._linger_ms = linger_ms
+        self._producer: AIOKafkaProducer | None = None
+        self._connect_task: asyncio.Task | None = None
+        self._unavailable_until = 0.0
+        self.last_error: str | None = None
+
+    def _new_producer(self) -> AIOKafkaProducer:
+        return AIOKafkaProducer(
+            bootstrap_servers=self._bootstrap,
+            client_id=self._client_id,
+            acks="all",
+            enable_idempotence=False,
+            linger_ms=self._linger_ms,
+            max_batch_size=1_048_576,
+            request_timeout_ms=int(self._send_timeout * 1000),
+            retry_backoff_ms=100,
+        )
+
+    async def start(self, *, wait: bool = True) -> None:
+        """Connect; with ``wait=False`` keep trying in the background instead of failing."""
+        if wait:
+            producer = self._new_producer()
+            await producer.start()
+            self._producer = producer
+        else:
+            self._connect_task = asyncio.create_task(self._connect_forever(), name=f"{self._client_id}-connect")
+
+    async def _connect_forever(self) -> None:
+        delay = 0.2
+        while self._producer is None:
+            producer = self._new_producer()
+            try:
+                await producer.start()
+            except Exception as exc:
+                self.last_error = f"kafka producer cannot connect: {exc}"
+                await producer.stop()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+            else:
+                self._producer = producer
+                logger.info("kafka producer connected", extra={"bootstrap": self._bootstrap})
+
+    async def stop(self) -> None:
+        if self._connect_task is not None:
+            self._connect_task.cancel()
+            await asyncio.gather(self._connect_task, return_exceptions=True)
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+    @property
+    def connected(self) -> bool:
+        return self._producer is not None
+
+    @property
+    def available(self) -> bool:
+        return self._producer is not None and time.monotonic() >= self._unavailable_until
+
+    async def check(self, timeout: float = 2.0) -> None:
+        """Raise unless the broker answers a metadata request."""
+        if self._producer is None:
+            raise PublishUnavailable(self.last_error or "kafka producer not connected")
+        await asyncio.wait_for(self._producer.client.fetch_all_metadata(), timeout)
+
+    async def send_raw_batch(self, messages: Sequence[RawMessage]) -> None:
+        """Send messages and wait until Kafka acknowledged every one of them."""
+        if self._producer is None:
+            raise PublishUnavailable(self.last_error or "kafka producer not connected")
+        producer = self._producer
+
+        async def _send_all() -> None:
+            futures = [
+                await producer.send(topic, value=value, key=key, headers=headers)
+                for topic, key, headers, value in messages
+            ]
+            await asyncio.gather(*futures)
+
+        try:
+            await asyncio.wait_for(_send_all(), self._send_timeout)
+        except (KafkaError, TimeoutError, OSError) as exc:
+            self._unavailable_until = time.monotonic() + self._cooldown
+            self.last_error = f"kafka send failed: {exc!r}"
+            raise PublishUnavailable(self.last_error) from exc
+        self._unavailable_until = 0.0
+
+    async def publish(self, events: Sequence[tuple[str, Envelope]]) -> None:
+        """Publish ``(topic, envelope)`` pairs and wait for ``acks=all``."""
+        await self.send_raw_batch([(t, e.key_bytes(), e.headers(), e.value()) for t, e in events])
+
+
+Handler = Callable[[asyncpg.Connection, Envelope], Awaitable[None]]
+
+
+@dataclass
+class _Item:
+    tp: TopicPartition
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+    envelope: Envelope | None = None
+    error: str | None = None
+
+
+@dataclass
+class ConsumerStatus:
+    running: bool = False
+    last_poll: float = 0.0
+    retrying_since: float | None = None
+    last_error: str | None = None
+    processed: int = 0
+    dead_lettered: int = 0
+    assigned: list[str] = field(default_factory=list)
+
+
+class ConsumerRunner:
+    """Consumes event types with one handler each, in batches, for one group.
+
+    For each batch: parse every message (invalid ones go to ``<topic>.dlq``),
+    then in ONE database transaction record the new event ids in
+    ``processed_events`` and call the handler of each new event; after the
+    commit, dead-letter and commit offsets (``last offset + 1`` per partition).
+    If the batch transaction fails, the events are retried one at a time so a
+    poison message cannot block the others: transient failures are retried
+    with capped exponential backoff (never dead-lettered), permanent ones are
+    dead-lettered with headers naming topic, partition, offset and error.
+    """
+
+    def __init__(
+        self,
+        *,
+        bootstrap_servers: str,
+        group_id: str,
+        handlers: dict[EventType, Handler],
+        pool: asyncpg.Pool,
+        publisher: Publisher,
+        topic_name: Callable[[str], str] = lambda t: t,
+        metrics: ConsumerMetrics | None = None,
+        max_records: int = 500,
+        max_backoff: float = 10.0,
+        unknown_error_attempts: int = 3,
+        topic_partitions: int = 3,
+        replication_factor: int = 1,
+        client_id: str | None = None,
+    ) -> None:
+        self._bootstrap = bootstrap_servers
+        self._group = group_id
+        self._handlers = {et.type: h for et, h in handlers.items()}
+        self._topics = sorted({topic_name(et.topic) for et in handlers})
+        self._pool = pool
+        self._publisher = publisher
+        self._metrics = metrics
+        self._max_records = max_records
+        self._max_backoff = max_backoff
+        self._unknown_attempts = unknown_error_attempts
+        self._partitions = topic_partitions
+        self._replication = replication_factor
+        self._client_id = client_id or group_id
+        self.status = ConsumerStatus()
+
+    @property
+    def topics(self) -> list[str]:
+        return list(self._topics)
+
+    def health(self, *, stall_after: float = 30.0) -> str | None:
+        """None when healthy, else the reason."""
+        st = self.status
+        if not st.running:
+            return f"consumer {self._group} is not running" + (f": {st.last_error}" if st.last_error else "")
+        if st.retrying_since is not None and time.monotonic() - st.retrying_since > stall_after:
+            return f"consumer {self._group} retrying since {time.monotonic() - st.retrying_since:.0f}s: {st.last_error}"
+        if time.monotonic() - st.last_poll > stall_after:
+            return f"consumer {self._group} has not polled for {time.monotonic() - st.last_poll:.0f}s"
+        return None
+
+    async def run(self) -> None:
+        """Consume until cancelled; reconnects (and recreates topics) after broker failures."""
+        delay = 0.2
+        while True:
+            consumer = None
+            try:
+                await ensure_topics(
+                    self._bootstrap,
+                    self._topics + [dlq_topic(t) for t in self._topics],
+                    partitions=self._partitions,
+                    replication_factor=self._replication,
+                )
+                consumer = AIOKafkaConsumer(
+                    *self._topics,
+                    bootstrap_servers=self._bootstrap,
+                    group_id=self._group,
+                    client_id=self._client_id,
+                    enable_auto_commit=False,
+                    auto_offset_reset="earliest",
+                    max_poll_records=self._max_records,
+                    session_timeout_ms=10_000,
+                    heartbeat_interval_ms=1_000,
+                )
+                await consumer.start()
+                self.status.running = True
+                self.status.last_poll = time.monotonic()
+                delay = 0.2
+                await self._loop(consumer)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.status.last_error = repr(exc)
+                logger.warning(
+                    "consumer failed; reconnecting",
+                    extra={"group": self._group, "error": repr(exc), "backoff_s": delay},
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._max_backoff)
+            finally:
+                self.status.running = False
+                if consumer is not None:
+                    try:
+                        await consumer.stop()
+                    except Exception:  # already broken; nothing to clean
+                        logger.debug("consumer stop failed", exc_info=True)
+
+    async def _loop(self, consumer: AIOKafkaConsumer) -> None:
+        while True:
+            batch = await consumer.getmany(timeout_ms=500, max_records=self._max_records)
+            self.status.last_poll = time.monotonic()
+            self.status.assigned = sorted(f"{tp.topic}:{tp.partition}" for tp in consumer.assignment())
+            if batch:
+                started = time.perf_counter()
+                items = [
+                    _Item(tp, m.offset, m.key, m.value, list(m.headers or ()))
+                    for tp, messages in batch.items()
+                    for m in messages
+                ]
+                await self._process(items)
+                offsets = {tp: messages[-1].offset + 1 for tp, messages in batch.items()}
+                try:
+                    await consumer.commit(offsets)
+                except KafkaError as exc:  # rebalanced away: the new owner reprocesses, idempotently
+                    logger.warning("offset commit failed", extra={"group": self._group, "error": repr(exc)})
+                if self._metrics:
+                    self._metrics.batch_seconds.labels(self._group).observe(time.perf_counter() - started)
+            if self._metrics:
+                await self._record_lag(consumer)
+
+    async def _record_lag(self, consumer: AIOKafkaConsumer) -> None:
+        for tp in consumer.assignment():
+            highwater = consumer.highwater(tp)
+            if highwater is None:
+                continue
+            position = await consumer.position(tp)
+            self._metrics.lag.labels(self._group, tp.topic, str(tp.partition)).set(max(highwater - position, 0))
+
+    async def _process(self, items: list[_Item]) -> None:
+        valid: list[_Item] = []
+        for item in items:
+            try:
+                item.envelope = Envelope.from_kafka(headers=item.headers, key=item.key, value=item.value)
+            except EnvelopeError as exc:
+                item.error = str(exc)
+                continue
+            if item.envelope.type in self._handlers:
+                valid.append(item)
+        try:
+            await self._apply(valid)
+        except Exception as exc:
+            logger.warning(
+                "batch failed; retrying events one by one",
+                extra={"group": self._group, "events": len(valid), "error": repr(exc)},
+            )
+            for item in valid:
+                await self._apply_one(item)
+        self.status.processed += len(valid)
+        for item in items:
+            if item.error is not None:
+                await self._dead_letter(item)
+        self.status.retrying_since = None
+        if self._metrics:
+            now = datetime.now(UTC)
+            for item in valid:
+                if item.error is None and item.envelope is not None:
+                    self._metrics.processed.labels(self._group, item.tp.topic, "ok").inc()
+                    self._metrics.event_age_seconds.labels(self._group, item.tp.topic).observe(
+                        max((now - item.envelope.time).total_seconds(), 0.0)
+                    )
+
+    async def _apply(self, items: list[_Item]) -> None:
+        if not items:
+            return
+        async with self._pool.acquire() as conn, conn.transaction():
+            ids = [i.envelope.id for i in items]
+            topics = [i.tp.topic for i in items]
+            new_ids = {
+                r["event_id"]
+                for r in await conn.fetch(
+                    """INSERT INTO processed_events (event_id, topic)
+                       SELECT * FROM unnest($1::text[], $2::text[])
+                       ON CONFLICT (event_id) DO NOTHING RETURNING event_id""",
+                    ids,
+                    topics,
+                )
+            }
+            for item in items:
+                if item.envelope.id in new_ids:
+                    new_ids.discard(item.envelope.id)  # the same event twice in one batch: once
+                    await self._handlers[item.envelope.type](conn, item.envelope)
+
+    async def _apply_one(self, item: _Item) -> None:
+        attempt = 0
+        delay = 0.1
+        while True:
+            try:
+                await self._apply([item])
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                kind = classify(exc)
+                attempt += 1
+                if kind == "permanent" or (kind == "unknown" and attempt >= self._unknown_attempts):
+                    item.error = f"{type(exc).__name__}: {exc}"
+                    logger.error(
+                        "event dead-lettered",
+                        extra={"group": self._group, "topic": item.tp.topic, "partition": item.tp.partition,
+                               "offset": item.offset, "event_id": item.envelope.id, "error": item.error},
+                    )
+                    return
+                self.status.retrying_since = self.status.retrying_since or time.monotonic()
+                self.status.last_error = repr(exc)
+                logger.warning(
+                    "event failed; retrying",
+                    extra={"group": self._group, "event_id": item.envelope.id, "attempt": attempt,
+                           "kind": kind, "error": repr(exc), "backoff_s": delay},
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._max_backoff)
+
+    async def _dead_letter(self, item: _Item) -> None:
+        headers = [h for h in item.headers if not h[0].startswith("dlq_")] + [
+            ("dlq_source_topic", item.tp.topic.encode()),
+            ("dlq_source_partition", str(item.tp.partition).encode()),
+            ("dlq_source_offset", str(item.offset).encode()),
+            ("dlq_consumer_group", self._group.encode()),
+            ("dlq_error", (item.error or "")[:2000].encode()),
+            ("dlq_failed_at", datetime.now(UTC).isoformat().encode()),
+        ]
+        delay = 0.1
+        while True:  # a dead letter is not dropped because Kafka is briefly down
+            try:
+                await self._publisher.send_raw_batch([(dlq_topic(item.tp.topic), item.key, headers, item.value or b"")])
+                break
+            except PublishUnavailable as exc:
+                self.status.retrying_since = self.status.retrying_since or time.monotonic()
+                self.status.last_error = str(exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._max_backoff)
+        self.status.dead_lettered += 1
+        if self._metrics:
+            self._metrics.processed.labels(self._group, item.tp.topic, "dead_lettered").inc()

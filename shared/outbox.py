@@ -1,0 +1,145 @@
+"""Transactional outbox: record a state change and its event in one transaction.
+
+``enqueue`` inserts the event into the service's ``outbox`` table using the
+caller's connection (inside the caller's transaction) and notifies the relay.
+:class:`OutboxRelay` publishes rows in id order and deletes them once Kafka
+acknowledged them. One relay per schema is active at a time (advisory lock),
+so events leave in the order they were written; a crash between publish and
+delete republishes, which idempotent consumers absorb.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Iterable
+
+import asyncpg
+
+from shared.db import advisory_key
+from shared.events import Envelope
+from shared.kafka import PublishUnavailable, Publisher
+
+logger = logging.getLogger(__name__)
+
+_CHANNEL = "keymoment_outbox"
+
+
+async def enqueue(conn: asyncpg.Connection, events: Iterable[tuple[str, Envelope]]) -> int:
+    """Add ``(topic, envelope)`` pairs to the outbox within the caller's transaction."""
+    rows = [
+        (topic, ev.key_bytes(), json.dumps([[k, v.decode()] for k, v in ev.headers()]), ev.value())
+        for topic, ev in events
+    ]
+    if not rows:
+        return 0
+    await conn.executemany(
+        "INSERT INTO outbox (topic, key, headers, value) VALUES ($1, $2, $3::jsonb, $4)", rows
+    )
+    await conn.execute("SELECT pg_notify($1, '')", _CHANNEL)
+    return len(rows)
+
+
+class OutboxRelay:
+    """Publishes a schema's outbox to Kafka; run :meth:`run` as a background task."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        publisher: Publisher,
+        *,
+        schema: str,
+        batch_size: int = 500,
+        poll_interval: float = 1.0,
+        max_backoff: float = 5.0,
+    ) -> None:
+        self._pool = pool
+        self._publisher = publisher
+        self._lock_key = advisory_key(f"outbox:{schema}")
+        self._batch_size = batch_size
+        self._poll_interval = poll_interval
+        self._max_backoff = max_backoff
+        self._wake = asyncio.Event()
+        self.published_total = 0
+        self.last_error: str | None = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def pending(self) -> int:
+        return await self._pool.fetchval("SELECT count(*) FROM outbox")
+
+    async def run(self) -> None:
+        backoff = 0.2
+        while True:
+            try:
+                async with self._pool.acquire() as conn:
+                    if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", self._lock_key):
+                        await asyncio.sleep(self._poll_interval)  # another replica relays
+                        continue
+                    await conn.add_listener(_CHANNEL, self._on_notify)
+                    try:
+                        await self._relay(conn)
+                    finally:
+                        await conn.remove_listener(_CHANNEL, self._on_notify)
+                        await conn.execute("SELECT pg_advisory_unlock($1)", self._lock_key)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # broker or database down: back off and retry, never give up
+                self.last_error = str(exc)
+                logger.warning("outbox relay failed; retrying", extra={"error": str(exc), "backoff_s": backoff})
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self._max_backoff)
+
+    def _on_notify(self, *_: object) -> None:
+        self._wake.set()
+
+    async def _relay(self, conn: asyncpg.Connection) -> None:
+        while True:
+            self._wake.clear()
+            rows = await conn.fetch(
+                "SELECT id, topic, key, headers, value FROM outbox ORDER BY id LIMIT $1", self._batch_size
+            )
+            if rows:
+                await self._publisher.send_raw_batch(
+                    [
+                        (r["topic"], r["key"], [(k, v.encode()) for k, v in json.loads(r["headers"])], r["value"])
+                        for r in rows
+                    ]
+                )
+                await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
+                self.published_total += len(rows)
+                self.last_error = None
+                if len(rows) == self._batch_size:
+                    continue
+            try:
+                await asyncio.wait_for(self._wake.wait(), self._poll_interval)
+            except TimeoutError:
+                pass
+
+
+class NotDurable(RuntimeError):
+    """Neither Kafka nor the outbox took the events: the caller must not report success."""
+
+
+async def publish_durably(
+    publisher: Publisher, pool: asyncpg.Pool, events: list[tuple[str, Envelope]]
+) -> str:
+    """Make events durable: acknowledged by Kafka (``acks=all``) or, when Kafka
+    is unavailable, committed to the outbox for the relay to publish later.
+
+    Returns ``"kafka"`` or ``"outbox"``; raises :class:`NotDurable` when both failed.
+    """
+    if publisher.available:
+        try:
+            await publisher.publish(events)
+            return "kafka"
+        except PublishUnavailable as exc:
+            logger.warning("kafka unavailable; writing to outbox", extra={"events": len(events), "error": str(exc)})
+    try:
+        async with pool.acquire(timeout=3) as conn, conn.transaction():
+            await enqueue(conn, events)
+    except Exception as exc:
+        raise NotDurable(f"kafka and database both unavailable: {exc!r}") from exc
+    return "outbox"

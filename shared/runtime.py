@@ -1,0 +1,232 @@
+"""The plumbing every service app runs on: database pool and migrations, the
+process's Kafka publisher, the outbox relay, consumers, background tasks and
+the health and metrics endpoints.
+
+A service's ``create_app(settings)`` builds a :class:`ServiceRuntime`, adds
+its own consumers and tasks, and lets :func:`install` wire the lifespan and
+the ``/healthz``, ``/readyz`` and ``/metrics`` routes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from prometheus_client import CollectorRegistry, Gauge
+
+from shared.db import create_pool, migrate, wait_for_database
+from shared.events import EventType
+from shared.kafka import ConsumerRunner, Handler, Publisher, ensure_topics
+from shared.metrics import PREFIX, ConsumerMetrics, HttpMetrics, MetricsMiddleware, metrics_response, new_registry
+from shared.outbox import OutboxRelay
+from shared.settings import ServiceSettings
+
+logger = logging.getLogger(__name__)
+
+Hook = Callable[["ServiceRuntime"], Awaitable[None]]
+
+
+@dataclass
+class ServiceRuntime:
+    settings: ServiceSettings
+    migrations: Path
+    registry: CollectorRegistry = field(default_factory=new_registry)
+    pool: asyncpg.Pool | None = None
+    publisher: Publisher | None = None
+    relay: OutboxRelay | None = None
+    consumers: list[ConsumerRunner] = field(default_factory=list)
+    tasks: list[asyncio.Task] = field(default_factory=list)
+    # Topics (logical names) this service publishes; created at start.
+    produces: list[EventType] = field(default_factory=list)
+    _consumes: dict[EventType, Handler] = field(default_factory=dict)
+    _on_start: list[Hook] = field(default_factory=list)
+    _on_stop: list[Hook] = field(default_factory=list)
+    _checks: list[Callable[[], Awaitable[str | None]]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.consumer_metrics = ConsumerMetrics(self.registry)
+        self.http_metrics = HttpMetrics(self.registry, self.settings.service_name)
+        self._outbox_pending = Gauge(
+            f"{PREFIX}_outbox_pending_events", "Events written to the outbox and not yet published.",
+            ["service"], registry=self.registry,
+        )
+
+    # --- configuration (before start) -------------------------------------------------
+    def consume(self, event_type: EventType, handler: Handler) -> None:
+        self._consumes[event_type] = handler
+
+    def on_start(self, hook: Hook) -> None:
+        self._on_start.append(hook)
+
+    def on_stop(self, hook: Hook) -> None:
+        self._on_stop.append(hook)
+
+    def readiness_check(self, check: Callable[[], Awaitable[str | None]]) -> None:
+        """Add a check returning None when ready, else the reason."""
+        self._checks.append(check)
+
+    def spawn(self, coro: Awaitable[None], name: str) -> asyncio.Task:
+        """Start a background task whose handle is kept, cancelled and awaited on stop."""
+        task = asyncio.create_task(coro, name=name)
+        task.add_done_callback(self._task_done)
+        self.tasks.append(task)
+        return task
+
+    @staticmethod
+    def _task_done(task: asyncio.Task) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("background task died", extra={"task": task.get_name()}, exc_info=task.exception())
+
+    # --- lifecycle ------------------------------------------------------------------
+    async def start(self) -> None:
+        s = self.settings
+        dsn = s.dsn()
+        await wait_for_database(dsn, timeout=30)
+        conn = await asyncpg.connect(dsn)
+        try:
+            applied = await migrate(conn, schema=s.schema, directory=self.migrations)
+        finally:
+            await conn.close()
+        if applied:
+            logger.info("migrations applied", extra={"applied": applied})
+        self.pool = await create_pool(dsn, schema=s.schema, min_size=s.database_pool_min, max_size=s.database_pool_max)
+        self.publisher = Publisher(s.kafka_bootstrap_servers, client_id=s.service_name)
+        await self.publisher.start(wait=False)
+        self.spawn(self._ensure_produced_topics(), f"{s.service_name}-topics")
+        self.relay = OutboxRelay(self.pool, self.publisher, schema=s.schema)
+        self.spawn(self.relay.run(), f"{s.service_name}-outbox-relay")
+        if self._consumes:
+            runner = ConsumerRunner(
+                bootstrap_servers=s.kafka_bootstrap_servers,
+                group_id=s.consumer_group,
+                handlers=self._consumes,
+                pool=self.pool,
+                publisher=self.publisher,
+                topic_name=s.topic,
+                metrics=self.consumer_metrics,
+                topic_partitions=s.kafka_topic_partitions,
+                replication_factor=s.kafka_replication_factor,
+                client_id=s.service_name,
+            )
+            self.consumers.append(runner)
+            self.spawn(runner.run(), f"{s.service_name}-consumer")
+        for hook in self._on_start:
+            await hook(self)
+
+    async def _ensure_produced_topics(self) -> None:
+        s = self.settings
+        topics = [s.topic(et.topic) for et in self.produces]
+        delay = 0.2
+        while topics:
+            try:
+                await ensure_topics(
+                    s.kafka_bootstrap_servers, topics,
+                    partitions=s.kafka_topic_partitions, replication_factor=s.kafka_replication_factor,
+                )
+                return
+            except Exception as exc:  # broker not up yet: keep trying in the background
+                logger.info("topics not created yet", extra={"error": repr(exc)})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def stop(self) -> None:
+        for hook in reversed(self._on_stop):
+            try:
+                await hook(self)
+            except Exception:
+                logger.exception("stop hook failed")
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        self.tasks.clear()
+        if self.publisher is not None:
+            await self.publisher.stop()
+        if self.pool is not None:
+            await self.pool.close()
+
+    # --- health ---------------------------------------------------------------------
+    async def not_ready_reasons(self) -> list[str]:
+        reasons: list[str] = []
+        if self.pool is None:
+            return ["not started"]
+        try:
+            async with asyncio.timeout(2):
+                await self.pool.fetchval("SELECT 1")
+        except Exception as exc:
+            reasons.append(f"database unreachable: {exc!r}")
+        try:
+            await self.publisher.check()
+        except Exception as exc:
+            reasons.append(f"kafka unreachable: {exc!r}")
+        for consumer in self.consumers:
+            if reason := consumer.health():
+                reasons.append(reason)
+        for task in self.tasks:
+            if task.done() and (task.cancelled() or task.exception() is not None):
+                reasons.append(f"background task {task.get_name()} died")
+        for check in self._checks:
+            if reason := await check():
+                reasons.append(reason)
+        return reasons
+
+    async def refresh_gauges(self) -> None:
+        if self.pool is not None:
+            with contextlib.suppress(Exception):
+                self._outbox_pending.labels(self.settings.service_name).set(await self.relay.pending())
+
+
+def install(app: FastAPI, runtime: ServiceRuntime) -> None:
+    """Wire the runtime into the app: lifespan, HTTP metrics, health and metrics routes."""
+    app.state.runtime = runtime
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app.router.lifespan_context = lifespan
+    app.add_middleware(MetricsMiddleware, metrics=runtime.http_metrics)
+
+    @app.get("/healthz", tags=["health"], summary="Liveness: the process is up")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"], summary="Readiness: database, broker and consumers OK")
+    async def readyz() -> JSONResponse:
+        reasons = await runtime.not_ready_reasons()
+        if reasons:
+            return JSONResponse({"status": "unavailable", "reasons": reasons}, status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    @app.get("/metrics", tags=["health"], summary="Prometheus metrics", include_in_schema=False)
+    async def metrics():  # noqa: ANN202 - a plain Response
+        await runtime.refresh_gauges()
+        return metrics_response(runtime.registry)
+
+
+def serve(app_factory: Callable[[ServiceSettings], FastAPI], settings: ServiceSettings) -> None:
+    """Run one service with uvicorn (the entrypoint of ``python -m services.<name>``)."""
+    import uvicorn
+
+    from shared.logging import configure_logging
+
+    configure_logging(settings.service_name, settings.log_level)
+    uvicorn.run(
+        app_factory(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+    )

@@ -1,0 +1,119 @@
+"""Settings fragments every service shares, read from the environment.
+
+Each service subclasses :class:`ServiceSettings` and adds its own fields.
+Tests build ``Settings(...)`` directly; nothing here reads the environment at
+import time.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import ClassVar, Self
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Values that are never acceptable as a secret outside development.
+_PLACEHOLDERS = {"", "changeme", "change-me", "secret", "password", "dev", "dev-secret"}
+
+
+class Environment(StrEnum):
+    DEV = "dev"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class ServiceSettings(BaseSettings):
+    """Settings every service reads. Field names are the environment variables."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+
+    keymoment_env: Environment = Field(
+        Environment.PRODUCTION,
+        description="dev, test or production. Only dev and test accept built-in secrets.",
+    )
+    host: str = Field("127.0.0.1", description="Address the HTTP server binds to.")
+    port: int = Field(8000, ge=1, le=65535, description="HTTP port of the service.")
+    log_level: str = Field("INFO", description="Python log level.")
+
+    kafka_bootstrap_servers: str = Field(
+        "127.0.0.1:9092", description="Comma-separated Kafka bootstrap servers."
+    )
+    kafka_topic_prefix: str = Field(
+        "", description="Prefix for every topic name (isolates tenants and test runs)."
+    )
+    kafka_topic_partitions: int = Field(3, ge=1, description="Partitions for topics created at start.")
+    kafka_replication_factor: int = Field(1, ge=1, description="Replication factor for topics created at start.")
+    kafka_consumer_group: str | None = Field(
+        None, description="Consumer group; defaults to the service name."
+    )
+
+    database_url: SecretStr | None = Field(
+        None, description="PostgreSQL DSN, e.g. postgresql://user:pass@host:5432/keymoment."
+    )
+    database_schema: str | None = Field(
+        None, description="Schema the service owns; defaults to the service name."
+    )
+    database_pool_min: int = Field(2, ge=1)
+    database_pool_max: int = Field(10, ge=1)
+
+    smtp_host: str = Field("127.0.0.1", description="SMTP relay host for outgoing mail.")
+    smtp_port: int = Field(1025, ge=1, le=65535, description="SMTP relay port.")
+    smtp_username: str | None = Field(None, description="SMTP user, if the relay needs login.")
+    smtp_password: SecretStr | None = Field(None, description="SMTP password.")
+    smtp_starttls: bool = Field(False, description="Use STARTTLS with the relay.")
+    smtp_from: str = Field("Keymoment <keymoment@localhost>", description="From address of outgoing mail.")
+
+    admin_token: SecretStr | None = Field(
+        None, description="Bearer token for the management APIs (required outside dev/test)."
+    )
+
+    # The service name; subclasses fix it.
+    service_name: ClassVar[str] = "keymoment"
+
+    @property
+    def is_dev(self) -> bool:
+        return self.keymoment_env in (Environment.DEV, Environment.TEST)
+
+    @property
+    def consumer_group(self) -> str:
+        return self.kafka_consumer_group or self.service_name
+
+    @property
+    def schema(self) -> str:
+        return self.database_schema or self.service_name
+
+    def topic(self, name: str) -> str:
+        """The physical topic name of a logical topic such as ``feedback.received.v1``."""
+        return f"{self.kafka_topic_prefix}{name}"
+
+    def dsn(self) -> str:
+        assert self.database_url is not None  # guaranteed by the validator
+        return self.database_url.get_secret_value()
+
+    # Secrets that must be set (and not be placeholders) outside dev/test.
+    # Subclasses extend this tuple with their own secret fields.
+    required_secrets: ClassVar[tuple[str, ...]] = ("database_url", "admin_token")
+    dev_secret_defaults: ClassVar[dict[str, str]] = {
+        "database_url": "postgresql://postgres@127.0.0.1:5432/keymoment",
+        "admin_token": "dev-admin-token",
+    }
+
+    @model_validator(mode="after")
+    def _secrets(self) -> Self:
+        for name in self.required_secrets:
+            value = getattr(self, name)
+            raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+            if raw:
+                if not self.is_dev and raw.strip().lower() in _PLACEHOLDERS:
+                    raise ValueError(f"{name.upper()} is a placeholder; set a real secret")
+                continue
+            if self.is_dev and name in self.dev_secret_defaults:
+                object.__setattr__(self, name, SecretStr(self.dev_secret_defaults[name]))
+            else:
+                raise ValueError(
+                    f"{name.upper()} must be set when KEYMOMENT_ENV={self.keymoment_env.value}"
+                )
+        if self.database_pool_min > self.database_pool_max:
+            raise ValueError("DATABASE_POOL_MIN must not exceed DATABASE_POOL_MAX")
+        return self
