@@ -258,8 +258,10 @@ class ConsumerRunner:
         topic_partitions: int = 3,
         replication_factor: int = 1,
         client_id: str | None = None,
+        session_timeout_ms: int = 10_000,
     ) -> None:
         self._bootstrap = bootstrap_servers
+        self._session_timeout_ms = session_timeout_ms
         self._group = group_id
         self._handlers = {et.type: h for et, h in handlers.items()}
         self._topics = sorted({topic_name(et.topic) for et in handlers})
@@ -309,8 +311,8 @@ class ConsumerRunner:
                     enable_auto_commit=False,
                     auto_offset_reset="earliest",
                     max_poll_records=self._max_records,
-                    session_timeout_ms=10_000,
-                    heartbeat_interval_ms=1_000,
+                    session_timeout_ms=self._session_timeout_ms,
+                    heartbeat_interval_ms=max(self._session_timeout_ms // 4, 100),
                 )
                 await consumer.start()
                 self.status.running = True

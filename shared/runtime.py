@@ -114,6 +114,7 @@ class ServiceRuntime:
                 topic_partitions=s.kafka_topic_partitions,
                 replication_factor=s.kafka_replication_factor,
                 client_id=s.service_name,
+                session_timeout_ms=s.kafka_session_timeout_ms,
             )
             self.consumers.append(runner)
             self.spawn(runner.run(), f"{s.service_name}-consumer")

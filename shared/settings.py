@@ -44,6 +44,9 @@ class ServiceSettings(BaseSettings):
     )
     kafka_topic_partitions: int = Field(3, ge=1, description="Partitions for topics created at start.")
     kafka_replication_factor: int = Field(1, ge=1, description="Replication factor for topics created at start.")
+    kafka_session_timeout_ms: int = Field(
+        10_000, ge=1_000, description="Consumer group session timeout; a dead member's partitions move after it."
+    )
     kafka_consumer_group: str | None = Field(
         None, description="Consumer group; defaults to the service name."
     )

@@ -19,6 +19,7 @@ import pytest
 from keymoment.devstack.ports import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
+KAFKA_TEST_SESSION_TIMEOUT_MS = 3_000
 
 
 @pytest.fixture(scope="session")
@@ -91,6 +92,8 @@ def service_env(kafka_bootstrap, database_url, topic_prefix) -> dict:
         "kafka_topic_partitions": 2,
         "database_url": database_url,
         "kafka_consumer_group": None,
+        # Tansu delays a group join by half the session timeout: keep tests quick.
+        "kafka_session_timeout_ms": KAFKA_TEST_SESSION_TIMEOUT_MS,
     }
 
 

@@ -1,0 +1,45 @@
+"""What every benchmark records: date, machine and the exact command."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shlex
+import sys
+from datetime import UTC, datetime
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def memory_gib() -> str:
+    try:
+        with open("/proc/meminfo", encoding="utf-8") as f:
+            kib = int(f.readline().split()[1])
+        return f"{kib / 1024 / 1024:.0f} GiB"
+    except (OSError, ValueError, IndexError):
+        return "unknown"
+
+
+def header(title: str) -> str:
+    """A Markdown heading plus the date, machine and command of this run."""
+    command = " ".join(shlex.quote(a) for a in [os.path.relpath(sys.executable), *sys.argv])
+    return "\n".join(
+        [
+            f"## {title}",
+            "",
+            f"- date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
+            f"- machine: {platform.node()} — {cpu_model()}, {os.cpu_count()} cores, {memory_gib()}, "
+            f"{platform.system()} {platform.release()}, Python {platform.python_version()}",
+            f"- command: `{command}`",
+            "",
+        ]
+    )
