@@ -1,18 +1,51 @@
-"""Survey: satisfaction surveys (MOT, NPS, CSAT, free text); responses become feedback."""
+"""Survey: satisfaction surveys (MOT, NPS, CSAT, stars, free text); responses become feedback.
+
+Consumes ``survey.requested.v1`` (invitations sent by email in the background),
+serves the public survey pages and publishes every answered rating as
+``feedback.received.v1`` (channel ``survey``) through the outbox.
+"""
 
 from pathlib import Path
 
 from fastapi import FastAPI
 
 from services.survey import handlers
+from services.survey.api import admin, public
+from services.survey.invitations import InvitationSender, Mailer, smtp_mailer
+from services.survey.metrics import SurveyMetrics
 from services.survey.settings import SurveySettings
 from shared.events import FEEDBACK_RECEIVED, SURVEY_REQUESTED
 from shared.runtime import ServiceRuntime, install
 
 
-def create_app(settings: SurveySettings) -> FastAPI:
+def create_app(settings: SurveySettings, *, mailer: Mailer | None = None) -> FastAPI:
     runtime = ServiceRuntime(settings, migrations=Path(__file__).parent / "migrations", produces=[FEEDBACK_RECEIVED])
     runtime.consume(SURVEY_REQUESTED, handlers.on_survey_requested)
-    app = FastAPI(title="Keymoment survey", version="1.0")
+    metrics = SurveyMetrics(runtime.registry)
+    send = mailer or smtp_mailer(settings)
+    senders: list[InvitationSender] = []
+
+    async def start_sender(rt: ServiceRuntime) -> None:
+        sender = InvitationSender(rt.pool, settings, metrics, send)
+        sender.task = rt.spawn(sender.run(), "survey-invitation-sender")
+        senders.append(sender)
+
+    async def stop_sender(_: ServiceRuntime) -> None:
+        for sender in senders:
+            await sender.stop()
+
+    runtime.on_start(start_sender)
+    runtime.on_stop(stop_sender)
+
+    app = FastAPI(
+        title="Keymoment survey",
+        version="1.0",
+        description="Bilingual (zh-CN / en) satisfaction surveys — moment of truth, NPS, CSAT, stars and free "
+        "text. Every answered rating becomes a feedback.received.v1 event; personal links are answered once.",
+    )
+    app.state.survey_metrics = metrics
+    app.state.invitation_senders = senders
     install(app, runtime)
+    app.include_router(public.router)
+    app.include_router(admin.router)
     return app

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncpg
 
-from services.survey import repository
+from services.survey import service
 from shared.events import Envelope
 
 
 async def on_survey_requested(conn: asyncpg.Connection, event: Envelope) -> None:
-    await repository.add_request(conn, event.data)
+    await service.record_request(conn, event.data)

@@ -1,6 +1,8 @@
+"""Survey's settings; field names are the environment variables."""
+
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
 
 from shared.settings import ServiceSettings
 
@@ -8,3 +10,40 @@ from shared.settings import ServiceSettings
 class SurveySettings(ServiceSettings):
     service_name: ClassVar[str] = "survey"
     port: int = Field(8002, ge=1, le=65535, description="HTTP port of survey.")
+
+    link_signing_key: SecretStr | None = Field(
+        None,
+        description="HMAC-SHA256 key signing personal survey links (required outside dev/test).",
+    )
+    survey_public_base_url: str = Field(
+        "http://127.0.0.1:8002",
+        description="Public URL of this service as customers reach it; survey links start with it.",
+    )
+    survey_link_ttl_days: int = Field(30, ge=1, le=365, description="How long a personal survey link stays valid.")
+    survey_invitation_max_attempts: int = Field(
+        6, ge=1, le=50, description="SMTP attempts per invitation before it is marked failed."
+    )
+    survey_invitation_retry_seconds: float = Field(
+        30.0, gt=0, description="Delay before the first retry of a failed send; doubles per attempt (capped at 1 h)."
+    )
+    survey_invitation_poll_seconds: float = Field(
+        5.0, gt=0, description="How often the sender looks for due invitations without a wake-up notification."
+    )
+    survey_invitation_lease_seconds: float = Field(
+        600.0, gt=0, description="A send claimed this long ago and never finished (a crash) is tried again."
+    )
+    smtp_timeout_seconds: float = Field(30.0, gt=0, description="Timeout of one SMTP conversation.")
+
+    required_secrets: ClassVar[tuple[str, ...]] = (*ServiceSettings.required_secrets, "link_signing_key")
+    dev_secret_defaults: ClassVar[dict[str, str]] = {
+        **ServiceSettings.dev_secret_defaults,
+        "link_signing_key": "dev-survey-link-signing-key",
+    }
+
+    @field_validator("survey_public_base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("SURVEY_PUBLIC_BASE_URL must start with http:// or https://")
+        return value

@@ -1,0 +1,275 @@
+"""Server-rendered survey pages: bilingual (zh-CN / en), accessible, mobile-first,
+self-contained (inline CSS, no JavaScript, no external resources).
+
+Both languages are on every page — the preferred one first and larger, the
+other beneath it — because many customers read both and a link is often
+forwarded. Every text part carries its ``lang`` attribute for screen readers.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping, Sequence
+
+from services.survey.schemas import LANGS, Issue, Lang, Question, QuestionType, SurveyDefinition, Text
+
+e = html.escape
+
+MOT_FACES: list[tuple[int, str, dict[str, str]]] = [
+    (-3, "😡", {"zh-CN": "非常糟糕", "en": "Terrible"}),
+    (-2, "😠", {"zh-CN": "很差", "en": "Very poor"}),
+    (-1, "🙁", {"zh-CN": "较差", "en": "Poor"}),
+    (0, "😐", {"zh-CN": "一般", "en": "Neutral"}),
+    (1, "🙂", {"zh-CN": "较好", "en": "Good"}),
+    (2, "😊", {"zh-CN": "很好", "en": "Very good"}),
+    (3, "😍", {"zh-CN": "非常出色", "en": "Excellent"}),
+]
+CSAT_LABELS = {
+    1: {"zh-CN": "非常不满意", "en": "Very dissatisfied"},
+    2: {"zh-CN": "不满意", "en": "Dissatisfied"},
+    3: {"zh-CN": "一般", "en": "Neutral"},
+    4: {"zh-CN": "满意", "en": "Satisfied"},
+    5: {"zh-CN": "非常满意", "en": "Very satisfied"},
+}
+NPS_ENDS = {
+    0: {"zh-CN": "完全不可能", "en": "Not at all likely"},
+    10: {"zh-CN": "极有可能", "en": "Extremely likely"},
+}
+UI = {
+    "submit": {"zh-CN": "提交", "en": "Submit"},
+    "required": {"zh-CN": "必填", "en": "required"},
+    "optional": {"zh-CN": "选填", "en": "optional"},
+    "errors": {"zh-CN": "请检查以下问题：", "en": "Please check the following:"},
+    "switch": {"zh-CN": "English", "en": "中文"},
+    "chars": {"zh-CN": "最多 {n} 个字符", "en": "Up to {n} characters"},
+    "stars": {"zh-CN": "{n} 星", "en": "{n} star(s)"},
+    "privacy": {
+        "zh-CN": "您的回答仅用于改进我们的服务。",
+        "en": "Your answers are used only to improve our service.",
+    },
+}
+
+CSS = """
+*{box-sizing:border-box}
+body{margin:0;font:16px/1.5 -apple-system,BlinkMacSystemFont,"PingFang SC","Hiragino Sans GB","Microsoft YaHei","Noto Sans CJK SC",Roboto,Arial,sans-serif;color:#1a1a1a;background:#f4f5f7}
+main{max-width:640px;margin:0 auto;padding:16px}
+.card{background:#fff;border-radius:12px;padding:20px;box-shadow:0 1px 3px rgba(0,0,0,.08)}
+h1{font-size:1.4rem;margin:0 0 4px}
+.alt{display:block;color:#4a4f57;font-size:.9em;font-weight:normal}
+.top{text-align:right;margin:0 0 8px}
+a{color:#0b57d0}
+fieldset{border:0;margin:24px 0;padding:0;min-width:0}
+legend,.qlabel{font-weight:600;padding:0;margin-bottom:8px;display:block}
+.hint{color:#4a4f57;font-size:.9em;margin:0 0 8px}
+.scale{display:flex;flex-wrap:wrap;gap:6px}
+.opt{position:relative}
+.opt input{position:absolute;opacity:0;width:1px;height:1px}
+.opt label{display:flex;flex-direction:column;align-items:center;justify-content:center;min-width:44px;min-height:44px;padding:6px 8px;border:2px solid #c7cbd1;border-radius:10px;cursor:pointer;background:#fff;text-align:center;font-size:.8rem;line-height:1.2}
+.opt .face{font-size:1.9rem;line-height:1.1}
+.opt .num{font-size:1.05rem;font-weight:600}
+.mot .opt{flex:1 1 0;min-width:64px}
+.nps .opt{flex:1 1 0;min-width:44px}
+.opt input:checked+label{border-color:#0b57d0;background:#e8f0fe;box-shadow:inset 0 0 0 1px #0b57d0}
+.opt input:focus-visible+label{outline:3px solid #f9ab00;outline-offset:2px}
+.ends{display:flex;justify-content:space-between;color:#4a4f57;font-size:.8rem;margin-top:4px;gap:8px}
+textarea{width:100%;min-height:7em;font:inherit;padding:10px;border:2px solid #c7cbd1;border-radius:10px}
+textarea:focus-visible{outline:3px solid #f9ab00;outline-offset:2px}
+.error{color:#b3261e;font-weight:600;margin:6px 0 0}
+.invalid .scale label,.invalid textarea{border-color:#b3261e}
+.summary{border:2px solid #b3261e;border-radius:10px;padding:12px;margin:16px 0;background:#fdecea}
+.summary ul{margin:4px 0 0;padding-left:20px}
+button{font:inherit;font-weight:600;width:100%;min-height:48px;border:0;border-radius:10px;background:#0b57d0;color:#fff;cursor:pointer;margin-top:8px}
+button:focus-visible{outline:3px solid #f9ab00;outline-offset:2px}
+.foot{color:#4a4f57;font-size:.8rem;margin-top:16px}
+.sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}
+@media (prefers-color-scheme:dark){body{background:#121316;color:#e6e6e6}.card{background:#1e1f23}.opt label,textarea{background:#1e1f23;color:#e6e6e6;border-color:#5f6368}.alt,.hint,.ends,.foot{color:#b0b4ba}.opt input:checked+label{background:#1c2b4a}a{color:#8ab4f8}}
+"""
+
+
+def lang_order(preferred: str | None) -> tuple[Lang, Lang]:
+    """Preferred language first: English when asked for, else Chinese."""
+    if preferred and preferred.lower().startswith("en"):
+        return ("en", "zh-CN")
+    return ("zh-CN", "en")
+
+
+def pick_language(query_lang: str | None, request_lang: str | None, accept_language: str | None) -> Lang:
+    for candidate in (query_lang, request_lang):
+        if candidate:
+            return lang_order(candidate)[0]
+    for part in (accept_language or "").split(","):
+        tag = part.split(";")[0].strip().lower()
+        if tag.startswith("zh"):
+            return "zh-CN"
+        if tag.startswith("en"):
+            return "en"
+    return "zh-CN"
+
+
+def _both(text: Text | Mapping[str, str], lang: Lang, *, tag: str = "span", fmt: Mapping[str, object] | None = None) -> str:
+    """Primary language, then the other one (when different) as a secondary line."""
+    first, second = lang, lang_order("zh" if lang == "en" else "en")[0]
+
+    def get(code: Lang) -> str:
+        raw = text.get(code) if isinstance(text, Text) else text[code]
+        return raw.format(**fmt) if fmt else raw
+
+    main_text, alt_text = get(first), get(second)
+    out = f'<{tag} lang="{first}">{e(main_text)}</{tag}>'
+    if alt_text and alt_text != main_text:
+        out += f'<span class="alt" lang="{second}">{e(alt_text)}</span>'
+    return out
+
+
+def _page(title: str, body: str, lang: Lang) -> str:
+    return (
+        f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        '<meta name="robots" content="noindex">'
+        f"<title>{e(title)}</title><style>{CSS}</style></head>"
+        f'<body><main><div class="card">{body}</div></main></body></html>'
+    )
+
+
+def _choices(q: Question, lang: Lang, value: object, extra_attrs: str) -> str:
+    low, high = q.type.range
+    options = []
+    for v in range(low, high + 1):
+        if q.type is QuestionType.MOT:
+            _, emoji, names = MOT_FACES[v + 3]
+            inner = (f'<span class="face" aria-hidden="true">{emoji}</span>'
+                     f'<span lang="{lang}">{e(names[lang])}</span>'
+                     f'<span class="sr">{v:+d}</span>')
+        elif q.type is QuestionType.CSAT:
+            names = CSAT_LABELS[v]
+            inner = f'<span class="num">{v}</span><span lang="{lang}">{e(names[lang])}</span>'
+        elif q.type is QuestionType.STARS:
+            inner = (f'<span class="face" aria-hidden="true">{"★" * v}</span>'
+                     f'<span lang="{lang}">{e(UI["stars"][lang].format(n=v))}</span>')
+        else:  # nps
+            inner = f'<span class="num">{v}</span>'
+            if v in NPS_ENDS:
+                inner += f'<span class="sr" lang="{lang}">{e(NPS_ENDS[v][lang])}</span>'
+        checked = " checked" if str(value) == str(v) else ""
+        req = " required" if q.required else ""
+        iid = f"q-{q.id}-{v}"
+        options.append(
+            f'<div class="opt"><input type="radio" id="{iid}" name="q.{e(q.id)}" value="{v}"{checked}{req}'
+            f'{extra_attrs}><label for="{iid}">{inner}</label></div>'
+        )
+    ends = ""
+    if q.type is QuestionType.NPS:
+        ends = (f'<div class="ends" aria-hidden="true"><span lang="{lang}">0 = {e(NPS_ENDS[0][lang])}</span>'
+                f'<span lang="{lang}">10 = {e(NPS_ENDS[10][lang])}</span></div>')
+    return f'<div class="scale {q.type.value}">{"".join(options)}</div>{ends}'
+
+
+def _question(q: Question, lang: Lang, value: object, issue: Issue | None) -> str:
+    err_id, hint_id = f"err-{q.id}", f"hint-{q.id}"
+    ids = ([hint_id] if q.help or q.type is QuestionType.TEXT else []) + ([err_id] if issue else [])
+    described = f' aria-describedby="{" ".join(ids)}"' if ids else ""
+    invalid = ' aria-invalid="true"' if issue else ""
+    marker = (f' <span class="sr" lang="{lang}">({e(UI["required"][lang])})</span><span aria-hidden="true"> *</span>'
+              if q.required else "")
+    error = (f'<p class="error" id="{err_id}"><span lang="{lang}">{e(issue.zh if lang == "zh-CN" else issue.en)}</span>'
+             f'</p>' if issue else "")
+    cls = ' class="invalid"' if issue else ""
+    if q.type is QuestionType.TEXT:
+        hint_text = (_both(q.help, lang) + " · " if q.help else "") + _both(UI["chars"], lang, fmt={"n": q.max_length})
+        return (
+            f'<div{cls} style="margin:24px 0"><label class="qlabel" for="q-{q.id}">{_both(q.label, lang)}{marker}</label>'
+            f'<p class="hint" id="{hint_id}">{hint_text}</p>'
+            f'<textarea id="q-{q.id}" name="q.{e(q.id)}" maxlength="{q.max_length}"'
+            f'{" required" if q.required else ""}{described}{invalid}>{e(str(value or ""))}</textarea>{error}</div>'
+        )
+    hint = f'<p class="hint" id="{hint_id}">{_both(q.help, lang)}</p>' if q.help else ""
+    return (
+        f'<fieldset{cls}{described}>'
+        f'<legend>{_both(q.label, lang)}{marker}</legend>{hint}'
+        f'{_choices(q, lang, value, invalid)}{error}</fieldset>'
+    )
+
+
+def render_form(
+    survey: SurveyDefinition,
+    *,
+    lang: Lang,
+    action: str,
+    switch_url: str,
+    token: str | None,
+    submission_id: str,
+    values: Mapping[str, object] | None = None,
+    issues: Sequence[Issue] = (),
+) -> str:
+    values = values or {}
+    by_question = {i.question_id: i for i in issues if i.question_id}
+    summary = ""
+    if issues:
+        items = "".join(
+            f'<li><a href="#q-{e(i.question_id)}{"" if survey.question(i.question_id).type is QuestionType.TEXT else "-" + str(survey.question(i.question_id).type.range[0])}">'
+            f'{e(survey.question(i.question_id).label.get(lang))}</a>: <span lang="{lang}">{e(i.zh if lang == "zh-CN" else i.en)}</span></li>'
+            if i.question_id and survey.question(i.question_id)
+            else f'<li lang="{lang}">{e(i.zh if lang == "zh-CN" else i.en)}</li>'
+            for i in issues
+        )
+        summary = (f'<div class="summary" role="alert" tabindex="-1"><strong>{_both(UI["errors"], lang)}</strong>'
+                   f"<ul>{items}</ul></div>")
+    hidden = f'<input type="hidden" name="lang" value="{lang}">'
+    hidden += f'<input type="hidden" name="submission_id" value="{e(submission_id)}">'
+    if token:
+        hidden += f'<input type="hidden" name="t" value="{e(token)}">'
+    body = (
+        f'<p class="top"><a href="{e(switch_url)}" lang="{"en" if lang == "zh-CN" else "zh-CN"}">{UI["switch"][lang]}</a></p>'
+        f"<h1>{_both(survey.title, lang)}</h1>"
+        + (f'<p class="hint">{_both(survey.intro, lang)}</p>' if survey.intro else "")
+        + summary
+        + f'<form method="post" action="{e(action)}" accept-charset="utf-8" novalidate>{hidden}'
+        + "".join(_question(q, lang, values.get(q.id), by_question.get(q.id)) for q in survey.questions)
+        + f'<button type="submit">{e(UI["submit"][lang])} / {e(UI["submit"]["en" if lang == "zh-CN" else "zh-CN"])}</button>'
+        + f'</form><p class="foot">{_both(UI["privacy"], lang)}</p>'
+    )
+    return _page(survey.title.get(lang), body, lang)
+
+
+MESSAGES: dict[str, dict[str, dict[str, str]]] = {
+    "thanks": {
+        "title": {"zh-CN": "感谢您的反馈！", "en": "Thank you for your feedback!"},
+        "body": {"zh-CN": "我们已收到您的回答。", "en": "We have received your answers."},
+    },
+    "already_answered": {
+        "title": {"zh-CN": "您已回答过此问卷", "en": "You have already answered this survey"},
+        "body": {"zh-CN": "每个链接只能提交一次，感谢您的参与。", "en": "Each link can be answered once. Thank you for taking part."},
+    },
+    "expired": {
+        "title": {"zh-CN": "链接已过期", "en": "This link has expired"},
+        "body": {"zh-CN": "请联系我们获取新的链接。", "en": "Please contact us for a new link."},
+    },
+    "invalid_link": {
+        "title": {"zh-CN": "链接无效", "en": "This link is not valid"},
+        "body": {"zh-CN": "请使用邮件中的完整链接。", "en": "Please use the complete link from your email."},
+    },
+    "link_required": {
+        "title": {"zh-CN": "需要个人链接", "en": "A personal link is needed"},
+        "body": {"zh-CN": "此问卷只能通过我们发送给您的链接填写。", "en": "This survey can only be answered from the link we sent you."},
+    },
+    "not_found": {
+        "title": {"zh-CN": "找不到问卷", "en": "Survey not found"},
+        "body": {"zh-CN": "请检查链接是否正确。", "en": "Please check that the link is correct."},
+    },
+    "unavailable": {
+        "title": {"zh-CN": "暂时无法提交", "en": "We could not save your answers"},
+        "body": {"zh-CN": "请稍后再试。", "en": "Please try again in a moment."},
+    },
+}
+
+
+def render_message(kind: str, lang: Lang, *, survey: SurveyDefinition | None = None) -> str:
+    msg = MESSAGES[kind]
+    body_text: Text | Mapping[str, str] = msg["body"]
+    if kind == "thanks" and survey is not None and survey.thanks is not None:
+        body_text = survey.thanks
+    body = f'<h1 role="status">{_both(msg["title"], lang)}</h1><p>{_both(body_text, lang)}</p>'
+    return _page(msg["title"][lang], body, lang)
+
+
+__all__ = ["LANGS", "MOT_FACES", "lang_order", "pick_language", "render_form", "render_message"]
