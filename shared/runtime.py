@@ -102,6 +102,7 @@ class ServiceRuntime:
         self.spawn(self._ensure_produced_topics(), f"{s.service_name}-topics")
         self.relay = OutboxRelay(self.pool, self.publisher, schema=s.schema)
         self.spawn(self.relay.run(), f"{s.service_name}-outbox-relay")
+        self.spawn(self._prune_processed_events(), f"{s.service_name}-dedupe-pruner")
         if self._consumes:
             runner = ConsumerRunner(
                 bootstrap_servers=s.kafka_bootstrap_servers,
@@ -120,6 +121,19 @@ class ServiceRuntime:
             self.spawn(runner.run(), f"{s.service_name}-consumer")
         for hook in self._on_start:
             await hook(self)
+
+    async def _prune_processed_events(self, every_s: float = 3600.0) -> None:
+        """Forget consumed event ids older than the retention (Kafka cannot redeliver them)."""
+        while True:
+            try:
+                deleted = await self.pool.execute(
+                    "DELETE FROM processed_events WHERE processed_at < now() - make_interval(days => $1)",
+                    self.settings.processed_events_retention_days,
+                )
+                logger.info("pruned processed events", extra={"result": deleted})
+            except Exception as exc:  # database briefly away: try again next round
+                logger.warning("pruning processed events failed", extra={"error": repr(exc)})
+            await asyncio.sleep(every_s)
 
     async def _ensure_produced_topics(self) -> None:
         s = self.settings

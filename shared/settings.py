@@ -57,8 +57,11 @@ class ServiceSettings(BaseSettings):
     database_schema: str | None = Field(
         None, description="Schema the service owns; defaults to the service name."
     )
-    database_pool_min: int = Field(2, ge=1)
-    database_pool_max: int = Field(10, ge=1)
+    processed_events_retention_days: int = Field(
+        14, ge=1, description="How long consumed event ids are kept for dedupe; keep above Kafka's retention."
+    )
+    database_pool_min: int = Field(2, ge=1, description="Connections the pool keeps open.")
+    database_pool_max: int = Field(10, ge=1, description="Most connections the pool opens.")
 
     smtp_host: str = Field("127.0.0.1", description="SMTP relay host for outgoing mail.")
     smtp_port: int = Field(1025, ge=1, le=65535, description="SMTP relay port.")
