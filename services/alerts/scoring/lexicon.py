@@ -45,12 +45,12 @@ ZH_TERMS.update(_terms(
     "死机 闪退 黑屏 漏水 漏电 冒烟 烂 太差 很差 真差 好差 特差 质量差 服务差 态度差 "
     "无语 醉了 呵呵 坑 不靠谱 不负责 不专业 不耐烦 冷漠 傲慢 粗鲁 敷衍 推诿 扯皮 踢皮球 "
     "欺负 恐吓 威胁 强制 强行 捆绑 套路 乱扣 多扣 扣错 多收 乱收 吞钱 难吃 难喝 难用 难闻 "
-    "难看 臭 异味 刺鼻 脏 不干净 不卫生 头发 异物 一星 零分 不会再 再也不 投诉 举报 坑钱", -2.0))
+    "难看 臭 异味 刺鼻 脏 不干净 不卫生 头发 异物 一星 零分 再也不 投诉 举报 坑钱", -2.0))
 ZH_TERMS.update(_terms(
     "差 坏了 坏的 损坏 破损 破了 碎了 故障 失灵 卡顿 卡死 掉线 断网 信号差 没信号 耗电 发烫 "
     "噪音 划痕 瑕疵 掉色 褪色 起球 开线 脱线 变形 缺陷 毛病 缺点 错误 出错 弄错 搞错 送错 发错 "
     "算错 错发 漏发 少发 丢失 弄丢 丢件 延误 延迟 超时 迟到 拖延 迟迟 一直没 至今 还没 没收到 "
-    "未收到 没到 收不到 联系不上 打不通 没人接 没人管 没人理 不理 不回 不回复 不处理 不解决 "
+    "未收到 没有收到 没到 收不到 联系不上 打不通 没人接 没人管 没人理 不理 不回 不回复 不处理 不解决 "
     "不给退 拒绝 拒收 冻结 被扣 扣费 退货 退款 退钱 退订 维权 纠纷 气死 生气 郁闷 烦 烦人 闹心 "
     "不爽 窝火 无奈 遗憾 可惜 麻烦 折腾 繁琐 费劲 不方便 不舒服 不好用 不好吃 不新鲜 不行 "
     "不怎么样 不尽人意 不尽如人意 差强人意 不符 不一致 与描述不符 不如 不够 不足 不合适 "
@@ -58,7 +58,8 @@ ZH_TERMS.update(_terms(
     "乱七八糟 简陋 破旧 陈旧 老旧 拥挤 嘈杂 吵 隔音差 潮湿 霉味 油腻 太咸 咸死 太油 太辣 "
     "凉了 冷了 冰凉 太慢 好慢 很慢 特慢 慢死 等半天 等了半天 排队 半天 太贵 好贵 很贵 偏贵 "
     "贵了 性价比低 缩水 少了 缺斤少两 短斤缺两 缺少 漏了 吐槽 抱怨 坑了 水货 二手 发热 "
-    "疑问 失误 失职 过分 离谱 荒唐 可笑 扯淡 无法 没法 没办法 白等 白跑", -1.3))
+    "疑问 失误 失职 过分 离谱 荒唐 可笑 扯淡 无法 没法 没办法 白等 白跑 亏了 亏损 断线 老是断 经常断 打不开 "
+    "解决不了 处理不了 乱糟糟 莫名其妙 说不清楚 不清不楚 不了了之", -1.3))
 ZH_TERMS.update(_terms(
     "慢 贵 一般 一般般 凑合 勉强 普通 马马虎虎 还凑合 将就 有待 欠佳 有待提高 稍差 偏咸 偏油 "
     "偏淡 淡 硬 咸 辣 腻 小 少 薄 旧 等了 晚了 晚点 问题 手续费 推销 广告", -0.6))
@@ -75,7 +76,8 @@ ZH_TERMS.update(_terms(
     "高效 流畅 清晰 稳定 耐用 结实 正品 放心 安心 省心 开心 高兴 愉快 感谢 谢谢 多谢 辛苦了 "
     "回购 还会再来 会再来 下次还 还会光顾 一直在用 信赖 信任 到位 解决了 已解决 帮忙 帮助 "
     "友好 礼貌 客气 温馨 完好 无损 量足 分量足 量大 足量 满分 好评 表扬 优惠 便宜 快 很快 "
-    "挺快 超快 好快 蛮快 速度快 效率高 值 没问题 没毛病 不愧", 1.5))
+    "挺快 超快 好快 蛮快 速度快 效率高 值 没问题 没毛病 不愧 顺利 顺畅 详细 仔细 认真 细致 清楚 "
+    "快速 合理 透明 公道 良心 满足 周全 妥当 妥善 完美解决 圆满", 1.5))
 ZH_TERMS.update(_terms("还行 还可以 可以 还好 尚可 能用 ok 凑活", 0.4))
 
 # blockers: compounds whose parts would otherwise mislead
@@ -90,7 +92,7 @@ ZH_TERMS.update({"好久": -0.6, "好慢": -1.6, "好差": -2.0})
 
 ZH_NEGATORS: dict[str, str] = {}
 ZH_NEGATORS.update({t: NEG for t in "不 没 没有 无 未 别 非 并不 并非 并没有 不是 不太 不怎么 不算 算不上 谈不上 称不上 从不 从没 从未 毫无 不大".split()})
-ZH_NEGATORS.update({t: NEG_STRONG for t in "一点也不 一点都不 一点儿也不 根本不 根本没 完全不 绝对不 绝不 决不 丝毫不 毫不 压根不 压根没".split()})
+ZH_NEGATORS.update({t: NEG_STRONG for t in "不会再 再也没 一点也不 一点都不 一点儿也不 根本不 根本没 完全不 绝对不 绝不 决不 丝毫不 毫不 压根不 压根没".split()})
 
 ZH_MODIFIERS: dict[str, float] = {
     "很": 1.3, "非常": 1.6, "特别": 1.5, "超级": 1.7, "超": 1.5, "太": 1.5, "十分": 1.5, "极": 1.7,
@@ -101,7 +103,7 @@ ZH_MODIFIERS: dict[str, float] = {
     "有点": 0.6, "有点儿": 0.6, "有些": 0.6, "有一点": 0.6, "稍微": 0.5, "稍": 0.5, "略": 0.5,
     "略微": 0.5, "比较": 0.8, "还算": 0.7, "还": 0.9, "偏": 0.8,
 }
-ZH_CONTRAST = "但是 但 可是 不过 然而 却 只是 就是 可惜 遗憾的是 问题是 唯一 美中不足".split()
+ZH_CONTRAST = "但是 但 可是 不过 然而 却 只是 遗憾的是 问题是 唯一 美中不足 无奈的是".split()
 ZH_CONCESSIVE = "虽然 虽说 虽 尽管 即使 哪怕".split()
 
 # --------------------------------------------------------------------------
@@ -125,10 +127,10 @@ EN_TERMS.update(_terms(
     "missed missing lost lose losing slow slowest waiting waited wait hold queue dropped "
     "disconnected declined denied refused charged fee fees refund refunds complaint complain "
     "complained complaining problem problems issue issues error errors wrong incorrect "
-    "confusing confused inconvenience inconvenienced hassle trouble never nobody unable "
-    "rebooked rebook diverted overbooked oversold lacking lack noisy loud cramped expensive "
-    "overpriced pricey unanswered unresolved again still hours hrs min mins minutes days "
-    "unfortunately sadly apparently supposedly seriously", -1.0))
+    "confusing confused inconvenience inconvenienced hassle trouble nobody unable "
+    "rebooked rebook diverted overbooked oversold lacking lack noisy loud expensive "
+    "overpriced pricey unanswered unresolved unfortunately sadly apparently supposedly", -1.0))
+EN_TERMS.update(_terms("still hours hrs mins minutes forever", -0.4))
 EN_TERMS.update(_terms(
     "amazing awesome excellent outstanding fantastic wonderful superb brilliant exceptional "
     "phenomenal incredible impeccable flawless perfect perfectly delighted delightful thrilled "
@@ -148,7 +150,7 @@ EN_PHRASES: dict[str, float] = {
     "no reply": -1.5, "no help": -2.0, "waste of time": -2.5, "waste of money": -2.5,
     "customer service": 0.0, "customer care": 0.0, "customer support": 0.0, "let down": -2.0,
     "fed up": -2.5, "sick of": -2.5, "tired of": -2.0, "rip off": -2.5, "never again": -2.5,
-    "thank you": 1.6, "thanks a lot": 1.0, "good luck": -0.5, "what a joke": -2.5,
+    "thank you": 1.6, "thanks for nothing": -2.5, "thank you for nothing": -2.5, "thanks a lot": 1.0, "good luck": -0.5, "what a joke": -2.5,
     "too long": -1.5, "so long": -1.2, "took forever": -2.0, "takes forever": -2.0,
     "still waiting": -2.0, "still no": -1.5, "still not": -1.5, "not happy": -2.0,
     "not impressed": -2.0, "not acceptable": -2.0, "not working": -2.0, "doesn't work": -2.0,
@@ -177,8 +179,7 @@ EN_MODIFIERS: dict[str, float] = {
     "most": 1.5, "such": 1.3, "quite": 1.1, "highly": 1.4, "truly": 1.4, "especially": 1.3,
     "particularly": 1.3, "exceptionally": 1.6, "terribly": 1.5, "awfully": 1.5, "seriously": 1.2,
     "insanely": 1.6, "ridiculously": 1.6, "beyond": 1.4, "even": 1.1, "more": 1.1, "much": 1.2,
-    "way": 1.2, "real": 1.2, "freaking": 1.5, "fucking": 1.7, "damn": 1.4, "be": 1.0, "been": 1.0,
-    "is": 1.0, "was": 1.0, "are": 1.0, "were": 1.0, "the": 1.0, "a": 1.0, "very very": 1.6,
+    "way": 1.2, "real": 1.2, "freaking": 1.5, "fucking": 1.7, "damn": 1.4, "very very": 1.6,
     "slightly": 0.5, "somewhat": 0.6, "a bit": 0.6, "a little": 0.6, "a little bit": 0.5,
     "kind of": 0.6, "kinda": 0.6, "sort of": 0.6, "sorta": 0.6, "fairly": 0.8, "rather": 0.9,
     "mildly": 0.5, "bit": 0.6, "marginally": 0.5, "partly": 0.6, "almost": 0.8,

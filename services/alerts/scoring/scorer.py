@@ -1,0 +1,255 @@
+"""MOT scoring of one piece of feedback: text and/or rating -> ScoreResult.
+
+The text side combines three layers:
+
+1. curated bilingual lexicons with negation, intensifier/downtoner, contrast
+   and concessive rules (``features.analyse``) -> human-readable cues;
+2. a compact logistic-regression model over Chinese character n-grams,
+   English word n-grams (negation-marked) and the lexicon scores, trained on
+   all development sources (``build_model.py``) -> calibrated P(negative);
+3. escalation cues (``escalation.py``) that force MOT -3.
+
+Construct the ``Scorer`` once (``Scorer.load()`` reads the shipped model) and
+call ``score`` per event; it is pure Python and takes tens of microseconds
+for typical feedback.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .escalation import EscalationDetector
+from .features import (
+    LEX_FEATURES,
+    Analysis,
+    Lexicon,
+    analyse,
+    detect_lang,
+    en_tokens,
+    lexicon_features,
+    ngrams,
+    normalise,
+)
+from .rating import rating_to_mot
+
+MODEL_RESOURCE = "data/model.json.gz"
+_LANGS = ("zh", "en", "mixed", "unknown")
+_MAX_CHARS = 20_000  # longer texts are scored on their first 20k characters
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreResult:
+    negative: bool
+    mot: int
+    confidence: float
+    cues: list[str] = field(default_factory=list)
+    lang: str = "unknown"
+    escalation: list[str] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+    text_mot: int | None = None
+    rating_mot: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class TextScore:
+    """Intermediate result for the text alone (also used by the benchmark)."""
+
+    p_negative: float
+    mot: int
+    has_opinion: bool
+    analysis: Analysis
+    escalation: list[tuple[str, str]]
+    model_cues: list[tuple[str, float]]
+    lang: str
+
+
+class LinearModel:
+    """Sparse logistic regression: n-gram weights (L2-normalised binary
+    features) + dense lexicon-feature weights + Platt calibration."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.bias: float = float(data["bias"])
+        self.weights: dict[str, float] = data["weights"]
+        self.lex_weights: dict[str, float] = {k: float(data["lex_weights"].get(k, 0.0)) for k in LEX_FEATURES}
+        cal = data.get("calibration") or {}
+        self.cal_a: float = float(cal.get("a", 1.0))
+        self.cal_b: float = float(cal.get("b", 0.0))
+        self.threshold: float = float(data.get("threshold", 0.5))
+        self.meta: dict[str, Any] = data.get("meta", {})
+
+    @classmethod
+    def from_file(cls, path: str | Path | None = None) -> LinearModel:
+        if path is None:
+            raw = resources.files(__package__).joinpath(MODEL_RESOURCE).read_bytes()
+        else:
+            raw = Path(path).read_bytes()
+        return cls(json.loads(gzip.decompress(raw)))
+
+    def logit(self, feats: set[str], lexf: dict[str, float]) -> tuple[float, list[tuple[str, float]]]:
+        w = self.weights
+        contrib = [(f, w[f]) for f in feats if f in w]
+        norm = 1.0 / math.sqrt(len(feats)) if feats else 0.0
+        z = self.bias + norm * sum(c for _, c in contrib)
+        lw = self.lex_weights
+        for k, v in lexf.items():
+            z += lw[k] * v
+        return self.cal_a * z + self.cal_b, contrib
+
+
+def _sigmoid(z: float) -> float:
+    if z >= 0:
+        return 1.0 / (1.0 + math.exp(-z))
+    e = math.exp(z)
+    return e / (1.0 + e)
+
+
+def _fmt(v: float) -> str:
+    return f"{v:+.1f}"
+
+
+class Scorer:
+    def __init__(self, model: LinearModel, lexicon: Lexicon | None = None,
+                 detector: EscalationDetector | None = None) -> None:
+        self.model = model
+        self.lexicon = lexicon or Lexicon()
+        self.detector = detector or EscalationDetector()
+
+    @classmethod
+    def load(cls, model_path: str | Path | None = None) -> Scorer:
+        """Load the shipped model (or ``model_path``) once; reuse the instance."""
+        return cls(LinearModel.from_file(model_path))
+
+    # ------------------------------------------------------------------ text
+    def score_text(self, text: str, *, lang: str | None = None) -> TextScore:
+        norm = normalise(text[:_MAX_CHARS])
+        detected = detect_lang(norm)
+        if lang:
+            lang = lang.lower()
+            lang = "zh" if lang.startswith("zh") else "en" if lang.startswith("en") else lang
+            if lang not in _LANGS:
+                raise ValueError(f"unsupported lang {lang!r}; expected zh, en or mixed")
+        else:
+            lang = detected
+        tokens = en_tokens(norm) if detected != "zh" or any("a" <= ch <= "z" for ch in norm) else []
+        an = analyse(norm, self.lexicon, tokens)
+        feats = ngrams(norm, tokens)
+        z, contrib = self.model.logit(feats, lexicon_features(an))
+        p = _sigmoid(z)
+        esc = self.detector.detect(norm, has_cjk=detected in ("zh", "mixed"),
+                                   has_latin=detected in ("en", "mixed") or bool(tokens))
+        has_opinion = bool(an.hits) or abs(z) >= 1.4
+        mot = self._text_mot(p, an, has_opinion, bool(esc))
+        return TextScore(p, mot, has_opinion or bool(esc), an, esc, contrib, lang)
+
+    def _text_mot(self, p: float, an: Analysis, has_opinion: bool, escalated: bool) -> int:
+        if escalated:
+            return -3
+        if p >= self.model.threshold:
+            mixed = an.pos >= 0.8 and an.neg > 0
+            if p >= 0.85 and not (mixed and p < 0.95):
+                return -2
+            return -1
+        if not has_opinion or (an.pos < 0.3 and p > 0.15):
+            return 0  # no positive evidence: "not negative" is not "met expectations"
+        if p > 0.15:
+            return 1
+        strongest = max((h.value for h in an.hits), default=0.0)
+        if p < 0.05 and (strongest >= 2.5 or an.pos >= 4.0):
+            return 3
+        return 2
+
+    # ------------------------------------------------------------------ public
+    def score(self, text: str | None, *, lang: str | None = None, rating: dict | None = None) -> ScoreResult:
+        """Score one feedback. Raises ``ValueError`` on an invalid rating/lang
+        or when there is neither text nor rating."""
+        reasons: list[str] = []
+        cues: list[str] = []
+        rating_mot: int | None = None
+        if rating is not None:
+            if not isinstance(rating, dict) or "scale" not in rating or "value" not in rating:
+                raise ValueError("rating must be an object with 'scale' and 'value'")
+            rating_mot = rating_to_mot(rating["scale"], rating["value"])
+            reasons.append(f"rating {rating['scale']}={rating['value']} maps to {rating_mot:+d}")
+            cues.append(f"rating:{rating['scale']}={rating['value']}")
+        if text is not None and not isinstance(text, str):
+            raise ValueError("text must be a string or null")
+        has_text = bool(text and text.strip())
+        if not has_text and rating_mot is None:
+            raise ValueError("nothing to score: empty text and no rating")
+
+        text_mot: int | None = None
+        lang_out = "unknown"
+        escalation: list[str] = []
+        text_conf = 0.0
+        text_counts = False
+        if has_text:
+            ts = self.score_text(text, lang=lang)  # type: ignore[arg-type]
+            lang_out = ts.lang
+            text_mot = ts.mot
+            text_counts = ts.has_opinion
+            p = ts.p_negative
+            text_conf = p if ts.mot <= -1 else 1.0 - p
+            cues.extend(self._cues(ts))
+            if ts.escalation:
+                for cat, what in ts.escalation:
+                    if cat not in escalation:
+                        escalation.append(cat)
+                reasons.append("text cue " + ", ".join(f"'{w}' ({c})" for c, w in ts.escalation) + " forces -3")
+                text_conf = max(text_conf, 0.9)
+            elif ts.has_opinion:
+                reasons.append(f"text scores {ts.mot:+d} (P(negative)={p:.2f})")
+            else:
+                reasons.append(f"text carries no clear opinion (P(negative)={p:.2f}); scored 0")
+
+        if rating_mot is not None and text_mot is not None and text_counts:
+            mot = min(rating_mot, text_mot)
+            if rating_mot != text_mot:
+                src = "rating" if rating_mot < text_mot else "text"
+                reasons.append(f"rating ({rating_mot:+d}) and text ({text_mot:+d}) disagree; worse wins: {src} ({mot:+d})")
+            r_conf = 0.95 if rating_mot != 0 else 0.7
+            rn, tn = rating_mot <= -1, text_mot <= -1
+            conf = max(r_conf if rn == (mot <= -1) else 0.0, text_conf if tn == (mot <= -1) else 0.0)
+        elif rating_mot is not None:
+            mot = rating_mot
+            if text_mot is not None:
+                reasons.append("rating decides (text has no clear opinion)")
+            conf = 0.95 if rating_mot != 0 else 0.7
+        else:
+            mot = text_mot if text_mot is not None else 0
+            conf = text_conf
+        conf = round(min(max(conf, 0.0), 1.0), 3)
+        return ScoreResult(negative=mot <= -1, mot=mot, confidence=conf, cues=cues, lang=lang_out,
+                           escalation=escalation, reasons=reasons, text_mot=text_mot, rating_mot=rating_mot)
+
+    @staticmethod
+    def _cues(ts: TextScore) -> list[str]:
+        out = [f"escalation:{c}:'{w}'" for c, w in ts.escalation]
+        hits = sorted(ts.analysis.hits, key=lambda h: -abs(h.value))[:6]
+        for h in hits:
+            note = f" {h.note}" if h.note else ""
+            out.append(f"'{h.term}'{note} {_fmt(h.value)}")
+        for m in ts.analysis.contrast[:2]:
+            out.append(f"contrast:'{m}' (earlier clause discounted)")
+        neg = ts.p_negative >= 0.5
+        model = sorted((c for c in ts.model_cues if (c[1] > 0) == neg and abs(c[1]) > 0.5),
+                       key=lambda c: -abs(c[1]))[:3]
+        for f, w in model:
+            out.append(f"model:'{_feature_text(f)}' {_fmt(-w)}")
+        return out
+
+
+def _feature_text(f: str) -> str:
+    if f[0] == "w":
+        return f[1:].replace("!", "not ")
+    if f[0] == "b":
+        return f[1:].replace("<s>_", "").replace("_", " ").replace("!", "not ")
+    return f
