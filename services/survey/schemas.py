@@ -8,6 +8,7 @@ required, the other falls back to it.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -154,7 +155,7 @@ def _parse_int(value: Any) -> int | None:
     if isinstance(value, int):
         return value
     if isinstance(value, str):
-        text = value.strip().replace("＋", "+").replace("－", "-")  # full-width signs from Chinese IMEs
+        text = unicodedata.normalize("NFKC", value).strip()  # full-width digits and signs from Chinese IMEs
         if text.lstrip("+-").isdigit() and text.lstrip("+-").isascii():
             return int(text)
     return None
