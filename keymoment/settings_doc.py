@@ -1,6 +1,7 @@
 """Render the settings table of the README from the settings classes.
 
-``python -m keymoment.settings_doc`` prints it; a test keeps the README in
+``python -m keymoment.settings_doc`` prints it, ``--write README.md`` updates
+the README in place; a test keeps the README in
 step with the code (field names are the environment variable names).
 """
 
@@ -65,5 +66,26 @@ def render() -> str:
     return "\n".join(lines)
 
 
+START, END = "<!-- settings:start -->", "<!-- settings:end -->"
+
+
+def readme_table(readme: str) -> str:
+    return readme.split(START, 1)[1].split(END, 1)[0].strip()
+
+
+def write_readme(path: str) -> None:
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    before, rest = text.split(START, 1)
+    after = rest.split(END, 1)[1]
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(f"{before}{START}\n{render()}\n{END}{after}")
+
+
 if __name__ == "__main__":
-    print(render())
+    import sys
+
+    if sys.argv[1:2] == ["--write"]:
+        write_readme(sys.argv[2] if len(sys.argv) > 2 else "README.md")
+    else:
+        print(render())
