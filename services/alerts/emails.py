@@ -1,0 +1,175 @@
+"""The manager's email: bilingual (zh-CN / en), plain text + HTML, UTF-8.
+
+Rendered when the notification is decided (inside that transaction) and
+stored, so every retry sends the same bytes with the same Message-ID.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from datetime import datetime
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime
+from typing import Any
+
+from services.alerts.domain import NEXT_STEP, SEVERITY_TEXT, STEP_TEXT, Alert
+
+KIND_TEXT = {
+    "raised": ("新警报", "New alert"),
+    "escalation": ("升级：未在时限内确认", "Escalated: not acknowledged in time"),
+    "update": ("更新：又有负面反馈", "Update: more negative feedback"),
+    "reopened": ("重新打开：回访仍不满意", "Reopened: the recovery survey is still negative"),
+}
+
+
+@dataclass(frozen=True)
+class Link:
+    label_zh: str
+    label_en: str
+    url: str
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    text: str
+    html: str
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M UTC") if value else "-"
+
+
+def _place(alert: Alert) -> str:
+    return " · ".join(p for p in (alert.location, alert.touchpoint) if p) or alert.channel
+
+
+def _moment_line(row: Any | None) -> tuple[str, str]:
+    if row is None:
+        return ("无", "none")
+    where = " · ".join(p for p in (row["location"], row["touchpoint"]) if p) or row["channel"]
+    return (f"MOT {row['mot']:+d}，{_when(row['at'])}，{where}", f"MOT {row['mot']:+d} on {_when(row['at'])} at {where}")
+
+
+def subject(kind: str, alert: Alert) -> str:
+    zh, en = SEVERITY_TEXT[alert.severity]
+    prefix = {"raised": "", "escalation": "升级/Escalated ", "update": "更新/Update ", "reopened": "重开/Reopened "}[kind]
+    return f"[MOT {alert.severity:+d} {zh}/{en}] {prefix}{_place(alert)}: {alert.summary}"
+
+
+def render(
+    *, kind: str, alert: Alert, feedback: list[dict[str, Any]], history: dict[str, Any], links: list[Link], level: int,
+) -> Rendered:
+    """The mail for one notification; ``feedback`` newest last, ``history`` from the customer's moments."""
+    sev_zh, sev_en = SEVERITY_TEXT[alert.severity]
+    kind_zh, kind_en = KIND_TEXT[kind]
+    step = NEXT_STEP.get(alert.status)
+    step_zh, step_en = STEP_TEXT[step] if step else ("无", "none")
+    last_zh, last_en = _moment_line(history.get("last"))
+    worst_zh, worst_en = _moment_line(history.get("worst"))
+    shown = feedback[-5:]
+    sla = _when(alert.sla_due_at) if alert.sla_due_at else "-"
+
+    lines = [
+        f"{kind_zh} / {kind_en}" + (f" (第 {level} 级 / level {level})" if level > 1 else ""),
+        "",
+        f"严重程度 / Severity: MOT {alert.severity:+d} ({sev_zh} / {sev_en})",
+        f"地点 / Where: {_place(alert)}   渠道 / Channel: {alert.channel}",
+        f"负责团队 / Team: {alert.team}   状态 / Status: {alert.status}",
+        f"反馈条数 / Feedback in this alert: {alert.feedback_count}",
+        f"确认时限 / Acknowledge by: {sla}",
+        "",
+    ]
+    for item in shown:
+        lines += [
+            f"--- 反馈 / Feedback {item['feedback_id']} ({item['channel']}, {_when(item['received_at'])}) ---",
+            f"MOT {item['mot']:+d}  置信度 / confidence {item['confidence']:.2f}",
+            f"线索 / Cues: {', '.join(item['cues'][:8]) or '-'}",
+            (item["text"] or "(无文字 / no text)"),
+            "",
+        ]
+    if alert.customer_key:
+        lines += [
+            f"客户近期接触 / Customer's recent contacts ({history.get('count', 0)} 次 / contacts):",
+            f"  最近一次 / Last: {last_zh} | {last_en}",
+            f"  最差一次 / Worst: {worst_zh} | {worst_en}",
+        ]
+    else:
+        lines.append("客户近期接触 / Customer's recent contacts: 匿名反馈 / anonymous feedback")
+    lines += ["", f"下一步 / Next step: {step_zh} | {step_en}", ""]
+    for link in links:
+        lines.append(f"{link.label_zh} / {link.label_en}: {link.url}")
+    lines += ["", "Keymoment — 每个关键时刻都值得挽回 / every moment of truth is worth recovering"]
+    text = "\n".join(lines) + "\n"
+
+    e = html.escape
+    colour = {-3: "#b71c1c", -2: "#e65100", -1: "#f9a825"}[alert.severity]
+    items_html = "".join(
+        f"""<div style="border-left:4px solid {colour};padding:6px 10px;margin:10px 0;background:#fafafa">
+<div style="color:#555;font-size:12px">{e(item['channel'])} · {e(_when(item['received_at']))} · MOT {item['mot']:+d}
+ · 置信度 confidence {item['confidence']:.2f}</div>
+<div style="white-space:pre-wrap;margin:6px 0">{e(item['text'] or '(无文字 / no text)')}</div>
+<div style="color:#555;font-size:12px">线索 / Cues: {e(', '.join(item['cues'][:8]) or '-')}</div></div>"""
+        for item in shown
+    )
+    if alert.customer_key:
+        history_html = (
+            f"<li>最近一次 / Last: {e(last_zh)} | {e(last_en)}</li>"
+            f"<li>最差一次 / Worst: {e(worst_zh)} | {e(worst_en)}</li>"
+            f"<li>近期接触 / Recent contacts: {history.get('count', 0)}</li>"
+        )
+    else:
+        history_html = "<li>匿名反馈 / anonymous feedback</li>"
+    links_html = " ".join(
+        f'<a href="{e(link.url)}" style="display:inline-block;margin:4px 6px 4px 0;padding:8px 14px;'
+        f'background:#1565c0;color:#fff;text-decoration:none;border-radius:4px">{e(link.label_zh)} / {e(link.label_en)}</a>'
+        for link in links
+    )
+    body_html = f"""<!doctype html>
+<html lang="zh-CN"><head><meta charset="utf-8"><title>{e(subject(kind, alert))}</title></head>
+<body style="font-family:-apple-system,'PingFang SC','Microsoft YaHei',Arial,sans-serif;color:#222;max-width:680px">
+<h2 style="color:{colour};margin-bottom:4px">MOT {alert.severity:+d} · {e(sev_zh)} / {e(sev_en)}</h2>
+<div style="font-size:15px"><b>{e(kind_zh)}</b> / {e(kind_en)}{f' — 第 {level} 级 / level {level}' if level > 1 else ''}</div>
+<table style="margin:10px 0;border-collapse:collapse;font-size:14px">
+<tr><td style="padding:2px 10px 2px 0;color:#555">地点 / Where</td><td>{e(_place(alert))}</td></tr>
+<tr><td style="padding:2px 10px 2px 0;color:#555">渠道 / Channel</td><td>{e(alert.channel)}</td></tr>
+<tr><td style="padding:2px 10px 2px 0;color:#555">团队 / Team</td><td>{e(alert.team)}</td></tr>
+<tr><td style="padding:2px 10px 2px 0;color:#555">状态 / Status</td><td>{e(alert.status)}</td></tr>
+<tr><td style="padding:2px 10px 2px 0;color:#555">反馈条数 / Feedback</td><td>{alert.feedback_count}</td></tr>
+<tr><td style="padding:2px 10px 2px 0;color:#555">确认时限 / Acknowledge by</td><td>{e(sla)}</td></tr>
+</table>
+{items_html}
+<h3 style="margin-bottom:4px">客户近期接触 / Customer's recent contacts</h3><ul style="margin-top:4px">{history_html}</ul>
+<h3 style="margin-bottom:4px">下一步 / Next step</h3><p style="margin-top:4px">{e(step_zh)}<br>{e(step_en)}</p>
+<p>{links_html}</p>
+<p style="color:#888;font-size:12px">Keymoment — 每个关键时刻都值得挽回 / every moment of truth is worth recovering.
+链接个人专用，请勿转发 / These links act in your name; do not forward this mail.</p>
+</body></html>
+"""
+    return Rendered(subject(kind, alert), text, body_html)
+
+
+def message_id(notification_id: str, domain: str = "alerts.keymoment") -> str:
+    return f"<{notification_id}@{domain}>"
+
+
+def build_message(
+    *, sender: str, recipients: list[str], subject_line: str, text: str, body_html: str, msg_id: str,
+    created_at: datetime, alert_id: str,
+) -> EmailMessage:
+    """multipart/alternative, UTF-8 bodies, RFC 2047 subject (policy SMTP: CRLF, encoded headers)."""
+    msg = EmailMessage(policy=SMTP)
+    msg["Subject"] = subject_line
+    msg["From"] = sender
+    msg["To"] = ", ".join(str(Address(addr_spec=r)) for r in recipients)
+    msg["Date"] = format_datetime(created_at)
+    msg["Message-ID"] = msg_id
+    msg["Auto-Submitted"] = "auto-generated"
+    msg["X-Keymoment-Alert"] = alert_id
+    msg["Content-Language"] = "zh-CN, en"
+    msg.set_content(text, charset="utf-8")
+    msg.add_alternative(body_html, subtype="html", charset="utf-8")
+    return msg
