@@ -1,20 +1,91 @@
-"""Alerts: negative moments of truth to the right manager, fast, and recovered."""
+"""Alerts: negative moments of truth to the right manager, fast, and recovered.
+
+Consumes ``feedback.received.v1``; publishes ``feedback.scored.v1`` for every
+feedback and ``alert.raised.v1`` / ``alert.updated.v1`` / ``survey.requested.v1``
+through the outbox. Background tasks: the notification sender (SMTP) and the
+SLA scheduler. HTTP: the recovery-loop API and the signed email-link pages.
+"""
+
+from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
+from services.alerts import scheduler
+from services.alerts.api import alerts as alerts_api
+from services.alerts.api import links as links_api
+from services.alerts.clock import Clock, SystemClock
+from services.alerts.domain import AlertNotFound, Forbidden, InvalidTransition
+from services.alerts.handlers import Handlers
+from services.alerts.links import Signer
+from services.alerts.metrics import AlertsMetrics
+from services.alerts.routing import Router
+from services.alerts.scoring import Scorer
+from services.alerts.sender import NotificationSender
+from services.alerts.service import Context
 from services.alerts.settings import AlertsSettings
-from shared.events import ALERT_RAISED, ALERT_UPDATED, FEEDBACK_SCORED, SURVEY_REQUESTED
+from shared.events import ALERT_RAISED, ALERT_UPDATED, FEEDBACK_RECEIVED, FEEDBACK_SCORED, SURVEY_REQUESTED
 from shared.runtime import ServiceRuntime, install
 
 
-def create_app(settings: AlertsSettings) -> FastAPI:
+def create_app(settings: AlertsSettings, *, clock: Clock | None = None, scorer: Scorer | None = None) -> FastAPI:
+    """Build the app. The routes file is validated here: a bad file fails start-up with a clear message."""
+    router = Router.load(settings.routes_path(), base_sla=settings.sla_seconds())
     runtime = ServiceRuntime(
         settings,
         migrations=Path(__file__).parent / "migrations",
         produces=[FEEDBACK_SCORED, ALERT_RAISED, ALERT_UPDATED, SURVEY_REQUESTED],
     )
-    app = FastAPI(title="Keymoment alerts", version="1.0")
+    ctx = Context(
+        settings=settings,
+        scorer=scorer or Scorer.load(),
+        router=router,
+        clock=clock or SystemClock(),
+        signer=Signer(settings.link_signing_key.get_secret_value().encode()),
+        metrics=AlertsMetrics(runtime.registry),
+    )
+    runtime.consume(FEEDBACK_RECEIVED, Handlers(ctx).on_feedback_received)
+    senders: list[NotificationSender] = []
+
+    async def start_tasks(rt: ServiceRuntime) -> None:
+        if settings.alerts_mail_sender_enabled:
+            sender = NotificationSender(rt.pool, ctx)
+            sender.task = rt.spawn(sender.run(), "alerts-notification-sender")
+            senders.append(sender)
+        if settings.alerts_scheduler_enabled:
+            rt.spawn(scheduler.run(rt.pool, ctx), "alerts-sla-scheduler")
+
+    async def stop_tasks(_: ServiceRuntime) -> None:
+        for sender in senders:
+            await sender.stop()
+
+    runtime.on_start(start_tasks)
+    runtime.on_stop(stop_tasks)
+
+    app = FastAPI(
+        title="Keymoment alerts",
+        version="1.0",
+        description="Every negative moment of truth reaches the right manager fast, and gets recovered: alerts, "
+        "the Explore -> Offer -> Action -> Confirm loop, silences, manager tokens and signed email links.",
+    )
+    app.state.alerts_ctx = ctx
+    app.state.notification_senders = senders
     install(app, runtime)
+
+    @app.exception_handler(AlertNotFound)
+    async def _not_found(_: Request, exc: AlertNotFound) -> JSONResponse:
+        return JSONResponse({"detail": f"no alert {exc}"}, status_code=404)
+
+    @app.exception_handler(InvalidTransition)
+    async def _conflict(_: Request, exc: InvalidTransition) -> JSONResponse:
+        return JSONResponse({"detail": str(exc), "status": exc.status, "action": exc.action}, status_code=409)
+
+    @app.exception_handler(Forbidden)
+    async def _forbidden(_: Request, exc: Forbidden) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=403)
+
+    app.include_router(alerts_api.router)
+    app.include_router(links_api.router)
     return app

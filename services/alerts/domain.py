@@ -106,3 +106,43 @@ def summarise(text: str | None, *, channel: str, mot: int, limit: int = 80) -> s
         line = " ".join(text.split())
         return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
     return f"{channel} MOT {mot:+d}"
+
+
+def _glob_any(patterns: Any, value: str | None) -> bool:
+    import fnmatch
+
+    if patterns is None:
+        return True
+    if value is None:
+        return False
+    items = [patterns] if isinstance(patterns, str) else list(patterns)
+    return any(fnmatch.fnmatchcase(value.casefold(), str(p).casefold()) for p in items)
+
+
+def silence_matches(matchers: dict[str, Any], *, location: str | None, touchpoint: str | None, channel: str,
+                    severity: int, team: str) -> bool:
+    """Alertmanager-style: every matcher given must match (globs, case-insensitive; severity a list)."""
+    severities = matchers.get("severity")
+    if severities is not None and severity not in severities:
+        return False
+    return (
+        _glob_any(matchers.get("location"), location)
+        and _glob_any(matchers.get("touchpoint"), touchpoint)
+        and _glob_any(matchers.get("channel"), channel)
+        and _glob_any(matchers.get("team"), team)
+    )
+
+
+def check_ack(alert: Alert) -> None:
+    if alert.status not in UNACKNOWLEDGED:
+        raise InvalidTransition(alert.alert_id, alert.status, "acknowledge")
+
+
+def check_step(alert: Alert, step: str) -> None:
+    if step not in STEPS or alert.status not in STEPS[step]:
+        raise InvalidTransition(alert.alert_id, alert.status, step)
+
+
+def check_resolve(alert: Alert) -> None:
+    if alert.status == AlertStatus.RESOLVED.value:
+        raise InvalidTransition(alert.alert_id, alert.status, "resolve")

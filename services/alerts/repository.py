@@ -377,3 +377,24 @@ async def revoke_token(conn: asyncpg.Connection, token_id: str, *, now: datetime
         "UPDATE manager_tokens SET revoked_at = coalesce(revoked_at, $2) WHERE token_id = $1", token_id, now
     )
     return result.endswith(" 1")
+
+
+async def next_notification_seq(conn: asyncpg.Connection, *, alert_id: str, kind: str, level: int) -> int:
+    return await conn.fetchval(
+        "SELECT coalesce(max(seq) + 1, 0) FROM notifications WHERE alert_id = $1 AND kind = $2 AND level = $3",
+        alert_id, kind, level,
+    )
+
+
+async def notification_for_link(conn: asyncpg.Connection, notification_id: str) -> dict[str, Any] | None:
+    row = await conn.fetchrow(
+        "SELECT notification_id, alert_id, recipients FROM notifications WHERE notification_id = $1", notification_id
+    )
+    return dict(row) | {"recipients": list(row["recipients"])} if row else None
+
+
+async def mark_uncertain(conn: asyncpg.Connection, notification_id: str, *, error: str) -> None:
+    await conn.execute(
+        "UPDATE notifications SET status = 'uncertain', last_error = $2 WHERE notification_id = $1",
+        notification_id, error[:1000],
+    )

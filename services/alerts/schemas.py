@@ -1,0 +1,131 @@
+"""Request and response bodies of the alerts HTTP API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from services.alerts.domain import Alert
+
+Glob = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class Note(_In):
+    note: str | None = Field(None, max_length=4000, description="What was done or found; kept in the alert's history.")
+
+
+class TransitionIn(Note):
+    step: Literal["explore", "offer", "action", "confirm"] = Field(
+        description="The next step of the MOT recovery loop: explore -> offer -> action -> confirm."
+    )
+
+
+class Matchers(_In):
+    """All given must match; each a glob or list of globs (case-insensitive), severity a list."""
+
+    location: Glob | list[Glob] | None = None
+    touchpoint: Glob | list[Glob] | None = None
+    channel: Glob | list[Glob] | None = None
+    team: Glob | list[Glob] | None = None
+    severity: list[Annotated[int, Field(ge=-3, le=-1)]] | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> Matchers:
+        if not self.model_dump(exclude_none=True):
+            raise ValueError("a silence needs at least one matcher (it would mute everything)")
+        return self
+
+
+class SilenceIn(_In):
+    matchers: Matchers
+    starts_at: datetime | None = Field(None, description="Default: now.")
+    ends_at: datetime
+    comment: str = Field(min_length=1, max_length=2000, description="Why (e.g. 'known outage at PEK-T3, ticket 4711').")
+
+    @field_validator("starts_at", "ends_at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("needs a UTC offset")
+        return value
+
+    @model_validator(mode="after")
+    def _order(self) -> SilenceIn:
+        if self.starts_at and self.ends_at <= self.starts_at:
+            raise ValueError("ends_at must be after starts_at")
+        return self
+
+
+class SilenceOut(BaseModel):
+    silence_id: str
+    matchers: dict[str, Any]
+    starts_at: datetime
+    ends_at: datetime
+    created_by: str
+    comment: str
+    created_at: datetime
+    expired_by: str | None = None
+    active: bool
+
+
+class TokenIn(_In):
+    ttl_days: int | None = Field(None, ge=1, le=3650)
+
+
+class TokenOut(BaseModel):
+    token: str
+    token_id: str
+    email: str
+    expires_at: datetime
+
+
+class AlertOut(BaseModel):
+    alert_id: str
+    feedback_id: str
+    severity: int
+    status: str
+    channel: str
+    location: str | None
+    touchpoint: str | None
+    summary: str
+    route: str
+    team: str
+    silenced: bool
+    raised_at: datetime
+    sla_due_at: datetime | None
+    escalation_level: int
+    sla_breached: bool
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    resolved_at: datetime | None
+    resolved_by: str | None
+    reopen_count: int
+    feedback_count: int
+    last_feedback_at: datetime
+    next_step: str | None
+
+    @classmethod
+    def of(cls, alert: Alert) -> AlertOut:
+        from services.alerts.domain import NEXT_STEP
+
+        data = {k: getattr(alert, k) for k in cls.model_fields if hasattr(alert, k)}
+        return cls(**data, silenced=alert.silence_id is not None, next_step=NEXT_STEP.get(alert.status))
+
+
+class AlertDetail(AlertOut):
+    recipients: list[str]
+    silence_id: str | None
+    feedback: list[dict[str, Any]]
+    history: list[dict[str, Any]]
+    notifications: list[dict[str, Any]]
+
+
+class AlertList(BaseModel):
+    alerts: list[AlertOut]
+    next_before: datetime | None = Field(None, description="Pass as `before` for the next page.")
