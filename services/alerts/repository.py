@@ -398,3 +398,7 @@ async def mark_uncertain(conn: asyncpg.Connection, notification_id: str, *, erro
         "UPDATE notifications SET status = 'uncertain', last_error = $2 WHERE notification_id = $1",
         notification_id, error[:1000],
     )
+
+
+async def feedback_linked(conn: asyncpg.Connection, feedback_id: str) -> bool:
+    return bool(await conn.fetchval("SELECT true FROM alert_feedback WHERE feedback_id = $1", feedback_id))

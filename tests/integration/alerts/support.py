@@ -1,0 +1,191 @@
+"""Helpers for the alerts integration tests: an SMTP server collecting mail, a
+feedback producer, topic reader and database helpers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email
+import email.policy
+import re
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiosmtpd.controller import Controller
+
+from keymoment.devstack.ports import free_port
+from services.alerts.app import create_app
+from services.alerts.settings import AlertsSettings
+from shared.contracts import FeedbackReceived
+from shared.events import FEEDBACK_RECEIVED, Envelope
+from shared.kafka import Publisher
+from tests.support.services import RunningService, running, wait_until
+
+
+class CollectingSmtp:
+    """aiosmtpd handler keeping every accepted message; ``refuse_first`` answers that many DATA with 451."""
+
+    def __init__(self, refuse_first: int = 0) -> None:
+        self.messages: list[EmailMessage] = []
+        self.recipients: list[list[str]] = []
+        self.refused = 0
+        self._refuse_first = refuse_first
+
+    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 - aiosmtpd API
+        if self.refused < self._refuse_first:
+            self.refused += 1
+            return "451 4.3.0 try again later"
+        data = envelope.original_content or envelope.content
+        self.recipients.append(sorted(envelope.rcpt_tos))
+        self.messages.append(email.message_from_bytes(data, policy=email.policy.default))
+        return "250 OK"
+
+    def to(self, address: str) -> list[EmailMessage]:
+        return [m for m, r in zip(self.messages, self.recipients, strict=True) if address in r]
+
+
+@contextlib.contextmanager
+def smtp_server(refuse_first: int = 0):
+    handler = CollectingSmtp(refuse_first)
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    handler.port = port
+    try:
+        yield handler
+    finally:
+        controller.stop()
+
+
+def settings(service_env: dict, smtp: CollectingSmtp, **overrides: Any) -> AlertsSettings:
+    return AlertsSettings(
+        **service_env, smtp_host="127.0.0.1", smtp_port=smtp.port, alerts_scheduler_interval_seconds=0.1,
+        public_base_url="http://alerts.test", **overrides,
+    )
+
+
+@contextlib.asynccontextmanager
+async def alerts_app(s: AlertsSettings, **kwargs: Any) -> AsyncIterator[RunningService]:
+    async with running(create_app(s, **kwargs)) as service:
+        yield service
+
+
+def feedback(
+    *, channel: str = "kiosk", text: str | None = None, rating: dict | None = None, location: str | None = None,
+    touchpoint: str | None = None, customer: dict | None = None, language: str | None = None,
+    survey: dict | None = None, feedback_id: str | None = None, **extra: Any,
+) -> Envelope:
+    data = FeedbackReceived(
+        id=feedback_id or str(uuid.uuid4()), received_at=datetime.now(UTC), source="test", channel=channel,
+        text=text, rating=rating, location=location, touchpoint=touchpoint, customer=customer, language=language,
+        survey=survey, **extra,
+    )
+    return Envelope.new(FEEDBACK_RECEIVED, data, source="/intake", key=data.partition_key())
+
+
+@contextlib.asynccontextmanager
+async def producer(s: AlertsSettings) -> AsyncIterator[Any]:
+    publisher = Publisher(s.kafka_bootstrap_servers, client_id="alerts-test")
+    await publisher.start()
+
+    async def send(*events: Envelope) -> None:
+        await publisher.publish([(s.topic(FEEDBACK_RECEIVED.topic), e) for e in events])
+
+    try:
+        yield send
+    finally:
+        await publisher.stop()
+
+
+class Db:
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+    async def alerts(self) -> list[asyncpg.Record]:
+        return await self.conn.fetch("SELECT * FROM alerts.alerts ORDER BY raised_at")
+
+    async def alert_for(self, feedback_id: str) -> asyncpg.Record | None:
+        return await self.conn.fetchrow(
+            """SELECT a.* FROM alerts.alerts a JOIN alerts.alert_feedback f USING (alert_id)
+               WHERE f.feedback_id = $1""", feedback_id)
+
+    async def notifications(self, alert_id: str | None = None) -> list[asyncpg.Record]:
+        return await self.conn.fetch(
+            "SELECT * FROM alerts.notifications WHERE $1::text IS NULL OR alert_id = $1 ORDER BY created_at, level",
+            alert_id,
+        )
+
+    async def processed(self, event_id: str) -> bool:
+        return bool(await self.conn.fetchval("SELECT true FROM alerts.processed_events WHERE event_id = $1", event_id))
+
+    async def wait_alert(self, feedback_id: str, timeout: float = 20) -> asyncpg.Record:
+        await wait_until(lambda: self.alert_for(feedback_id), timeout=timeout, what=f"alert for {feedback_id}")
+        return await self.alert_for(feedback_id)
+
+
+@contextlib.asynccontextmanager
+async def database(url: str) -> AsyncIterator[Db]:
+    conn = await asyncpg.connect(url)
+    try:
+        yield Db(conn)
+    finally:
+        await conn.close()
+
+
+async def wait_mail(smtp: CollectingSmtp, count: int, timeout: float = 20) -> None:
+    await wait_until(lambda: len(smtp.messages) >= count, timeout=timeout, what=f"{count} email(s)")
+
+
+def plain(message: EmailMessage) -> str:
+    return message.get_body(("plain",)).get_content()
+
+
+def links_in(message: EmailMessage) -> dict[str, str]:
+    """Link URL by its English label (Acknowledge, Explore, Resolve) from the plain-text part."""
+    found = {}
+    for line in plain(message).splitlines():
+        match = re.match(r"^.+ / ([A-Za-z]+): (https?://\S+/l/\S+)$", line)
+        if match:
+            found[match.group(1)] = match.group(2)
+    return found
+
+
+async def read_topic(bootstrap: str, topic: str, *, at_least: int, timeout: float = 20.0) -> list:
+    """Every message of a topic from the beginning once at least ``at_least`` arrived (then to each end)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    await consumer.start()
+    messages: list = []
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        partitions: set[int] = set()
+        while not partitions:
+            await consumer.topics()
+            partitions = consumer.partitions_for_topic(topic) or set()
+            if not partitions:
+                assert loop.time() < deadline, f"topic {topic} never appeared"
+                await asyncio.sleep(0.1)
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        while True:
+            batch = await consumer.getmany(timeout_ms=200)
+            for msgs in batch.values():
+                messages.extend(msgs)
+            if len(messages) >= at_least:
+                ends = await consumer.end_offsets(tps)
+                positions = [await consumer.position(tp) for tp in tps]
+                if all(pos >= ends[tp] for pos, tp in zip(positions, tps, strict=True)):
+                    return messages
+            assert loop.time() < deadline, f"only {len(messages)} of {at_least} messages on {topic}"
+    finally:
+        await consumer.stop()
+
+
+def events_of(messages: list, model: type) -> list:
+    return [Envelope.from_kafka(headers=m.headers, key=m.key, value=m.value).data for m in messages]
