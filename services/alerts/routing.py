@@ -108,10 +108,11 @@ class Team(_Strict):
     account_manager: list[str] = Field(default_factory=list, description="Owns the customer relationship.")
     solution_manager: list[str] = Field(default_factory=list, description="Owns the product / service fix.")
     delivery_manager: list[str] = Field(default_factory=list, description="Owns the front line where it happened.")
-    escalation: list[Level] = Field(
-        default_factory=lambda: [Level(roles=["delivery_manager"]), Level(roles=["account_manager", "solution_manager"])],
+    escalation: list[Level] | None = Field(
+        None,
         min_length=1,
-        description="Level 1 first; each missed SLA notifies the next level.",
+        description="Level 1 first; each missed SLA notifies the next level. "
+        "Default: delivery managers, then account + solution managers (levels with nobody left out).",
     )
     sla: SlaOverrides | None = None
 
@@ -123,9 +124,19 @@ class Team(_Strict):
             raise ValueError("expected an email address or a list of them")
         return _emails(value)
 
+    @property
+    def levels(self) -> list[Level]:
+        if self.escalation is not None:
+            return self.escalation
+        default = [("delivery_manager",), ("account_manager", "solution_manager")]
+        return [Level(roles=[r for r in roles if getattr(self, r)]) for roles in default
+                if any(getattr(self, r) for r in roles)]
+
     @model_validator(mode="after")
     def _levels_reach_someone(self) -> Team:
-        for number, level in enumerate(self.escalation, start=1):
+        if not self.levels:
+            raise ValueError("a team needs at least one manager address")
+        for number, level in enumerate(self.levels, start=1):
             empty = [r for r in level.roles if not getattr(self, r)]
             if empty and not level.emails and len(empty) == len(level.roles):
                 raise ValueError(f"escalation level {number} names only roles with nobody in them: {', '.join(empty)}")
@@ -133,9 +144,10 @@ class Team(_Strict):
 
     def recipients(self, level: int) -> list[str]:
         """Addresses of escalation level ``level`` (1-based); empty past the last level."""
-        if level < 1 or level > len(self.escalation):
+        levels = self.levels
+        if level < 1 or level > len(levels):
             return []
-        spec = self.escalation[level - 1]
+        spec = levels[level - 1]
         found: list[str] = []
         for role in spec.roles:
             found += getattr(self, role)
@@ -144,7 +156,7 @@ class Team(_Strict):
 
     def everyone(self) -> list[str]:
         found: list[str] = []
-        for level in range(1, len(self.escalation) + 1):
+        for level in range(1, len(self.levels) + 1):
             found += self.recipients(level)
         return list(dict.fromkeys(found + self.account_manager + self.solution_manager + self.delivery_manager))
 
