@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import importlib
 import re
+import secrets
 import typing
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+import yaml
 from pydantic import SecretStr
 
 from keymoment.serve import SERVICES  # noqa: F401 - the services `keymoment serve` knows
@@ -179,3 +181,24 @@ def required_variables(node: Any) -> set[str]:
         return set().union(*(required_variables(v) for v in node.values())) if node else set()
     return set()
 
+
+
+# --- docker-compose.yml -------------------------------------------------------------------
+
+def load_compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+
+
+def operator_env(compose: dict) -> dict[str, str]:
+    """What an operator exports before `docker compose up`: every required variable, strong values."""
+    env = {name: secrets.token_hex(24) for name in required_variables(compose)}
+    env["ALERTS_ROUTES"] = "./routes.yaml"
+    return env
+
+
+def environment(service: dict) -> dict[str, str]:
+    """A compose service's environment as a dict of strings."""
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) for item in env)
+    return {key: "" if value is None else str(value) for key, value in env.items()}

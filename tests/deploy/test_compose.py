@@ -6,12 +6,10 @@ health checks agree with the settings, start-up order follows health."""
 from __future__ import annotations
 
 import re
-import secrets
 from pathlib import PurePosixPath
 from urllib.parse import urlsplit
 
 import pytest
-import yaml
 
 from tests.deploy.support import (
     INFRA,
@@ -21,34 +19,23 @@ from tests.deploy.support import (
     build_settings,
     default_port,
     env_names,
+    environment,
     interpolate,
     interpolate_tree,
+    load_compose,
+    operator_env,
     path_fields,
     required_secrets,
     required_variables,
     secret_fields,
 )
 
-RAW = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
-
-
-def host_env() -> dict[str, str]:
-    """What an operator exports before `docker compose up`: every required variable, strong values."""
-    env = {name: secrets.token_hex(24) for name in required_variables(RAW)}
-    env["ALERTS_ROUTES"] = "./routes.yaml"
-    return env
+RAW = load_compose()
 
 
 @pytest.fixture(scope="module")
 def compose() -> dict:
-    return interpolate_tree(RAW, host_env())
-
-
-def environment(service: dict) -> dict[str, str]:
-    env = service.get("environment") or {}
-    if isinstance(env, list):
-        env = dict(item.split("=", 1) for item in env)
-    return {key: "" if value is None else str(value) for key, value in env.items()}
+    return interpolate_tree(RAW, operator_env(RAW))
 
 
 def test_every_component_is_there():
@@ -98,7 +85,7 @@ def test_no_secret_is_written_into_the_file(name):
 
 @pytest.mark.parametrize("missing", ["ADMIN_TOKEN", "LINK_SIGNING_KEY", "POSTGRES_PASSWORD", "GRAFANA_ADMIN_PASSWORD"])
 def test_compose_refuses_to_render_without_a_secret(missing):
-    env = host_env()
+    env = operator_env(RAW)
     del env[missing]
     with pytest.raises(MissingVariable) as caught:
         interpolate_tree(RAW, env)
