@@ -5,10 +5,13 @@ health checks agree with the settings, start-up order follows health."""
 
 from __future__ import annotations
 
+import importlib.resources
+import json
 import re
 from pathlib import PurePosixPath
 from urllib.parse import urlsplit
 
+import jsonschema
 import pytest
 
 from tests.deploy.support import (
@@ -36,6 +39,15 @@ RAW = load_compose()
 @pytest.fixture(scope="module")
 def compose() -> dict:
     return interpolate_tree(RAW, operator_env(RAW))
+
+
+def test_file_follows_the_compose_specification(compose):
+    """The Compose Specification's schema (as bundled by check-jsonschema): a misspelt key fails here."""
+    schema = json.loads(
+        (importlib.resources.files("check_jsonschema.builtin_schemas.vendor") / "compose-spec.json").read_text("utf-8")
+    )
+    errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in jsonschema.Draft7Validator(schema).iter_errors(compose)]
+    assert not errors, "\n".join(errors)
 
 
 def test_every_component_is_there():
