@@ -188,3 +188,12 @@ def test_prometheus_and_grafana_mount_the_deploy_files():
     assert volumes["grafana"]["/etc/grafana/provisioning"] == "./deploy/grafana/provisioning"
     assert volumes["grafana"]["/var/lib/grafana/dashboards"] == "./deploy/grafana/dashboards"
     assert (ROOT / "deploy/prometheus/prometheus.yml").is_file()
+
+
+def test_kafka_forgets_events_before_the_consumers_forget_their_ids(compose):
+    """A redelivered event must still find its processed_events row (the dedupe key)."""
+    kafka_hours = int(environment(compose["services"]["kafka"])["KAFKA_LOG_RETENTION_HOURS"])
+    for name in SERVICES:
+        env = environment(compose["services"][name])
+        days = int(env.get("PROCESSED_EVENTS_RETENTION_DAYS") or build_settings(name, env).processed_events_retention_days)
+        assert kafka_hours < days * 24, f"{name}: dedupe window {days} d is not longer than Kafka's {kafka_hours} h"
