@@ -168,6 +168,8 @@ def test_ports_and_probes_match_the_service(rendered):
             get = container[probe]["httpGet"]
             assert get["path"] == path, f"{name}: {probe}"
             assert named_port(container, get["port"]) == port, f"{name}: {probe} port"
+        annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+        assert (annotations["prometheus.io/port"], annotations["prometheus.io/path"]) == (str(port), "/metrics")
         (service_port,) = services[name]["spec"]["ports"]
         assert service_port["port"] == port  # in-cluster URLs look like the compose ones
         assert named_port(container, service_port["targetPort"]) == port
