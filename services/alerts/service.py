@@ -205,11 +205,13 @@ async def on_feedback(conn: asyncpg.Connection, ctx: Context, event: Envelope) -
             conn, customer_key=customer_key, feedback_id=fb.id, mot=score.mot, channel=fb.channel.value,
             location=fb.location, touchpoint=fb.touchpoint, at=fb.occurred_at or fb.received_at,
         )
+    recovery_for = fb.survey.recovery_for_alert_id if fb.survey else None
+    if not score.negative and not recovery_for:
+        return
     if await repo.feedback_linked(conn, fb.id):
         # The same feedback re-submitted under a new event id (e.g. intake's retry): already on an alert.
         logger.info("feedback already linked to an alert", extra={"feedback_id": fb.id})
         return
-    recovery_for = fb.survey.recovery_for_alert_id if fb.survey else None
     if recovery_for:
         if await _recovery_answer(conn, ctx, fb, score, recovery_for, now):
             return
