@@ -1,0 +1,177 @@
+"""Mail as a mail client reads it: charsets, encodings, replies, auto-replies, garbage."""
+
+from pathlib import Path
+
+import pytest
+
+from services.intake.email.parse import AUTO_REPLY, FEEDBACK, REJECTED, decode_header_value, parse_email
+from services.intake.email.text import detect_language, html_to_text, strip_reply
+from shared.contracts import Channel
+
+DATA = Path(__file__).resolve().parents[2] / "data" / "email"
+
+
+def load(name: str) -> bytes:
+    return (DATA / name).read_bytes()
+
+
+def test_gbk_complaint_labelled_gb2312_with_base64_body_and_rfc2047_subject():
+    mail = parse_email(load("gbk_complaint_base64.eml"))
+    assert mail.status == FEEDBACK
+    assert mail.subject == "投诉：朝阳门支行服务态度恶劣"
+    assert (mail.sender_name, mail.sender_address) == ("王建国", "wangjg1978@163.com")
+    assert mail.message_id == "<5f1c2a9e.3b2d.18f6a1c2e3d.Coremail.wangjg1978@163.com>"
+    assert "排队等了两个多小时" in mail.text
+    assert "朱镕" in mail.text  # a GBK-only character under a GB2312 label: decoded as GB18030
+    assert "发自我的iPhone" not in mail.text  # signature cut
+    assert mail.language == "zh"
+    assert mail.occurred_at.isoformat() == "2026-05-11T09:12:40+08:00"
+    [attachment] = mail.attachments
+    assert (attachment.filename, attachment.content_type, attachment.size) == ("排队照片.jpg", "image/jpeg", 2048)
+
+
+def test_gbk_complaint_becomes_email_feedback_with_customer_and_details():
+    feedback = parse_email(load("gbk_complaint_base64.eml")).to_feedback(recipient="feedback@example.com")
+    assert feedback.channel is Channel.EMAIL
+    assert feedback.customer.name == "王建国" and feedback.customer.email == "wangjg1978@163.com"
+    assert feedback.email.subject == "投诉：朝阳门支行服务态度恶劣"
+    assert feedback.email.recipient == "feedback@example.com"
+    assert feedback.email.attachments[0].size == 2048
+    assert feedback.text.startswith("你好")
+
+
+def test_big5_quoted_printable():
+    mail = parse_email(load("big5_quoted_printable.eml"))
+    assert mail.status == FEEDBACK
+    assert mail.sender_name == "陳美玲"
+    assert mail.subject == "手機螢幕刮痕，要求退換"
+    assert "螢幕有刮痕" in mail.text and "陳小姐" in mail.text
+    assert "傳送" not in mail.text
+    assert mail.language == "zh"
+
+
+def test_html_only_quoted_printable_reply_drops_quote_signature_script_and_style():
+    mail = parse_email(load("utf8_html_only_reply.eml"))
+    assert mail.status == FEEDBACK
+    assert mail.subject == "Re: Delayed flight – lost luggage"
+    assert "delayed four hours" in mail.text and "I’m really disappointed — this" in mail.text
+    for gone in ("track()", "color: #333", "wrote:", "reference is 55-1234", "Senior Analyst"):
+        assert gone not in mail.text
+    assert mail.language == "en"
+
+
+def test_auto_reply_is_recorded_not_feedback():
+    mail = parse_email(load("auto_reply.eml"))
+    assert mail.status == AUTO_REPLY
+    assert "auto-replied" in mail.reason
+    assert mail.text == ""
+
+
+def test_dsn_bounce_is_recognised_even_without_auto_submitted():
+    raw = load("dsn_bounce.eml").replace(b"Auto-Submitted: auto-replied\r\n", b"")
+    mail = parse_email(raw)
+    assert mail.status == AUTO_REPLY
+    assert mail.reason == "delivery report (delivery-status)"
+
+
+@pytest.mark.parametrize(
+    ("header", "subject"),
+    [
+        ("X-Autoreply: yes", "Thanks"),
+        ("X-Autorespond: Out of office", "Thanks"),
+        ("Precedence: bulk", "Newsletter"),
+        ("Precedence: auto_reply", "Thanks"),
+        ("X-Mailer: x", "=?UTF-8?B?6Ieq5Yqo5Zue5aSNOiDmiJHkvJHlgYfkuoY=?="),  # 自动回复: 我休假了
+        ("X-Mailer: x", "Automatic reply: Away"),
+    ],
+)
+def test_auto_reply_signals(header, subject):
+    raw = (
+        f"From: a@example.com\r\nTo: feedback@example.com\r\nSubject: {subject}\r\n{header}\r\n"
+        "Message-ID: <x@example.com>\r\n\r\nI am away.\r\n"
+    ).encode()
+    assert parse_email(raw).status == AUTO_REPLY
+
+
+def test_auto_submitted_no_is_a_person():
+    raw = b"From: a@example.com\r\nAuto-Submitted: no\r\nSubject: Hi\r\n\r\nThe staff was very rude to me.\r\n"
+    assert parse_email(raw).status == FEEDBACK
+
+
+def test_garbage_is_rejected_with_reason_and_a_stable_key():
+    raw = load("garbage.eml")
+    mail = parse_email(raw)
+    assert mail.status == REJECTED
+    assert mail.reason == "not an RFC 822 message: no header fields"
+    assert mail.key.startswith("sha256:") and mail.key == parse_email(raw).key
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"Subject: hi\r\n\r\nno sender here\r\n", "no valid From address"),
+        (b"From: a@example.com\r\nSubject:\r\n\r\n\r\n", "no text: empty body and subject"),
+        (b"From: not an address\r\n\r\nhello\r\n", "no valid From address"),
+    ],
+)
+def test_rejections(raw, reason):
+    mail = parse_email(raw)
+    assert (mail.status, mail.reason) == (REJECTED, reason)
+
+
+def test_subject_only_mail_uses_subject_as_text():
+    raw = b"From: a@example.com\r\nSubject: Toilets at gate 12 are dirty\r\n\r\n\r\n"
+    mail = parse_email(raw)
+    assert (mail.status, mail.text) == (FEEDBACK, "Toilets at gate 12 are dirty")
+
+
+def test_raw_8bit_utf8_and_gbk_headers():
+    assert decode_header_value("=?gb2312?B?" + "1tDOxA==" + "?=") == "中文"
+    raw = "From: 张三 <z@example.cn>\r\nSubject: 服务很好\r\n\r\n谢谢\r\n".encode("gbk")
+    mail = parse_email(raw)
+    assert mail.sender_name == "张三" and mail.subject == "服务很好"
+
+
+def test_unknown_charset_falls_back_without_crashing():
+    raw = b"From: a@example.com\r\nContent-Type: text/plain; charset=x-klingon\r\n\r\nThe food was cold.\r\n"
+    assert parse_email(raw).text == "The food was cold."
+
+
+def test_oversized_text_is_truncated_and_marked():
+    raw = b"From: a@example.com\r\nSubject: long\r\n\r\n" + b"bad service. " * 3000
+    mail = parse_email(raw)
+    assert len(mail.text) == 20_000 and mail.truncated
+    assert mail.to_feedback().attributes == {"email_truncated": True}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Thanks, great.\n\nOn Mon, 4 May 2026 at 09:00, Care <c@example.com> wrote:\n> old", "Thanks, great."),
+        ("好的\n\n在 2026年5月4日 上午9:00，客服 <c@example.com> 写道：\n> 旧", "好的"),
+        ("新问题\n\n------------------ 原始邮件 ------------------\n发件人: 客服", "新问题"),
+        ("New issue\n\n-----Original Message-----\nFrom: Care", "New issue"),
+        ("New issue\n________________________________\nFrom: Care\nSent: Monday", "New issue"),
+        ("Text\nFrom: my experience, staff are rude\nreally", "Text\nFrom: my experience, staff are rude\nreally"),
+        ("内容\n发件人: 客服中心\n发送时间: 2026", "内容"),
+        ("Body\n-- \nJohn Smith\nACME", "Body"),
+        ("Body\n\nSent from my iPhone", "Body"),
+        ("Reply\n> quoted\n> more\nmine", "Reply\nmine"),
+    ],
+)
+def test_strip_reply(text, expected):
+    assert strip_reply(text) == expected
+
+
+def test_html_to_text_blocks_entities_and_broken_markup():
+    assert html_to_text("<p>A&amp;B</p><p>C<br>D</p>") == "A&B\n\nC\nD"
+    assert html_to_text("<div>unclosed <b>bold") == "unclosed bold"
+    assert html_to_text("<style>x{}</style><script>alert(1)</script>ok") == "ok"
+
+
+@pytest.mark.parametrize(
+    ("text", "lang"),
+    [("服务很差", "zh"), ("The staff was rude", "en"), ("Le personnel était impoli", None), ("iPhone 屏幕坏了", "zh"), ("", None)],
+)
+def test_detect_language(text, lang):
+    assert detect_language(text) == lang
