@@ -174,13 +174,14 @@ async def run(args: argparse.Namespace) -> str:
             planned.append((fb.id, env_.key_bytes(), env_.headers(), env_.value()))
 
         conn = await asyncpg.connect(dsn)
+        poll_conn = await asyncpg.connect(dsn)
         acks: dict[str, float] = {}
         seen: dict[str, float] = {}
         stop_poll = asyncio.Event()
 
         async def poll() -> None:
             while not stop_poll.is_set():
-                rows = await conn.fetch(
+                rows = await poll_conn.fetch(
                     "SELECT feedback_id FROM alerts.alerts WHERE raised_at >= now() - interval '10 seconds'")
                 now = time.time()
                 for r in rows:
@@ -221,6 +222,7 @@ async def run(args: argparse.Namespace) -> str:
         cpu = cpu_seconds(proc.pid) - cpu0
         stop_poll.set()
         await poller
+        await poll_conn.close()
         alerts = await conn.fetch("SELECT alert_id, feedback_id, raised_at FROM alerts.alerts")
         mails = await conn.fetch(
             """SELECT a.feedback_id, n.message_id, n.status FROM alerts.notifications n

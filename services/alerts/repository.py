@@ -12,6 +12,8 @@ import asyncpg
 
 from services.alerts.domain import Alert
 from shared.db import advisory_key
+from shared.events import Envelope
+from shared.outbox import _CHANNEL as OUTBOX_CHANNEL  # the relay's wake-up channel; see record_scored
 
 NOTIFY_CHANNEL = "keymoment_alerts_notifications"
 
@@ -72,8 +74,11 @@ async def prune_moments(conn: asyncpg.Connection, *, before: datetime) -> int:
 # ---------------------------------------------------------------------------- alerts
 async def lock_group_keys(conn: asyncpg.Connection, keys: list[str]) -> None:
     """Serialise concurrent feedback that could group into one alert (transaction-scoped)."""
-    for key in sorted(set(keys)):
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", advisory_key(f"alerts-group:{key}"))
+    if keys:
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(k) FROM (SELECT unnest($1::bigint[]) AS k ORDER BY 1) AS keys",
+            sorted({advisory_key(f"alerts-group:{key}") for key in keys}),
+        )
 
 
 async def open_alert_for_customer(conn: asyncpg.Connection, customer_key: str) -> Alert | None:
@@ -228,15 +233,16 @@ async def add_notification(
     silence_id: str | None, now: datetime,
 ) -> bool:
     inserted = await conn.fetchval(
-        """INSERT INTO notifications (notification_id, alert_id, kind, level, seq, recipients, subject, body_text,
-               body_html, message_id, status, silence_id, next_attempt_at, created_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)
-           ON CONFLICT DO NOTHING RETURNING notification_id""",
+        """WITH added AS (
+               INSERT INTO notifications (notification_id, alert_id, kind, level, seq, recipients, subject, body_text,
+                   body_html, message_id, status, silence_id, next_attempt_at, created_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)
+               ON CONFLICT DO NOTHING RETURNING notification_id)
+           -- delivered at commit: wakes the sender
+           SELECT notification_id, CASE WHEN $11 = 'pending' THEN pg_notify($14, '') END FROM added""",
         notification_id, alert_id, kind, level, seq, recipients, subject, body_text, body_html, message_id,
-        status, silence_id, now,
+        status, silence_id, now, NOTIFY_CHANNEL,
     )
-    if inserted is not None and status == "pending":
-        await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)  # delivered at commit: wakes the sender
     return inserted is not None
 
 
@@ -402,3 +408,24 @@ async def mark_uncertain(conn: asyncpg.Connection, notification_id: str, *, erro
 
 async def feedback_linked(conn: asyncpg.Connection, feedback_id: str) -> bool:
     return bool(await conn.fetchval("SELECT true FROM alert_feedback WHERE feedback_id = $1", feedback_id))
+
+
+async def record_scored(
+    conn: asyncpg.Connection, *, topic: str, event: Envelope, moment: dict[str, Any] | None
+) -> None:
+    """The hot path of every feedback in ONE round trip: its ``feedback.scored.v1`` into the
+    outbox (the row exactly as :func:`shared.outbox.enqueue` writes it, and the same wake-up
+    notification) and, for a known customer, the moment into their history."""
+    headers = json.dumps([[k, v.decode()] for k, v in event.headers()])
+    m = moment or {}
+    await conn.execute(
+        """WITH event AS (INSERT INTO outbox (topic, key, headers, value) VALUES ($1, $2, $3::jsonb, $4)),
+                moment AS (
+                    INSERT INTO customer_moments (customer_key, feedback_id, mot, channel, location, touchpoint, at)
+                    SELECT $5, $6, $7, $8, $9, $10, $11 WHERE $5::text IS NOT NULL
+                    ON CONFLICT DO NOTHING)
+           SELECT pg_notify($12, '')""",
+        topic, event.key_bytes(), headers, event.value(),
+        m.get("customer_key"), m.get("feedback_id"), m.get("mot"), m.get("channel"), m.get("location"),
+        m.get("touchpoint"), m.get("at"), OUTBOX_CHANNEL,
+    )

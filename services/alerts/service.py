@@ -138,20 +138,27 @@ def _links(ctx: Context, alert: Alert, notification_id: str, now: datetime) -> l
     return links
 
 
+_UNSET: Any = object()
+
+
 async def notify(conn: asyncpg.Connection, ctx: Context, alert: Alert, *, kind: str, level: int,
-                 now: datetime) -> str | None:
+                 now: datetime, new_alert: bool = False, feedback: list[dict[str, Any]] | None = None,
+                 silence_id: str | None = _UNSET) -> str | None:
     """Record one notification of ``alert`` to escalation ``level`` (rendered now, sent by the sender).
 
     A matching silence stores it as ``suppressed``. Returns its id, or None when the level has nobody.
+    ``new_alert``, ``feedback`` and ``silence_id`` spare queries when the caller knows them.
     """
     team = ctx.router.team(alert.team)
     recipients = team.recipients(level) if team else []
     if not recipients:
         return None
-    seq = await repo.next_notification_seq(conn, alert_id=alert.alert_id, kind=kind, level=level)
+    seq = 0 if new_alert else await repo.next_notification_seq(conn, alert_id=alert.alert_id, kind=kind, level=level)
     notification_id = derived_id(alert.alert_id, kind, level, seq)
-    silence_id = await _silence_for(conn, ctx, alert, now)
-    feedback = await repo.alert_feedback(conn, alert.alert_id)
+    if silence_id is _UNSET:
+        silence_id = await _silence_for(conn, ctx, alert, now)
+    if feedback is None:
+        feedback = await repo.alert_feedback(conn, alert.alert_id)
     history: dict[str, Any] = {}
     if alert.customer_key:
         history = await repo.customer_history(
@@ -195,16 +202,15 @@ async def on_feedback(conn: asyncpg.Connection, ctx: Context, event: Envelope) -
         negative=score.negative, confidence=score.confidence, cues=score.cues[:20],
         language=fb.language or (score.lang if score.lang in ("zh", "en") else None), escalation=score.escalation,
     )
-    await enqueue(conn, [(_topic(ctx, FEEDBACK_SCORED), Envelope.new(
-        FEEDBACK_SCORED, scored, source=SOURCE, key=fb.partition_key(), subject=fb.id,
-        id=derived_id("scored", fb.id), time=now,
-    ))])
     customer_key = fb.customer.key() if fb.customer else None
-    if customer_key:
-        await repo.add_moment(
-            conn, customer_key=customer_key, feedback_id=fb.id, mot=score.mot, channel=fb.channel.value,
-            location=fb.location, touchpoint=fb.touchpoint, at=fb.occurred_at or fb.received_at,
-        )
+    await repo.record_scored(
+        conn, topic=_topic(ctx, FEEDBACK_SCORED),
+        event=Envelope.new(FEEDBACK_SCORED, scored, source=SOURCE, key=fb.partition_key(), subject=fb.id,
+                           id=derived_id("scored", fb.id), time=now),
+        moment=dict(customer_key=customer_key, feedback_id=fb.id, mot=score.mot, channel=fb.channel.value,
+                    location=fb.location, touchpoint=fb.touchpoint, at=fb.occurred_at or fb.received_at)
+        if customer_key else None,
+    )
     recovery_for = fb.survey.recovery_for_alert_id if fb.survey else None
     if not score.negative and not recovery_for:
         return
@@ -308,14 +314,17 @@ async def _raise(conn: asyncpg.Connection, ctx: Context, fb: FeedbackReceived, s
         reopen_count=0, feedback_count=1, last_feedback_at=now, last_notified_at=None, updated_at=now,
     )
     alert.silence_id = await _silence_for(conn, ctx, alert, now)
+    if alert.silence_id is None:
+        alert.last_notified_at = now
     if not await repo.insert_alert(conn, alert):
         return  # this feedback already raised its alert (a redelivery)
-    await repo.link_feedback(conn, alert_id=alert.alert_id, role="raised", **_link_kwargs(fb, score, now))
+    linked = _link_kwargs(fb, score, now)
+    await repo.link_feedback(conn, alert_id=alert.alert_id, role="raised", **linked)
     await repo.add_event(conn, alert_id=alert.alert_id, at=now, action="raised", actor="system",
                          from_status=None, to_status=alert.status,
                          note=f"route {decision.route}" + (f"; silenced by {alert.silence_id}" if alert.silence_id else ""))
-    await notify(conn, ctx, alert, kind="raised", level=1, now=now)
-    await repo.save_alert(conn, alert)
+    await notify(conn, ctx, alert, kind="raised", level=1, now=now, new_alert=True, silence_id=alert.silence_id,
+                 feedback=[{**linked, "role": "raised"}])
     raised = AlertRaised(
         alert_id=alert.alert_id, feedback_id=fb.id, severity=severity, channel=fb.channel, location=fb.location,
         touchpoint=fb.touchpoint, team=alert.team, summary=alert.summary, raised_at=now, sla_due_at=alert.sla_due_at,
