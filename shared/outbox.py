@@ -63,6 +63,26 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self.published_total = 0
         self.last_error: str | None = None
+        # Ordering: while this process has events in the outbox, new events must
+        # queue behind them (see publish_durably), not overtake them on Kafka.
+        self._unrelayed = False  # an outbox write of this process committed and not yet seen drained
+        self._writers = 0
+        self._generation = 0
+
+    @property
+    def backlog(self) -> bool:
+        """True while events this process wrote to the outbox may still be unpublished."""
+        return self._unrelayed or self._writers > 0
+
+    def writing(self) -> _OutboxWrite:
+        """Context manager around an outbox write made outside :meth:`run`'s loop."""
+        return _OutboxWrite(self)
+
+    def _maybe_drained(self, generation: int, rows_seen: int) -> None:
+        if rows_seen == 0 and self._writers == 0 and generation == self._generation:
+            if self._unrelayed:
+                logger.info("outbox drained; publishing directly again")
+            self._unrelayed = False
 
     def wake(self) -> None:
         self._wake.set()
@@ -76,6 +96,9 @@ class OutboxRelay:
             try:
                 async with self._pool.acquire() as conn:
                     if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", self._lock_key):
+                        if self.backlog:  # another replica relays our rows: watch for the outbox to drain
+                            generation = self._generation
+                            self._maybe_drained(generation, await conn.fetchval("SELECT count(*) FROM outbox"))
                         await asyncio.sleep(self._poll_interval)  # another replica relays
                         continue
                     await conn.add_listener(_CHANNEL, self._on_notify)
@@ -98,6 +121,7 @@ class OutboxRelay:
     async def _relay(self, conn: asyncpg.Connection) -> None:
         while True:
             self._wake.clear()
+            generation = self._generation
             rows = await conn.fetch(
                 "SELECT id, topic, key, headers, value FROM outbox ORDER BY id LIMIT $1", self._batch_size
             )
@@ -113,10 +137,27 @@ class OutboxRelay:
                 self.last_error = None
                 if len(rows) == self._batch_size:
                     continue
+            else:
+                self._maybe_drained(generation, 0)
             try:
                 await asyncio.wait_for(self._wake.wait(), self._poll_interval)
             except TimeoutError:
                 pass
+
+
+class _OutboxWrite:
+    def __init__(self, relay: OutboxRelay) -> None:
+        self._relay = relay
+
+    def __enter__(self) -> None:
+        self._relay._writers += 1
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        self._relay._writers -= 1
+        self._relay._generation += 1
+        if exc_type is None:
+            self._relay._unrelayed = True
+            self._relay.wake()
 
 
 class NotDurable(RuntimeError):
@@ -124,22 +165,36 @@ class NotDurable(RuntimeError):
 
 
 async def publish_durably(
-    publisher: Publisher, pool: asyncpg.Pool, events: list[tuple[str, Envelope]]
+    publisher: Publisher,
+    pool: asyncpg.Pool,
+    events: list[tuple[str, Envelope]],
+    *,
+    relay: OutboxRelay | None = None,
+    acquire_timeout: float = 3.0,
 ) -> str:
     """Make events durable: acknowledged by Kafka (``acks=all``) or, when Kafka
     is unavailable, committed to the outbox for the relay to publish later.
 
+    With ``relay`` (the process's relay), events keep their order per key across
+    an outage: while the outbox still holds events written by this process, new
+    ones go to the outbox too instead of overtaking them on Kafka.
+
     Returns ``"kafka"`` or ``"outbox"``; raises :class:`NotDurable` when both failed.
     """
-    if publisher.available:
+    if publisher.available and not (relay is not None and relay.backlog):
         try:
             await publisher.publish(events)
             return "kafka"
         except PublishUnavailable as exc:
             logger.warning("kafka unavailable; writing to outbox", extra={"events": len(events), "error": str(exc)})
     try:
-        async with pool.acquire(timeout=3) as conn, conn.transaction():
-            await enqueue(conn, events)
+        if relay is None:
+            async with pool.acquire(timeout=acquire_timeout) as conn, conn.transaction():
+                await enqueue(conn, events)
+        else:
+            with relay.writing():
+                async with pool.acquire(timeout=acquire_timeout) as conn, conn.transaction():
+                    await enqueue(conn, events)
     except Exception as exc:
         raise NotDurable(f"kafka and database both unavailable: {exc!r}") from exc
     return "outbox"
