@@ -4,20 +4,70 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.intake.api import routes
+from services.intake import repository
+from services.intake.api import feedback
+from services.intake.api.errors import install_error_handlers
+from services.intake.api.middleware import BodyLimit, KeyCors
+from services.intake.keys import ANY, KeyStore, hash_key, split_key
+from services.intake.service import FeedbackSink
 from services.intake.settings import IntakeSettings
 from shared.events import FEEDBACK_RECEIVED
 from shared.runtime import ServiceRuntime, install
 
+# Every router of the service; channel routes are appended here.
+ROUTERS = [feedback.router]
+
+DESCRIPTION = """Submit customer feedback from any channel.
+
+**Authentication:** every request carries `X-API-Key` (one key per source, e.g. `kiosk-store-12`, created with
+`keymoment keys create`). A key is limited to its channels (403 otherwise), to its browser origins (CORS) and
+to its rate (429 with `Retry-After`).
+
+**Durability:** a `202` means the feedback is durable (acknowledged by Kafka or committed to intake's outbox)
+and reaches every consumer exactly once in effect. When nothing can store it the answer is `503` with
+`Retry-After`, never a 2xx.
+
+**Retries:** send an `Idempotency-Key` (header, or `idempotency_key` per batch item): a retry returns the same
+id and causes no second event.
+
+**Errors** always look like `{"detail": "...", "errors": [{"path": "rating.value", "message": "...",
+"type": "..."}]}`.
+"""
+
 
 def create_app(settings: IntakeSettings) -> FastAPI:
     runtime = ServiceRuntime(settings, migrations=Path(__file__).parent / "migrations", produces=[FEEDBACK_RECEIVED])
-    app = FastAPI(
-        title="Keymoment intake",
-        version="1.0",
-        description="Submit customer feedback from any channel. Every 202 is durable: the feedback reaches "
-        "every downstream consumer exactly once in effect.",
-    )
+    app = FastAPI(title="Keymoment intake", version="1.0", description=DESCRIPTION)
     install(app, runtime)
-    app.include_router(routes.router)
+    install_error_handlers(app)
+    for router in ROUTERS:
+        app.include_router(router)
+
+    keys_holder: dict[str, KeyStore] = {}
+    app.state.body_limits = {
+        "/v1/feedback": settings.intake_max_body_bytes,
+        "/v1/feedback:batch": settings.intake_max_batch_bytes,
+    }
+    app.add_middleware(BodyLimit, limits=app.state.body_limits)
+    app.add_middleware(KeyCors, origins=lambda: keys_holder["store"].browser_origins if keys_holder else frozenset())
+
+    async def start_keys(rt: ServiceRuntime) -> None:
+        store = KeyStore(rt.pool, ttl=settings.intake_key_cache_ttl_seconds)
+        if settings.dev_api_key is not None:
+            dev_key = settings.dev_api_key.get_secret_value()
+            key_id = split_key(dev_key)
+            if key_id is None:
+                raise ValueError("INTAKE_DEV_API_KEY must look like km_<id>_<secret>, e.g. km_dev_...")
+            await repository.upsert_key(
+                rt.pool, key_id=key_id, name="dev", secret_sha256=hash_key(dev_key), channels=[ANY], origins=[ANY]
+            )
+        await store.reload()
+        rt.spawn(store.watch(), "intake-api-keys")
+        keys_holder["store"] = store
+        app.state.keys = store
+        app.state.sink = FeedbackSink(
+            publisher=rt.publisher, pool=rt.pool, topic=settings.topic(FEEDBACK_RECEIVED.topic), relay=rt.relay
+        )
+
+    runtime.on_start(start_keys)
     return app

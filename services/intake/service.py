@@ -1,37 +1,100 @@
-"""Intake use cases: plain async functions, no FastAPI, no aiokafka."""
+"""Intake use cases: plain async functions, no FastAPI, no aiokafka.
+
+Feedback becomes durable in one go per request: acknowledged by Kafka
+(``acks=all``), or committed to the outbox while Kafka is away. Ids are
+derived from the API key and the client's idempotency key, so a retry
+produces the same event id and every consumer drops the duplicate; no
+database lookup is needed on the hot path.
+"""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import asyncpg
 
+from services.intake.keys import Principal
+from services.intake.language import detect
 from shared.contracts import FeedbackIn, FeedbackReceived
 from shared.events import FEEDBACK_RECEIVED, Envelope
 from shared.kafka import Publisher
-from shared.outbox import publish_durably
+from shared.outbox import NotDurable, OutboxRelay, publish_durably
 
 SOURCE = "/keymoment/intake"
 
+# Namespace of the ids derived from (API key id, idempotency key). Never change it:
+# a retry across a deploy must map to the same id.
+IDEMPOTENCY_NAMESPACE = uuid.UUID("6f1c2a4e-3b8d-5e7f-9a10-4c2d6b8e0f13")
 
-def to_event(feedback: FeedbackIn, *, feedback_id: str, source: str, topic: str) -> tuple[str, Envelope]:
-    data = FeedbackReceived(
-        **feedback.model_dump(exclude_none=True),
-        id=feedback_id,
-        received_at=datetime.now(UTC),
-        source=source,
+__all__ = ["FeedbackSink", "NotDurable", "accept", "accept_many", "feedback_id_for", "to_event"]
+
+
+@dataclass(frozen=True)
+class FeedbackSink:
+    """Where accepted feedback goes: the process's publisher, the outbox pool and relay, the topic."""
+
+    publisher: Publisher
+    pool: asyncpg.Pool
+    topic: str
+    relay: OutboxRelay | None = None
+
+
+def feedback_id_for(principal: Principal, idempotency_key: str | None) -> str:
+    """The feedback's id: derived from the key and idempotency key when given, else random."""
+    if idempotency_key:
+        return str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{principal.key_id}:{idempotency_key}"))
+    return str(uuid.uuid4())
+
+
+def to_event(
+    feedback: FeedbackIn, *, feedback_id: str, source: str, received_at: datetime | None = None
+) -> Envelope:
+    """The ``feedback.received.v1`` event of validated feedback (language detected when absent)."""
+    fields = {name: getattr(feedback, name) for name in FeedbackIn.model_fields}
+    if fields["language"] is None:
+        fields["language"] = detect(feedback.text)
+    received_at = received_at or datetime.now(UTC)
+    # Already validated as FeedbackIn: construct without validating the same data twice.
+    data = FeedbackReceived.model_construct(**fields, id=feedback_id, received_at=received_at, source=source)
+    return Envelope.new(
+        FEEDBACK_RECEIVED, data, source=SOURCE, key=feedback.partition_key(), subject=feedback_id,
+        id=feedback_id, time=received_at,
     )
-    envelope = Envelope.new(
-        FEEDBACK_RECEIVED, data, source=SOURCE, key=feedback.partition_key(), subject=feedback_id, id=feedback_id
-    )
-    return topic, envelope
+
+
+async def accept_many(
+    feedback_items: Sequence[FeedbackIn],
+    *,
+    principal: Principal,
+    idempotency_keys: Sequence[str | None] | None = None,
+    sink: FeedbackSink,
+) -> list[str]:
+    """Make a list of validated feedback durable in one go; returns their ids in order.
+
+    Channel permission is the caller's check (``principal.require_channel``).
+    Raises :class:`NotDurable` when neither Kafka nor the outbox took them:
+    then nothing may be reported as accepted.
+    """
+    if idempotency_keys is not None and len(idempotency_keys) != len(feedback_items):
+        raise ValueError("idempotency_keys must match feedback_items one to one")
+    if not feedback_items:
+        return []
+    now = datetime.now(UTC)
+    keys = idempotency_keys or [None] * len(feedback_items)
+    ids = [feedback_id_for(principal, k) for k in keys]
+    events = [
+        (sink.topic, to_event(f, feedback_id=i, source=principal.name, received_at=now))
+        for f, i in zip(feedback_items, ids, strict=True)
+    ]
+    await publish_durably(sink.publisher, sink.pool, events, relay=sink.relay)
+    return ids
 
 
 async def accept(
-    feedback: FeedbackIn, *, publisher: Publisher, pool: asyncpg.Pool, topic: str, source: str
+    feedback: FeedbackIn, *, principal: Principal, idempotency_key: str | None = None, sink: FeedbackSink
 ) -> str:
     """Make one feedback durable; returns its id."""
-    feedback_id = str(uuid.uuid4())
-    await publish_durably(publisher, pool, [to_event(feedback, feedback_id=feedback_id, source=source, topic=topic)])
-    return feedback_id
+    return (await accept_many([feedback], principal=principal, idempotency_keys=[idempotency_key], sink=sink))[0]

@@ -1,6 +1,7 @@
-from typing import ClassVar
+import secrets
+from typing import ClassVar, Self
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 
 from shared.settings import ServiceSettings
 
@@ -8,3 +9,26 @@ from shared.settings import ServiceSettings
 class IntakeSettings(ServiceSettings):
     service_name: ClassVar[str] = "intake"
     port: int = Field(8001, ge=1, le=65535, description="HTTP port of intake.")
+
+    intake_dev_api_key: SecretStr | None = Field(
+        None,
+        description="Dev/test only: an API key (km_dev_...) upserted at start with all channels, any origin, "
+        "no rate limit. A random one is made when unset. Ignored in production.",
+    )
+    intake_max_body_bytes: int = Field(65_536, ge=1024, description="Largest single feedback body (413 above).")
+    intake_max_batch_bytes: int = Field(8 * 1024 * 1024, ge=65_536, description="Largest batch body (413 above).")
+    intake_max_batch_items: int = Field(1000, ge=1, description="Most feedback items in one batch.")
+    intake_key_cache_ttl_seconds: float = Field(
+        30.0, gt=0, description="API keys are reloaded at least this often (changes also arrive via NOTIFY)."
+    )
+
+    @model_validator(mode="after")
+    def _dev_key(self) -> Self:
+        if self.is_dev and self.intake_dev_api_key is None:
+            object.__setattr__(self, "intake_dev_api_key", SecretStr(f"km_dev_{secrets.token_urlsafe(24)}"))
+        return self
+
+    @property
+    def dev_api_key(self) -> SecretStr | None:
+        """The dev key in effect (dev/test only)."""
+        return self.intake_dev_api_key if self.is_dev else None

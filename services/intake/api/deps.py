@@ -1,0 +1,46 @@
+"""FastAPI dependencies every intake route shares (the channels' routes too).
+
+    @router.post("/v1/something")
+    async def submit(principal: ApiKey, sink: Sink) -> ...:
+        principal.require_channel(Channel.EMAIL)          # 403 unless allowed
+        ids = await service.accept_many(items, principal=principal, idempotency_keys=keys, sink=sink)
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader
+
+from services.intake.keys import Forbidden, KeyStore, Principal
+from services.intake.service import FeedbackSink
+
+_api_key_header = APIKeyHeader(
+    name="X-API-Key",
+    auto_error=False,
+    description="Your source's API key (`km_<id>_<secret>`), created with `keymoment keys create`.",
+)
+
+
+def key_store(request: Request) -> KeyStore:
+    return request.app.state.keys
+
+
+def feedback_sink(request: Request) -> FeedbackSink:
+    return request.app.state.sink
+
+
+async def require_api_key(request: Request, key: Annotated[str | None, Security(_api_key_header)]) -> Principal:
+    """Authenticate the request (401), check its browser origin (403) and take one
+    token from the key's rate limit (429). No database round trip."""
+    principal = await request.app.state.keys.authenticate(key)
+    origin = request.headers.get("origin")
+    if origin is not None and not principal.allows_origin(origin):
+        raise Forbidden(f"API key '{principal.name}' may not be used from origin {origin}")
+    principal.charge(1)
+    return principal
+
+
+ApiKey = Annotated[Principal, Depends(require_api_key)]
+Sink = Annotated[FeedbackSink, Depends(feedback_sink)]
