@@ -26,7 +26,6 @@ Generalisation choices (the product is judged on other industries):
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import gzip
 import hashlib
 import json
@@ -63,10 +62,16 @@ def export_vader(dest: Path = DATA / "vader_lexicon_filtered.tsv.gz") -> int:
         if len(parts) < 2 or " " in parts[0] or parts[0] in VADER_EXCLUDE:
             continue
         rows.append(f"{parts[0]}\t{float(parts[1]):.1f}")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with gzip.GzipFile(dest, "wb", mtime=0) as fh:
-        fh.write(("\n".join(rows) + "\n").encode("utf-8"))
+    _write_gz(dest, ("\n".join(rows) + "\n").encode("utf-8"))
     return len(rows)
+
+
+def _write_gz(dest: Path, raw: bytes) -> None:
+    """Reproducible gzip: no file name and no timestamp in the header, so the
+    same content always gives the same bytes."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with open(dest, "wb") as out, gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0, compresslevel=9) as fh:
+        fh.write(raw)
 
 
 def load_rows(path: str) -> list[dict[str, Any]]:
@@ -144,7 +149,7 @@ def train(rows: list[dict[str, Any]], feats: list[tuple[set[str], dict[str, floa
         sw[k] = 1.0 / (len(sources) * 2 * per_src[(r["source"], r["negative"])])
     sw *= len(idx) / sw.sum()
     X = csr_matrix((np.array(data), np.array(ind), np.array(ptr)), shape=(len(idx), len(vocab) + nl))
-    clf = LogisticRegression(C=C, solver="liblinear", max_iter=200)
+    clf = LogisticRegression(C=C, solver="liblinear", max_iter=200, random_state=0)
     clf.fit(X, y, sample_weight=sw)
     coef = clf.coef_[0]
     scale = {f: (en_scale if f[0] in "wb" else 1.0) for f in col}
@@ -176,10 +181,7 @@ def calibrate(model: dict[str, Any], rows, feats, idx: list[int]) -> None:
 
 
 def save(model: dict[str, Any], dest: Path) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    raw = json.dumps(model, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode("utf-8")
-    with gzip.GzipFile(dest, "wb", mtime=0, compresslevel=9) as fh:
-        fh.write(raw)
+    _write_gz(dest, json.dumps(model, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode("utf-8"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -205,7 +207,6 @@ def main(argv: list[str] | None = None) -> int:
     calibrate(model, rows, feats, cal_idx)
     sha = hashlib.sha256(Path(args.eval_file).read_bytes()).hexdigest()
     model["meta"] = {
-        "built": dt.date.today().isoformat(),
         "data": os.path.basename(args.eval_file),
         "data_sha256": sha,
         "rows_train": len(train_idx), "rows_calibration": len(cal_idx),

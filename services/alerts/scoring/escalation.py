@@ -43,7 +43,8 @@ _ZH: dict[str, list[str]] = {
     "safety": [
         r"受伤", r"烫伤", r"烧伤", r"划伤", r"割伤", r"摔伤", r"砸伤", r"扎伤", r"夹伤", r"擦伤", r"伤到",
         r"触电", r"漏电", r"爆炸", r"起火", r"着火", r"自燃", r"安全隐患", r"不安全", r"有危险", r"很危险",
-        r"太危险", r"送医", r"住院", r"进(?:了)?医院", r"去(?:了)?医院", r"急诊", r"流血", r"骨折",
+        r"太危险", r"送医", r"(?:害|导致|弄得|搞得|吃得|害得|结果|直接)[^，,。！!？?]{0,6}(?:住院|进(?:了)?医院|去(?:了)?医院|急诊)",
+        r"住院了", r"进了医院", r"送(?:去|进|到)(?:了)?(?:医院|急诊)", r"流血", r"骨折",
     ],
     "food_safety": [
         r"食物中毒", r"中毒了", r"拉肚子", r"腹泻", r"上吐下泻", r"呕吐", r"肚子(?:疼|痛)", r"胃(?:疼|痛)",
@@ -106,7 +107,7 @@ _EN: dict[str, list[str]] = {
         r"\b(?:find|finding|look|looking|search|searching) (?:for )?(?:a )?(?:new|another|different) (?:bank|provider|airline|carrier|company|hotel|supplier|insurer)\b",
         r"\b(?:you(?:'ve| have) )?lost (?:a|me as a) (?:loyal |long[- ]time |valued )?customer\b", r"\byou(?:'ve| have) lost me\b",
         r"\b(?:won't|will not|wont) be (?:back|returning|flying|using|coming|booking|shopping|ordering|renewing)\b",
-        r"\bunsubscribe\b", r"\bport(?:ing)? my number\b", r"\bdone with (?:you|your|this company|this airline|this bank)\b",
+        r"\bunsubscribe\b", r"\bport(?:ing)? (?:my|our) numbers? (?:to|out|away|elsewhere)\b", r"\bport(?:ing)? out\b", r"\bdone with (?:you|your|this company|this airline|this bank)\b",
         r"\blast time i(?:'ll| will)? (?:fly|use|buy|order|shop|stay|book)\b",
     ],
 }

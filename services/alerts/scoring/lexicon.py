@@ -80,6 +80,29 @@ ZH_TERMS.update(_terms(
     "快速 合理 透明 公道 良心 满足 周全 妥当 妥善 完美解决 圆满", 1.5))
 ZH_TERMS.update(_terms("还行 还可以 可以 还好 尚可 能用 ok 凑活", 0.4))
 
+# Cross-industry service vocabulary (banks, telecoms, hotels, hospitals,
+# retail, airlines): how complaints about queues, billing, run-arounds and
+# broken promises are phrased, and the matching praise.  Hand-written, not
+# mined from the development data.
+ZH_TERMS.update(_terms(
+    "推三阻四 爱答不理 爱理不理 踢来踢去 互相推诿 没个说法 不给说法 照骗 被套路 乱扣费 乱扣钱 "
+    "霸王 强制消费 强买强卖 少得可怜 忍无可忍 欺人太甚 态度极差 服务极差", -2.0))
+ZH_TERMS.update(_terms(
+    "打发 占线 转来转去 来回跑 跑了好几趟 白跑一趟 三天两头 反反复复 拖了 一拖再拖 一推再推 "
+    "超售 被取消 丢了 找不到了 不必要 乱开 过度医疗 网速慢 网络差 卡得要命 违约金 阻拦 设卡 "
+    "凶 吼 训斥 冷淡 爱搭不理 无人问津 没人问 没人通知 不通知 不告知 不提醒 隐瞒 误导 "
+    "多扣 重复扣费 扣了两次 扣两次 收了两次 被扣款 扣款失败 转账失败 登录不上 登不上 进不去 "
+    "疼 痛 等太久 等很久 等了很久 等了好久 等了一个 等了两个 等了三个 排了 排长队 "
+    "漫长 太久 很久 效率低 效率太低 不作为 不管不顾 没有下文 石沉大海 遥遥无期", -1.3))
+ZH_TERMS.update(_terms("改签 补差价 收费 扣款 账单 违约", -0.6))
+ZH_TERMS.update(_terms(
+    "宾至如归 无微不至 雪中送炭 感激不尽 秒到账 准点 正点 提前到达 一次就解决 一次性解决", 2.6))
+ZH_TERMS.update(_terms(
+    "到账 退回来 补偿 赔付 平稳 整齐 达标 丰富 搞定 省了 省钱 暖心 体贴 亲切 和蔼 "
+    "讲解 讲得很清楚 解释清楚 耐心解答 主动 跟进 回访 回电 处理得很好 处理及时 "
+    "效率很高 办好了 办完了 办得很快", 1.0))
+ZH_TERMS.update(_terms("退款到账 退款成功 已退款 已经退款 退货很顺利 退款很快 退得很快", 1.2))
+
 # blockers: compounds whose parts would otherwise mislead
 ZH_TERMS.update(_terms(
     "好像 好几 好多 好些 好久不见 只好 正好 刚好 恰好 好友 好处 爱好 好奇 友好度 最好是 "
@@ -165,6 +188,37 @@ EN_PHRASES: dict[str, float] = {
     "love it": 2.6, "loved it": 2.6, "would recommend": 2.0, "will recommend": 2.0,
 }
 
+# Cross-industry service vocabulary (see the Chinese block above).
+EN_TERMS.update(_terms(
+    "runaround shrugged vanished disappeared bumped stained stains sticky smelled smells stinky "
+    "froze frozen locked drops dropping unreturned argued argumentative condescending patronising "
+    "patronizing hostile indifferent neglected neglect overdue backlog", -1.5))
+EN_TERMS.update(_terms(
+    "kind spotless tidy thorough straightforward listened caring compassionate reassuring "
+    "explained accommodating welcoming hospitable solid seamless hassle-free", 1.4))
+EN_TERMS.update(_terms("quiet simple", 0.6))
+EN_PHRASES.update({
+    "called back": 0.8, "call back": 0.6, "call me back": 0.6, "got back to me": 0.8, "return calls": 0.8,
+    "returned my call": 1.0, "returned my calls": 1.0, "showed up": 0.6, "turned up": 0.6,
+    "takes ownership": 1.0, "take ownership": 1.0, "followed up": 1.2, "follow up": 0.4,
+    "no explanation": -2.0, "zero explanation": -2.0, "without explanation": -1.8,
+    "no signal": -2.0, "no service": -1.5, "no show": -1.5, "no-show": -1.5, "no refund": -2.0,
+    "paper thin": -1.8, "thin walls": -1.8, "fell apart": -2.0, "falling apart": -2.0,
+    "ran out": -1.0, "run around": -1.8, "passed around": -1.8, "copy paste": -1.5,
+    "still hasn't": -1.8, "still haven't": -1.8, "still hasnt": -1.8, "still havent": -1.8,
+    "still isn't": -1.5, "still not": -1.5, "still nothing": -2.0, "hasn't even": -1.5,
+    "as promised": 1.2, "promised": -0.6, "was promised": -1.0, "were promised": -1.0,
+    "we were told": -0.6, "i was told": -0.6, "killing me": -2.0, "on and off": -1.0,
+    "fraud alert": -0.3, "fraud team": 0.0, "fraud department": 0.0, "loyalty points": 0.0,
+    "be back": 1.5, "come back": 1.0, "coming back": 1.0, "well kept": 1.5, "well looked after": 2.0,
+    "went smoothly": 2.0, "sorted it": 1.5, "sorted out": 1.2, "in no time": 1.5,
+    "much appreciated": 2.0, "so grateful": 2.2, "charged me twice": -2.5, "billed twice": -2.5,
+    "double billed": -2.5, "no one called": -2.0, "nobody called": -2.0, "no call back": -2.0,
+    "no callback": -2.0, "no follow up": -1.8, "no follow-up": -1.8,
+    "never arrived": -2.0, "never came": -1.8, "never showed": -2.0, "hasn't arrived": -1.8,
+    "has not arrived": -1.8, "not arrived": -1.8, "arrived early": 1.2, "arrived broken": -2.0,
+})
+
 EN_NEGATORS: dict[str, str] = {t: NEG for t in (
     "not no never nothing nobody none neither nor without cannot cant can't dont don't "
     "doesnt doesn't didnt didn't isnt isn't wasnt wasn't arent aren't werent weren't "
@@ -195,8 +249,9 @@ VADER_EXCLUDE = frozenset((
     "united no help please like want number yes sure care well pay hope miss free credit chance "
     "gt pls plz friend friends lol lmao haha hahaha hoping yeah yep joke safety apology wish "
     "award super reach giving pretty hopefully fun huge helping original treat true mia l "
-    "support luck top ready kind excited clear god allow kidding party worries won win accept "
+    "support luck top ready excited clear god allow kidding party worries won win accept "
     "fyi security serious loyal share save matter sorry leave hard empty cut drop hug hugs "
     "ha hah lmfao rofl xd spirit play playing cute heart hearts whatever please glad "
     "assistance assist certain certainly reward rewards upgrade upgraded priority "
-    "number agree care cared caring fine okay ok stop stopped stops charged").split())
+    "number agree care cared caring fine okay ok stop stopped stops charged "
+    "alert alerts loyalty loyal promise promised promises").split())
