@@ -27,6 +27,8 @@ _ZH_CLAUSE_END = set("，,。.！!？?；;、\n～~…")
 _ZH_SENT_END = set("。！!？?\n")
 _EN_PUNCT = {".", ",", ";", ":"}
 _EN_SENT_END = {".", ";", ":"}
+# conjunctions that end a negation's scope: "wasn't included and charged extra"
+_EN_SCOPE_END = {"and", "because", "since", "so", "then", "when", "after", "until"}
 
 NGRAM_ZH = (1, 2, 3)
 
@@ -267,8 +269,8 @@ def analyse_en(tokens: list[str], lex: Lexicon, an: Analysis) -> None:
             else:
                 if neg:
                     neg_left -= 1
-                    if neg_left < 0:
-                        neg, mult, pend = 0, 1.0, -1
+                    if neg_left < 0 or t in _EN_SCOPE_END:
+                        neg, mult, neg_left, pend = 0, 1.0, 0, -1
                 elif mult != 1.0:
                     mult, pend = 1.0, -1
                 clause_start = False

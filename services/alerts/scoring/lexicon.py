@@ -94,7 +94,8 @@ ZH_TERMS.update(_terms(
     "多扣 重复扣费 扣了两次 扣两次 收了两次 被扣款 扣款失败 转账失败 登录不上 登不上 进不去 "
     "疼 痛 等太久 等很久 等了很久 等了好久 等了一个 等了两个 等了三个 排了 排长队 "
     "漫长 太久 很久 效率低 效率太低 不作为 不管不顾 没有下文 石沉大海 遥遥无期", -1.3))
-ZH_TERMS.update(_terms("改签 补差价 收费 扣款 账单 违约", -0.6))
+ZH_TERMS.update(_terms("改签 补差价 收费 扣款 账单 违约 时有时无 冻得 发抖", -0.6))
+ZH_TERMS.update(_terms("安排 安排了 排名 排行 排骨 排气 小时 小姐 小哥 小孩 小朋友 小区 小票 小费 小吃 小程序", 0.0))
 ZH_TERMS.update(_terms(
     "宾至如归 无微不至 雪中送炭 感激不尽 秒到账 准点 正点 提前到达 一次就解决 一次性解决", 2.6))
 ZH_TERMS.update(_terms(
@@ -197,6 +198,7 @@ EN_TERMS.update(_terms(
     "kind spotless tidy thorough straightforward listened caring compassionate reassuring "
     "explained accommodating welcoming hospitable solid seamless hassle-free", 1.4))
 EN_TERMS.update(_terms("quiet simple", 0.6))
+EN_TERMS.update(_terms("scratch scratches scratched dent dented fuss pressure pushy upsell upselling", -1.0))
 EN_PHRASES.update({
     "called back": 0.8, "call back": 0.6, "call me back": 0.6, "got back to me": 0.8, "return calls": 0.8,
     "returned my call": 1.0, "returned my calls": 1.0, "showed up": 0.6, "turned up": 0.6,
