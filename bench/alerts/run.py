@@ -146,24 +146,27 @@ async def run(args: argparse.Namespace) -> str:
     sink = Sink()
     smtp_port = free_port()
     controller = Controller(sink, hostname="127.0.0.1", port=smtp_port)
-    proc = None
+    procs: list[subprocess.Popen] = []
     broker.start()
     pg.start()
     try:
         pg.create_database("keymoment")
         controller.start()
         dsn = pg.dsn("keymoment")
-        port = free_port()
         env = {
-            **os.environ, "KEYMOMENT_ENV": "dev", "PORT": str(port), "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+            **os.environ, "KEYMOMENT_ENV": "dev", "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
             "KAFKA_TOPIC_PREFIX": PREFIX, "DATABASE_URL": dsn, "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(smtp_port),
-            "LOG_LEVEL": "WARNING", "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+            "LOG_LEVEL": "WARNING", "PUBLIC_BASE_URL": "http://127.0.0.1:8003",
         }
         topic = PREFIX + FEEDBACK_RECEIVED.topic
         await ensure_topics(broker.bootstrap_servers, [topic], partitions=3)
-        proc = subprocess.Popen([sys.executable, "-m", "services.alerts"], cwd=ROOT, env=env,
-                                stdout=open(work / "alerts.log", "wb"), stderr=subprocess.STDOUT)
-        await wait_ready(f"http://127.0.0.1:{port}", proc)
+        for replica in range(args.replicas):
+            port = free_port()
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "services.alerts"], cwd=ROOT, env={**env, "PORT": str(port)},
+                stdout=open(work / f"alerts-{replica}.log", "wb"), stderr=subprocess.STDOUT))
+            await wait_ready(f"http://127.0.0.1:{port}", procs[-1])
+        await asyncio.sleep(args.replicas * 2)  # let the consumer group settle before offering load
 
         rng = random.Random(5)
         total = int(args.rate * args.seconds)
@@ -192,7 +195,7 @@ async def run(args: argparse.Namespace) -> str:
         producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap_servers, acks="all", linger_ms=5,
                                     max_batch_size=1_048_576, enable_idempotence=False)
         await producer.start()
-        cpu0, started = cpu_seconds(proc.pid), time.monotonic()
+        cpu0, started = sum(cpu_seconds(p.pid) for p in procs), time.monotonic()
         loop = asyncio.get_running_loop()
         t0, sent, behind_max = loop.time(), 0, 0
         futures = []
@@ -219,7 +222,7 @@ async def run(args: argparse.Namespace) -> str:
                 break
             await asyncio.sleep(0.2)
         drain_seconds = time.monotonic() - started - produce_seconds
-        cpu = cpu_seconds(proc.pid) - cpu0
+        cpu = sum(cpu_seconds(p.pid) for p in procs) - cpu0
         stop_poll.set()
         await poller
         await poll_conn.close()
@@ -232,8 +235,9 @@ async def run(args: argparse.Namespace) -> str:
         processed = await conn.fetchval("SELECT count(*) FROM alerts.processed_events")
         await conn.close()
     finally:
-        if proc is not None:
+        for proc in procs:
             proc.terminate()
+        for proc in procs:
             try:
                 proc.wait(10)
             except subprocess.TimeoutExpired:
@@ -270,7 +274,7 @@ async def run(args: argparse.Namespace) -> str:
         "",
         f"Processed {processed:,} events; alerts raised {len(alerts):,}; negative feedback grouped into open alerts "
         f"{counts.get('grouped', 0):,}; 'raised' mails accepted {sum(1 for m in mails if m['message_id'] in sink.accepted):,} "
-        f"of {len(mails):,}. Drained {drain_seconds:.1f}s after the last produce ack. Alerts process CPU "
+        f"of {len(mails):,}. Drained {drain_seconds:.1f}s after the last produce ack. Alerts CPU ({args.replicas} process(es)) "
         f"{cpu:.1f}s over {produce_seconds + drain_seconds:.1f}s ({cpu / (produce_seconds + drain_seconds):.0%} of one core).",
         "",
         f"Latency after the first {warm}s (clock starts at the produce ack; intake's HTTP handling not included):",
@@ -293,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=int, default=1000, help="feedback per second")
     parser.add_argument("--seconds", type=int, default=60, help="how long to offer the load")
     parser.add_argument("--negative", type=float, default=0.10, help="share of negative feedback")
+    parser.add_argument("--replicas", type=int, default=1, help="alerts processes in the consumer group")
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds excluded from the latency figures")
     args = parser.parse_args(argv)
     print(asyncio.run(run(args)))
