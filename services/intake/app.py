@@ -5,17 +5,20 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from services.intake import repository
-from services.intake.api import feedback
+from services.intake.api import email as email_api
+from services.intake.api import feedback, kiosk, suggestion_box
 from services.intake.api.errors import install_error_handlers
 from services.intake.api.middleware import BodyLimit, KeyCors
+from services.intake.email.smtp import install_smtp
 from services.intake.keys import ANY, KeyStore, hash_key, split_key
 from services.intake.service import FeedbackSink
 from services.intake.settings import IntakeSettings
+from services.intake.suggestion_box import MAX_FILE_BYTES as SUGGESTION_BOX_MAX_BYTES
 from shared.events import FEEDBACK_RECEIVED
 from shared.runtime import ServiceRuntime, install
 
 # Every router of the service; channel routes are appended here.
-ROUTERS = [feedback.router]
+ROUTERS = [feedback.router, email_api.router, suggestion_box.router, kiosk.router]
 
 DESCRIPTION = """Submit customer feedback from any channel.
 
@@ -48,6 +51,8 @@ def create_app(settings: IntakeSettings) -> FastAPI:
         "/v1/feedback": settings.intake_max_body_bytes,
         "/v1/feedback:batch": settings.intake_max_batch_bytes,
     }
+    app.state.body_limits["/v1/email"] = settings.intake_email_max_bytes
+    app.state.body_limits["/v1/suggestion-box/import"] = SUGGESTION_BOX_MAX_BYTES + 64 * 1024  # + multipart framing
     app.add_middleware(BodyLimit, limits=app.state.body_limits)
     app.add_middleware(KeyCors, origins=lambda: keys_holder["store"].browser_origins if keys_holder else frozenset())
 
@@ -70,4 +75,5 @@ def create_app(settings: IntakeSettings) -> FastAPI:
         )
 
     runtime.on_start(start_keys)
+    install_smtp(runtime, settings)
     return app

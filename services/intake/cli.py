@@ -123,3 +123,88 @@ def keys_main(argv: list[str]) -> int:
     except ValidationError:
         print("keymoment keys: set DATABASE_URL (the database intake uses)", file=sys.stderr)
         return 2
+
+
+# --- keymoment import suggestion-box FILE.csv ----------------------------------------------
+
+def _import_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="keymoment import",
+        description="Import feedback files into a running intake. The file is sent as is; intake detects the "
+        "encoding (UTF-8, UTF-8 with BOM, GBK), checks every row and reports accepted and rejected rows. "
+        "Importing the same cards again creates no duplicates.",
+    )
+    sub = parser.add_subparsers(dest="kind", required=True)
+    box = sub.add_parser("suggestion-box", help="transcribed suggestion-box cards (CSV; columns in services/intake/README.md)")
+    box.add_argument("file", type=Path, help="the CSV file")
+    box.add_argument("--url", default=None, help="intake's base URL (default: $KEYMOMENT_INTAKE_URL or http://127.0.0.1:8001)")
+    box.add_argument("--api-key", default=None,
+                     help="a key allowed channel suggestion_box (default: $KEYMOMENT_API_KEY, else ./var/dev-api-key)")
+    box.add_argument("--timezone", default="UTC", help="IANA zone of dates written without offset, e.g. Asia/Shanghai")
+    box.add_argument("--default-scale", default="stars", choices=["mot", "csat", "nps", "stars"],
+                     help="scale of ratings when the file has no scale column (default stars 1..5)")
+    box.add_argument("--json", action="store_true", help="print intake's full JSON report")
+    return parser
+
+
+def _api_key(explicit: str | None) -> str | None:
+    import os
+
+    if explicit:
+        return explicit
+    if env := os.environ.get("KEYMOMENT_API_KEY"):
+        return env
+    dev_key = Path("var") / "dev-api-key"
+    return dev_key.read_text().strip() if dev_key.is_file() else None
+
+
+def import_main(argv: list[str]) -> int:
+    """``keymoment import suggestion-box FILE.csv [--url URL] [--api-key KEY]``: exit 0 when every row
+    was accepted, 1 when some rows were rejected or the import failed, 2 on usage errors."""
+    import json
+    import os
+
+    import httpx
+
+    args = _import_parser().parse_args(argv)
+    url = (args.url or os.environ.get("KEYMOMENT_INTAKE_URL") or "http://127.0.0.1:8001").rstrip("/")
+    key = _api_key(args.api_key)
+    if not key:
+        print("keymoment import: no API key (use --api-key, KEYMOMENT_API_KEY or run `make dev` for ./var/dev-api-key)",
+              file=sys.stderr)
+        return 2
+    try:
+        data = args.file.read_bytes()
+    except OSError as exc:
+        print(f"keymoment import: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        return 2
+    try:
+        response = httpx.post(
+            f"{url}/v1/suggestion-box/import",
+            params={"timezone": args.timezone, "default_scale": args.default_scale},
+            files={"file": (args.file.name, data, "text/csv")},
+            headers={"X-API-Key": key},
+            timeout=120,
+        )
+    except httpx.HTTPError as exc:
+        print(f"keymoment import: intake at {url} is not reachable: {exc}", file=sys.stderr)
+        return 1
+    try:
+        body = response.json()
+    except ValueError:
+        body = {"detail": response.text[:500]}
+    if response.status_code != 200:
+        print(f"keymoment import: intake answered {response.status_code}: {body.get('detail', body)}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(body, ensure_ascii=False, indent=2))
+    else:
+        print(f"{args.file}: read as {body['encoding']}, {body['rows']} rows, "
+              f"{len(body['accepted'])} accepted, {len(body['rejected'])} rejected")
+        for row in body["accepted"]:
+            print(f"  line {row['line']}: accepted {row['id']}")
+        for row in body["rejected"]:
+            print(f"  line {row['line']}: REJECTED {'; '.join(row['errors'])}")
+        if body["ignored_columns"]:
+            print(f"  ignored columns (not recognised): {', '.join(body['ignored_columns'])}")
+    return 1 if body["rejected"] else 0

@@ -22,6 +22,26 @@ class IntakeSettings(ServiceSettings):
         30.0, gt=0, description="API keys are reloaded at least this often (changes also arrive via NOTIFY)."
     )
 
+    # Email channel (services/intake/email): SMTP listener and POST /v1/email.
+    intake_smtp_host: str = Field("127.0.0.1", description="Address the feedback SMTP listener binds to.")
+    intake_smtp_port: int | None = Field(
+        None, ge=0, le=65535, description="Port of the feedback SMTP listener (dev: 2525); unset or 0 turns it off."
+    )
+    intake_email_addresses: str = Field(
+        "", description="Comma-separated mailboxes the listener accepts (others get 550), e.g. feedback@example.com. "
+        "Dev/test default: feedback@example.com,feedback@localhost.",
+    )
+    intake_email_max_bytes: int = Field(
+        10 * 1024 * 1024, ge=65_536, description="Largest mail accepted (SMTP answers 552 above, HTTP 413)."
+    )
+
+    @property
+    def email_addresses(self) -> set[str]:
+        configured = {a.strip().lower() for a in self.intake_email_addresses.split(",") if a.strip()}
+        if not configured and self.is_dev:
+            return {"feedback@example.com", "feedback@localhost"}
+        return configured
+
     @model_validator(mode="after")
     def _dev_key(self) -> Self:
         if self.is_dev and self.intake_dev_api_key is None:

@@ -1,0 +1,59 @@
+"""SQL of the email channel (the ``email_messages`` table)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import asyncpg
+
+
+@dataclass(frozen=True)
+class EmailRecord:
+    message_id: str
+    status: str
+    reason: str | None
+    feedback_id: str | None
+
+
+async def record_first(
+    conn: asyncpg.Connection,
+    *,
+    message_id: str,
+    status: str,
+    reason: str | None,
+    feedback_id: str | None,
+    via: str,
+    size_bytes: int,
+    attachments: int,
+) -> bool:
+    """Record a message; False when its Message-ID was seen before (nothing changed then)."""
+    inserted = await conn.fetchval(
+        """
+        INSERT INTO email_messages (message_id, status, reason, feedback_id, via, size_bytes, attachments)
+        VALUES ($1, $2, $3, $4, $5, $6, $7)
+        ON CONFLICT (message_id) DO NOTHING
+        RETURNING true
+        """,
+        message_id, status, reason, feedback_id, via, size_bytes, attachments,
+    )
+    return bool(inserted)
+
+
+async def record_duplicate(conn: asyncpg.Connection, message_id: str) -> EmailRecord:
+    """Count a repeat delivery and return what the first one became."""
+    row = await conn.fetchrow(
+        """
+        UPDATE email_messages SET duplicates = duplicates + 1, last_duplicate_at = now()
+        WHERE message_id = $1
+        RETURNING message_id, status, reason, feedback_id
+        """,
+        message_id,
+    )
+    return EmailRecord(**dict(row))
+
+
+async def find(conn: asyncpg.Connection | asyncpg.Pool, message_id: str) -> EmailRecord | None:
+    row = await conn.fetchrow(
+        "SELECT message_id, status, reason, feedback_id FROM email_messages WHERE message_id = $1", message_id
+    )
+    return EmailRecord(**dict(row)) if row else None
