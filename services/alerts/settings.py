@@ -1,9 +1,9 @@
 """Settings of the alerts service. Field names are the environment variables."""
 
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Self
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 
 from shared.settings import ServiceSettings
 
@@ -43,7 +43,8 @@ class AlertsSettings(ServiceSettings):
     alerts_smtp_max_attempts: int = Field(12, ge=1, description="SMTP attempts before a notification is marked failed.")
     alerts_smtp_max_backoff_seconds: float = Field(600.0, gt=0, description="Cap of the exponential retry backoff.")
     alerts_sending_lease_seconds: int = Field(
-        120, ge=10, description="A notification left 'sending' longer than this (a crash mid-send) is settled at start-up."
+        120, ge=10, description="A notification left 'sending' longer than this (its process died mid-send) is marked "
+        "uncertain by the sender's periodic check; must exceed ALERTS_SMTP_TIMEOUT_SECONDS."
     )
     alerts_resend_uncertain: bool = Field(
         False,
@@ -59,6 +60,13 @@ class AlertsSettings(ServiceSettings):
         **ServiceSettings.dev_secret_defaults,
         "link_signing_key": "dev-link-signing-key-not-for-production",
     }
+
+    @model_validator(mode="after")
+    def _lease_outlasts_a_send(self) -> Self:
+        if self.alerts_sending_lease_seconds <= self.alerts_smtp_timeout_seconds:
+            raise ValueError("ALERTS_SENDING_LEASE_SECONDS must exceed ALERTS_SMTP_TIMEOUT_SECONDS "
+                             "(else a slow but live send would be taken for a crash)")
+        return self
 
     def sla_seconds(self) -> dict[int, int]:
         return {-3: self.alerts_sla_minus3_seconds, -2: self.alerts_sla_minus2_seconds, -1: self.alerts_sla_minus1_seconds}
