@@ -246,7 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     args_shown = sys.argv[1:] if argv is None else argv
     out = ["## MOT scoring (services/alerts/scoring)", "",
            f"- date: {dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
-           f"- machine: `{uname}`; nproc {nproc}; CPU {cpu or 'unknown'}",
+           f"- machine: `{uname}`; nproc {nproc}; CPU {cpu or 'unknown'}; load average at start "
+           f"{' / '.join(f'{x:.2f}' for x in os.getloadavg())} (the machine is shared)",
            f"- python: {platform.python_version()}",
            f"- command: `cd {ROOT} && {os.path.relpath(sys.executable, ROOT)} -m bench.scoring.run{''.join(' ' + a for a in args_shown)}`",
            ""]

@@ -95,6 +95,9 @@ ZH_TERMS.update(_terms(
     "疼 痛 等太久 等很久 等了很久 等了好久 等了一个 等了两个 等了三个 排了 排长队 "
     "漫长 太久 很久 效率低 效率太低 不作为 不管不顾 没有下文 石沉大海 遥遥无期", -1.3))
 ZH_TERMS.update(_terms("改签 补差价 收费 扣款 账单 违约 时有时无 冻得 发抖", -0.6))
+ZH_TERMS.update(_terms(
+    "答非所问 一号难求 没有答复 不给答复 没有回复 没有回音 打不进去 转不过去 没赶上 赶不上 回不了家 "
+    "耽误 耽误事 耽误时间 浪费时间 白白浪费 复杂 要命 黄牛 不通知 没通知 没提醒 被降 吞卡 停机", -1.3))
 ZH_TERMS.update(_terms("安排 安排了 排名 排行 排骨 排气 小时 小姐 小哥 小孩 小朋友 小区 小票 小费 小吃 小程序", 0.0))
 ZH_TERMS.update(_terms(
     "宾至如归 无微不至 雪中送炭 感激不尽 秒到账 准点 正点 提前到达 一次就解决 一次性解决", 2.6))
@@ -219,7 +222,14 @@ EN_PHRASES.update({
     "no callback": -2.0, "no follow up": -1.8, "no follow-up": -1.8,
     "never arrived": -2.0, "never came": -1.8, "never showed": -2.0, "hasn't arrived": -1.8,
     "has not arrived": -1.8, "not arrived": -1.8, "arrived early": 1.2, "arrived broken": -2.0,
+    "without asking": -1.5, "without warning": -1.8, "without notice": -1.8, "without any notice": -2.0,
+    "without any warning": -2.0, "no notice": -1.5, "no warning": -1.5, "in circles": -1.8,
+    "no way to": -1.5, "no human": -1.5, "from a script": -1.2, "nobody answers": -2.0,
+    "no one answers": -2.0, "nobody picks up": -2.0, "never picks up": -2.0, "no one picks up": -2.0,
+    "whole day": -0.8, "whole morning": -0.8, "wasted my": -2.0, "no apology": -2.0,
+    "no compensation": -1.8, "no refund": -2.0, "not refunded": -2.0, "never refunded": -2.0,
 })
+EN_TERMS.update(_terms("impossible maze smashed swallowed unreachable", -1.5))
 
 EN_NEGATORS: dict[str, str] = {t: NEG for t in (
     "not no never nothing nobody none neither nor without cannot cant can't dont don't "
