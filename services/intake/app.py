@@ -9,7 +9,7 @@ from services.intake.api import email as email_api
 from services.intake.api import feedback, kiosk, suggestion_box
 from services.intake.api.errors import install_error_handlers
 from services.intake.api.middleware import BodyLimit, KeyCors
-from services.intake.email.smtp import install_smtp
+from services.intake.email.smtp import install_email
 from services.intake.keys import ANY, KeyStore, hash_key, split_key
 from services.intake.service import FeedbackSink
 from services.intake.settings import IntakeSettings
@@ -75,5 +75,5 @@ def create_app(settings: IntakeSettings) -> FastAPI:
         )
 
     runtime.on_start(start_keys)
-    install_smtp(runtime, settings)
+    install_email(runtime, settings)
     return app

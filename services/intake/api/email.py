@@ -9,6 +9,7 @@ from starlette.responses import Response
 
 from services.intake.api.deps import ApiKey
 from services.intake.api.errors import documented, error_response, json_response
+from services.intake.email.metrics import emails_counter
 from services.intake.email.parse import AUTO_REPLY, FEEDBACK, REJECTED
 from services.intake.email.service import DUPLICATE, receive_email
 from shared.contracts import Channel
@@ -61,6 +62,7 @@ async def submit_email(request: Request, principal: ApiKey) -> Response:
     outcome = await receive_email(
         raw, pool=runtime.pool, topic=runtime.settings.topic(FEEDBACK_RECEIVED.topic), via="http", source=principal.name
     )
+    emails_counter(runtime).labels("http", outcome.status).inc()
     body: dict[str, Any] = {"status": outcome.status, "id": outcome.feedback_id, "message_id": outcome.message_id}
     if outcome.reason:
         body["reason"] = outcome.reason

@@ -24,8 +24,11 @@ async def kiosk_page(
     location: Annotated[str | None, Query(max_length=120, description="Store, branch, airport ... (required by the page)")] = None,
     touchpoint: Annotated[str | None, Query(max_length=120, description="Where in the journey, e.g. checkout")] = None,
     lang: Annotated[str | None, Query(pattern="^(zh-CN|en)$", description="Start language; the page has a switch")] = None,
+    device: Annotated[str | None, Query(max_length=200, description="Device id sent with each tap (default: made once per browser)")] = None,
+    reset: Annotated[float | None, Query(ge=1, le=60, description="Seconds the thank-you screen shows (default 4)")] = None,
+    idle: Annotated[float | None, Query(ge=5, le=300, description="Seconds before an unfinished comment is sent without it (default 20)")] = None,
 ) -> FileResponse:
-    # location/touchpoint/lang are read by the page's script; they are declared here for the docs.
+    # The parameters are read by the page's script; they are declared here for validation and the docs.
     return FileResponse(
         STATIC_DIR / "index.html", media_type="text/html; charset=utf-8",
         headers={**_SECURITY_HEADERS, "Cache-Control": "no-cache"},

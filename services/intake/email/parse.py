@@ -22,7 +22,8 @@ from email.message import Message
 from email.policy import compat32
 from email.utils import getaddresses, parseaddr, parsedate_to_datetime
 
-from services.intake.email.text import detect_language, html_to_text, strip_reply
+from services.intake.email.text import html_to_text, strip_reply
+from services.intake.language import detect
 from shared.contracts import MAX_TEXT_CHARS, Attachment, Channel, Customer, EmailDetails, FeedbackIn
 
 logger = logging.getLogger(__name__)
@@ -186,7 +187,7 @@ def _parse(raw: bytes) -> ParsedEmail:
     if len(text) > MAX_TEXT_CHARS:
         text, parsed.truncated = text[:MAX_TEXT_CHARS], True
     parsed.text = text
-    parsed.language = detect_language(f"{parsed.subject or ''}\n{text}")
+    parsed.language = detect(f"{parsed.subject or ''}\n{text}")  # the same detector as every channel
     return parsed
 
 

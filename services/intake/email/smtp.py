@@ -85,17 +85,22 @@ class SmtpListener:
         self._server = None
 
 
-def install_smtp(runtime, settings) -> None:  # noqa: ANN001 - ServiceRuntime, IntakeSettings (no import cycle)
-    """Run the SMTP listener with the service when ``INTAKE_SMTP_PORT`` is set (0 or unset: off)."""
-    if not settings.intake_smtp_port:
-        return
+def install_email(runtime, settings) -> None:  # noqa: ANN001 - ServiceRuntime, IntakeSettings (no import cycle)
+    """The email channel's metrics, and the SMTP listener with the service when ``INTAKE_SMTP_PORT``
+    is set (0 or unset: off; ``POST /v1/email`` works either way)."""
+    from services.intake.email.metrics import emails_counter
     from services.intake.email.service import receive_email
     from shared.events import FEEDBACK_RECEIVED
 
+    counter = emails_counter(runtime)
+    if not settings.intake_smtp_port:
+        return
     topic = settings.topic(FEEDBACK_RECEIVED.topic)
 
     async def receive(raw: bytes, recipient: str) -> EmailOutcome:
-        return await receive_email(raw, pool=runtime.pool, topic=topic, via="smtp", source="email-smtp", recipient=recipient)
+        outcome = await receive_email(raw, pool=runtime.pool, topic=topic, via="smtp", source="email-smtp", recipient=recipient)
+        counter.labels("smtp", outcome.status).inc()
+        return outcome
 
     listener = SmtpListener(
         FeedbackMailHandler(settings.email_addresses, receive),

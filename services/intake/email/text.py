@@ -113,26 +113,3 @@ def strip_reply(text: str) -> str:
         kept.append(line.rstrip())
     result = "\n".join(kept).strip()
     return re.sub(r"\n{3,}", "\n\n", result)
-
-
-_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-_LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
-_EN_WORDS = frozenset(
-    "the and was were is are not you your my our we i it to of in for on with this that have has had be "
-    "very but no please thanks thank would could service staff".split()
-)
-
-
-def detect_language(text: str) -> str | None:
-    """zh, en, or None when neither is clear (other languages are left undetected)."""
-    cjk = len(_CJK.findall(text))
-    words = _LATIN_WORD.findall(text)
-    if cjk and cjk >= len(words):
-        return "zh"
-    if words:
-        english = sum(1 for w in words if w.lower() in _EN_WORDS)
-        if english >= max(1, len(words) // 10):
-            return "en"
-    if cjk:
-        return "zh"
-    return None

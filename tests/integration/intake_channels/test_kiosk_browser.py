@@ -44,7 +44,7 @@ async def test_offline_tap_arrives_once_and_a_lost_response_does_not_double(chro
             page = await context.new_page()
             requests: list[str] = []
             page.on("request", lambda r: requests.append(r.url))
-            await page.goto(f"{intake.url}/kiosk?location=store-12&touchpoint=exit&lang=en#key={key}")
+            await page.goto(f"{intake.url}/kiosk?location=store-12&touchpoint=exit&lang=en&reset=1#key={key}")
             await page.wait_for_selector("[data-testid=face-3]")
             # The key left the address bar and never went over the wire.
             assert "#key" not in page.url and await page.evaluate("localStorage.getItem('keymoment.kiosk.apiKey')") == key
@@ -74,6 +74,14 @@ async def test_offline_tap_arrives_once_and_a_lost_response_does_not_double(chro
             [event] = events
             assert (event.channel, event.rating.value, event.location, event.touchpoint) == ("kiosk", -2, "store-12", "exit")
             assert event.text == "排队太久了，只开了一个收银台" and event.kiosk.face == -2 and event.source == "kiosk-store-12"
+
+            # --- the page itself reloads offline (service worker cache) and keeps its key ---
+            await page.evaluate("navigator.serviceWorker.ready")
+            await wait_until(lambda: page.evaluate("!!navigator.serviceWorker.controller"), timeout=10, what="service worker")
+            await context.set_offline(True)
+            await page.reload()
+            await page.wait_for_selector("[data-testid=face3]", state="visible")
+            await context.set_offline(False)
 
             # --- a response lost on the way back: the kiosk resends, the id is the same ---
             lost = []

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from services.intake.email.parse import AUTO_REPLY, FEEDBACK, REJECTED, decode_header_value, parse_email
-from services.intake.email.text import detect_language, html_to_text, strip_reply
+from services.intake.email.text import html_to_text, strip_reply
 from shared.contracts import Channel
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "email"
@@ -167,11 +167,3 @@ def test_html_to_text_blocks_entities_and_broken_markup():
     assert html_to_text("<p>A&amp;B</p><p>C<br>D</p>") == "A&B\n\nC\nD"
     assert html_to_text("<div>unclosed <b>bold") == "unclosed bold"
     assert html_to_text("<style>x{}</style><script>alert(1)</script>ok") == "ok"
-
-
-@pytest.mark.parametrize(
-    ("text", "lang"),
-    [("服务很差", "zh"), ("The staff was rude", "en"), ("Le personnel était impoli", None), ("iPhone 屏幕坏了", "zh"), ("", None)],
-)
-def test_detect_language(text, lang):
-    assert detect_language(text) == lang

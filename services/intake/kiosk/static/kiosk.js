@@ -21,8 +21,15 @@
     device: "keymoment.kiosk.deviceId",
     lang: "keymoment.kiosk.lang",
   };
-  const COMMENT_TIMEOUT_MS = 20000; // an abandoned comment screen sends the tap without comment
-  const THANKS_MS = 4000;
+  const params = new URLSearchParams(location.search);
+  const seconds = (name, fallback, min, max) => {
+    const value = Number(params.get(name));
+    return Number.isFinite(value) && value >= min && value <= max ? value : fallback;
+  };
+  // An abandoned comment screen sends the tap without the comment after ?idle= seconds.
+  const COMMENT_TIMEOUT_MS = seconds("idle", 20, 5, 300) * 1000;
+  // The thank-you screen returns to the faces after ?reset= seconds.
+  const THANKS_MS = seconds("reset", 4, 1, 60) * 1000;
   const RETRY_MIN_MS = 1000;
   const RETRY_MAX_MS = 60000;
   const PERIODIC_MS = 15000;
@@ -62,7 +69,6 @@
   const COLOURS = { "-3": "#c62828", "-2": "#e4572e", "-1": "#f29e4c", "0": "#c9b23a", "1": "#9ccc65", "2": "#5cb85c", "3": "#2e7d32" };
 
   // ---- configuration -------------------------------------------------------------
-  const params = new URLSearchParams(location.search);
   const config = {
     location: (params.get("location") || "").trim(),
     touchpoint: (params.get("touchpoint") || "").trim(),

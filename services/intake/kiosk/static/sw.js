@@ -2,7 +2,7 @@
 // assets are served from a cache, refreshed from the network whenever possible.
 // Feedback submissions never pass through here (only GETs under /kiosk are handled).
 const CACHE = "keymoment-kiosk-v1";
-const ASSETS = ["/kiosk/static/kiosk.css", "/kiosk/static/kiosk.js"];
+const ASSETS = ["/kiosk", "/kiosk/static/kiosk.css", "/kiosk/static/kiosk.js"]; // one page for every query
 
 self.addEventListener("install", (event) => {
   event.waitUntil(caches.open(CACHE).then((cache) => cache.addAll(ASSETS)).then(() => self.skipWaiting()));
