@@ -87,6 +87,16 @@ def decode(data: bytes) -> tuple[str, str]:
         raise CsvImportError(f"the file is neither UTF-8 nor GBK (byte {exc.start})") from exc
 
 
+def _delimiter(text: str) -> str:
+    """The separator of the header line: comma, semicolon (European Excel) or tab.
+
+    Judged on the header only: card texts are full of commas and semicolons."""
+    header = text.split("\n", 1)[0]
+    counts = {d: header.count(d) for d in (",", ";", "\t")}
+    best = max(counts, key=counts.get)
+    return best if counts[best] else ","
+
+
 def _norm_header(name: str) -> str:
     return re.sub(r"[\s_\-（）()]", "", name.strip().lstrip("\ufeff").lower())
 
@@ -101,11 +111,7 @@ def parse_csv(data: bytes, *, source_key: str, timezone: str = "UTC", default_sc
         raise CsvImportError(f"unknown timezone {timezone!r}") from exc
     text, encoding = decode(data)
     import_id = "csv-" + hashlib.sha256(data).hexdigest()[:16]  # names the file, not the cards
-    try:
-        dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
-    except csv.Error:
-        dialect = csv.excel
-    reader = csv.reader(io.StringIO(text, newline=""), dialect)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text))
     try:
         header = next(reader)
     except StopIteration:

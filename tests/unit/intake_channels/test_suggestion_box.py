@@ -113,3 +113,9 @@ def test_parse_date_forms():
 
 def test_decode_prefers_utf8():
     assert decode("内容".encode()) == ("内容", "utf-8")
+
+
+def test_separator_is_judged_on_the_header_not_the_card_texts():
+    data = "date\tlocation\ttext\n2026-05-01\tT2\tSlow; rude, and the queue; was long; very\n".encode()
+    [card] = parse_csv(data, source_key="k").cards
+    assert card.feedback.text == "Slow; rude, and the queue; was long; very"
