@@ -43,6 +43,12 @@ class IntakeSettings(ServiceSettings):
         return configured
 
     @model_validator(mode="after")
+    def _mailboxes_for_listener(self) -> Self:
+        if self.intake_smtp_port and not self.email_addresses:
+            raise ValueError("INTAKE_EMAIL_ADDRESSES must name the feedback mailboxes when INTAKE_SMTP_PORT is set")
+        return self
+
+    @model_validator(mode="after")
     def _dev_key(self) -> Self:
         if self.is_dev and self.intake_dev_api_key is None:
             object.__setattr__(self, "intake_dev_api_key", SecretStr(f"km_dev_{secrets.token_urlsafe(24)}"))
