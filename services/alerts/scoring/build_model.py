@@ -121,7 +121,7 @@ def train(rows: list[dict[str, Any]], feats: list[tuple[set[str], dict[str, floa
     n_zh_groups = len({rows[i]["group"] for i in idx if rows[i]["lang"] == "zh"})
     need = min(min_groups, max(1, n_zh_groups - 1))
     vocab = [f for f, c in df.items() if c >= min_df and (f[0] in "wb!?" or len(groups[f]) >= need)]
-    vocab.sort(key=lambda f: -df[f])
+    vocab.sort(key=lambda f: (-df[f], f))  # ties by name: set order varies with PYTHONHASHSEED
     vocab = vocab[:max_features]
     col = {f: j for j, f in enumerate(vocab)}
     nl = len(LEX_FEATURES)
@@ -133,11 +133,9 @@ def train(rows: list[dict[str, Any]], feats: list[tuple[set[str], dict[str, floa
     for k, i in enumerate(idx):
         fs, lexf = feats[i]
         norm = 1.0 / math.sqrt(len(fs)) if fs else 0.0
-        for f in fs:
-            j = col.get(f)
-            if j is not None:
-                ind.append(j)
-                data.append(norm * en_scale if f[0] in "wb" else norm)
+        for j, f in sorted((col[f], f) for f in fs if f in col):  # sorted: reproducible float sums
+            ind.append(j)
+            data.append(norm * en_scale if f[0] in "wb" else norm)
         for j, name in enumerate(LEX_FEATURES):
             v = lexf[name]
             if v:
@@ -163,7 +161,7 @@ def raw_logit(model: dict[str, Any], f: tuple[set[str], dict[str, float]]) -> fl
     fs, lexf = f
     w = model["weights"]
     norm = 1.0 / math.sqrt(len(fs)) if fs else 0.0
-    z = model["bias"] + norm * sum(w.get(x, 0.0) for x in fs)
+    z = model["bias"] + norm * math.fsum(w.get(x, 0.0) for x in fs)  # fsum: independent of set order
     return z + sum(model["lex_weights"][k] * v for k, v in lexf.items())
 
 

@@ -36,7 +36,7 @@ def test_case_file_covers_both_languages_classes_and_industries() -> None:
         labels = Counter(c["negative"] for c in mine)
         assert labels[True] >= 25 and labels[False] >= 25
         assert {c["industry"] for c in mine} == INDUSTRIES
-    assert {c["set"] for c in cases} == {"curation", "fresh"}
+    assert {c["set"] for c in cases} == {"curation", "fresh", "blind"}
     assert len({c["text"] for c in cases}) == len(cases)
 
 
