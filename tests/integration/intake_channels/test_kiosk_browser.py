@@ -49,6 +49,11 @@ async def test_offline_tap_arrives_once_and_a_lost_response_does_not_double(chro
             # The key left the address bar and never went over the wire.
             assert "#key" not in page.url and await page.evaluate("localStorage.getItem('keymoment.kiosk.apiKey')") == key
             assert not any(key in url for url in requests)
+            assert await page.locator(".face").count() == 7
+            assert await page.text_content("#question") == "How was your experience today?"
+            await page.click("[data-testid=lang]")
+            assert await page.text_content("#question") == "您对本次服务满意吗？"
+            assert await page.get_attribute("html", "lang") == "zh-CN"
 
             # --- offline: the tap is queued, the kiosk thanks the customer anyway ---
             await context.set_offline(True)
@@ -74,6 +79,7 @@ async def test_offline_tap_arrives_once_and_a_lost_response_does_not_double(chro
             [event] = events
             assert (event.channel, event.rating.value, event.location, event.touchpoint) == ("kiosk", -2, "store-12", "exit")
             assert event.text == "排队太久了，只开了一个收银台" and event.kiosk.face == -2 and event.source == "kiosk-store-12"
+            assert event.language == "zh" and event.kiosk.device_id.startswith("kiosk-")
 
             # --- the page itself reloads offline (service worker cache) and keeps its key ---
             await page.evaluate("navigator.serviceWorker.ready")
