@@ -27,6 +27,7 @@ from services.alerts.sender import NotificationSender
 from services.alerts.service import Context
 from services.alerts.settings import AlertsSettings
 from shared.events import ALERT_RAISED, ALERT_UPDATED, FEEDBACK_RECEIVED, FEEDBACK_SCORED, SURVEY_REQUESTED
+from shared.kafka import ConsumerRunner
 from shared.runtime import ServiceRuntime, install
 
 
@@ -46,10 +47,21 @@ def create_app(settings: AlertsSettings, *, clock: Clock | None = None, scorer: 
         signer=Signer(settings.link_signing_key.get_secret_value().encode()),
         metrics=AlertsMetrics(runtime.registry),
     )
-    runtime.consume(FEEDBACK_RECEIVED, Handlers(ctx).on_feedback_received)
+    handlers = Handlers(ctx)
     senders: list[NotificationSender] = []
 
     async def start_tasks(rt: ServiceRuntime) -> None:
+        # The runtime's own consumer commits up to 500 events per transaction; an alert is only
+        # stored at its batch's commit, so alerts runs the same runner with smaller batches.
+        consumer = ConsumerRunner(
+            bootstrap_servers=settings.kafka_bootstrap_servers, group_id=settings.consumer_group,
+            handlers={FEEDBACK_RECEIVED: handlers.on_feedback_received}, pool=rt.pool, publisher=rt.publisher,
+            topic_name=settings.topic, metrics=rt.consumer_metrics, max_records=settings.alerts_consumer_max_records,
+            topic_partitions=settings.kafka_topic_partitions, replication_factor=settings.kafka_replication_factor,
+            client_id=settings.service_name, session_timeout_ms=settings.kafka_session_timeout_ms,
+        )
+        rt.consumers.append(consumer)
+        rt.spawn(consumer.run(), "alerts-consumer")
         if settings.alerts_mail_sender_enabled:
             sender = NotificationSender(rt.pool, ctx)
             sender.task = rt.spawn(sender.run(), "alerts-notification-sender")

@@ -37,6 +37,10 @@ class AlertsSettings(ServiceSettings):
     alerts_sla_minus2_seconds: int = Field(3600, ge=1, description="Time to acknowledge a -2 alert before escalation.")
     alerts_sla_minus1_seconds: int = Field(14_400, ge=1, description="Time to acknowledge a -1 alert before escalation.")
 
+    alerts_consumer_max_records: int = Field(
+        500, ge=1, le=5000,
+        description="Feedback events per consumer transaction: smaller commits each alert sooner, larger costs less per event.",
+    )
     alerts_scheduler_interval_seconds: float = Field(5.0, gt=0, description="How often SLA timers are checked.")
     alerts_smtp_concurrency: int = Field(4, ge=1, le=64, description="Parallel SMTP sessions of the notification sender.")
     alerts_smtp_timeout_seconds: float = Field(30.0, gt=0, description="Timeout of one SMTP exchange.")
