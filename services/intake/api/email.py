@@ -10,7 +10,7 @@ from starlette.responses import Response
 from services.intake.api.deps import ApiKey
 from services.intake.api.errors import documented, error_response, json_response
 from services.intake.email.metrics import emails_counter
-from services.intake.email.parse import AUTO_REPLY, FEEDBACK, REJECTED
+from services.intake.email.parse import FEEDBACK, REJECTED
 from services.intake.email.service import DUPLICATE, receive_email
 from shared.contracts import Channel
 from shared.events import FEEDBACK_RECEIVED
@@ -36,7 +36,8 @@ _SAMPLE = (
         "* `200 {status: duplicate, id}`: seen before; `id` is the first delivery's feedback id (null if it was "
         "not feedback), `first_status` says what it became.\n"
         "* `200 {status: auto_reply, reason}`: an auto-reply or bounce; recorded, not feedback.\n"
-        "* `422 {status: rejected, detail}`: cannot be feedback (no sender, no text, not a mail); recorded.\n"
+        "* `422 {status: rejected, detail}`: cannot be feedback (no sender, no text, not a mail); recorded. "
+        "Sending it again answers 422 again (`status: duplicate, first_status: rejected`).\n"
         "* `415`: the body is not sent as `message/rfc822`."
     ),
     openapi_extra={
@@ -66,11 +67,10 @@ async def submit_email(request: Request, principal: ApiKey) -> Response:
     body: dict[str, Any] = {"status": outcome.status, "id": outcome.feedback_id, "message_id": outcome.message_id}
     if outcome.reason:
         body["reason"] = outcome.reason
-    if outcome.status == FEEDBACK:
-        return json_response(202, body)
-    if outcome.status == REJECTED:
-        return json_response(422, {"detail": f"not accepted as feedback: {outcome.reason}", "errors": [], **body})
     if outcome.status == DUPLICATE:
         body["first_status"] = outcome.first_status
-    assert outcome.status in (DUPLICATE, AUTO_REPLY)
-    return json_response(200, body)
+    if outcome.status == FEEDBACK:
+        return json_response(202, body)
+    if REJECTED in (outcome.status, outcome.first_status):  # a resent rejected mail is still rejected
+        return json_response(422, {"detail": f"not accepted as feedback: {outcome.reason}", "errors": [], **body})
+    return json_response(200, body)  # an auto-reply, or a duplicate of accepted mail or of an auto-reply

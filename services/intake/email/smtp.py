@@ -45,7 +45,7 @@ class FeedbackMailHandler:
         except Exception as exc:
             logger.error("email not recorded; asking the sender to retry", extra={"size": len(raw), "error": repr(exc)})
             return "451 4.3.0 Temporary failure, please try again later"
-        if outcome.status == REJECTED:
+        if REJECTED in (outcome.status, outcome.first_status):  # a resent rejected mail is still rejected
             return f"554 5.6.0 Message rejected: {outcome.reason}"[:500]
         return f"250 2.0.0 OK {outcome.status} {outcome.feedback_id or ''}".rstrip()
 

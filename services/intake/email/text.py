@@ -87,8 +87,16 @@ _SIGNATURES = [
 ]
 
 
+_WROTE_START = re.compile(r"^\s*(On\s|在\s?\d)")
+_WROTE_END = re.compile(r"(wrote|写道)\s*[:：]\s*$", re.I)
+
+
 def _starts_quote(lines: list[str], index: int) -> bool:
     line = lines[index]
+    # Clients wrap a long "On <date>, <name> <address> wrote:" over two lines.
+    if _WROTE_START.match(line) and not _WROTE_END.search(line) and index + 1 < len(lines):
+        if _WROTE_END.search(lines[index + 1]) and len(line) + len(lines[index + 1]) < 300:
+            return True
     for pattern in _QUOTE_HEADERS:
         if pattern.match(line):
             if pattern.pattern.startswith(r"^\s*From:"):

@@ -105,6 +105,9 @@ async def test_post_raw_email(service_env, kafka_bootstrap):
 
         garbage = await post(fixture("garbage.eml"))
         assert garbage.status_code == 422 and garbage.json()["status"] == "rejected"
+        garbage_again = await post(fixture("garbage.eml"))
+        assert garbage_again.status_code == 422
+        assert (garbage_again.json()["status"], garbage_again.json()["first_status"]) == ("duplicate", "rejected")
 
         assert (await post(html_mail, "text/plain")).status_code == 415
         assert (await post(b"From: a@example.com\r\n\r\n" + b"x" * (130 * 1024))).status_code == 413

@@ -157,6 +157,9 @@ def test_oversized_text_is_truncated_and_marked():
         ("Body\n-- \nJohn Smith\nACME", "Body"),
         ("Body\n\nSent from my iPhone", "Body"),
         ("Reply\n> quoted\n> more\nmine", "Reply\nmine"),
+        ("Still broken.\n\nOn Fri, May 8, 2026 at 10:02 AM Customer Care <\ncare@example.com> wrote:\n> Dear", "Still broken."),
+        ("还是没修好\n\n在 2026年5月8日 10:02，客服中心 <care@example.com>\n写道：\n> 您好", "还是没修好"),
+        ("On time and friendly.\nThe crew wrote: nothing", "On time and friendly.\nThe crew wrote: nothing"),
     ],
 )
 def test_strip_reply(text, expected):

@@ -28,12 +28,15 @@ async def test_outcomes_to_smtp_replies():
         EmailOutcome("rejected", "sha256:ab", reason="no valid From address"),
         EmailOutcome("auto_reply", "<2@x>", reason="Auto-Submitted: auto-replied"),
         EmailOutcome("duplicate", "<1@x>", feedback_id="f-1", first_status="accepted"),
+        EmailOutcome("duplicate", "sha256:ab", reason="no valid From address", first_status="rejected"),
     ]
     handler = FeedbackMailHandler({"feedback@example.com"}, receive)
     assert await handler.handle_DATA(None, None, envelope()) == "250 2.0.0 OK accepted f-1"
     assert await handler.handle_DATA(None, None, envelope()) == "554 5.6.0 Message rejected: no valid From address"
     assert await handler.handle_DATA(None, None, envelope()) == "250 2.0.0 OK auto_reply"
     assert await handler.handle_DATA(None, None, envelope()) == "250 2.0.0 OK duplicate f-1"
+    # A rejected mail sent again is rejected again (not "OK duplicate").
+    assert await handler.handle_DATA(None, None, envelope()) == "554 5.6.0 Message rejected: no valid From address"
 
 
 async def test_database_away_asks_the_sender_to_retry():
