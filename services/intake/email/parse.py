@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from email import message_from_bytes
@@ -44,6 +45,7 @@ _AUTO_SUBJECTS = (
     "undeliverable", "undelivered mail", "delivery status notification", "mail delivery failed", "退信", "系统退信",
 )
 _BOUNCE_SENDERS = ("mailer-daemon", "postmaster")
+_ADDRESS = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
 
 
 def decode_bytes(data: bytes, charset: str | None) -> str:
@@ -117,9 +119,10 @@ class ParsedEmail:
     def to_feedback(self, *, recipient: str | None = None) -> FeedbackIn:
         """The canonical feedback for an accepted message."""
         customer = None
-        if self.sender_address or self.sender_name:
-            email = self.sender_address if self.sender_address and len(self.sender_address) <= 320 else None
-            customer = Customer(name=(self.sender_name or None) and self.sender_name[:200], email=email)
+        email = self.sender_address if self.sender_address and _ADDRESS.match(self.sender_address) else None
+        name = self.sender_name[:200] if self.sender_name else None
+        if email or name:  # an address the contract cannot hold is dropped, the complaint is kept
+            customer = Customer(name=name, email=email)
         attributes = {"email_truncated": True} if self.truncated else {}
         return FeedbackIn(
             channel=Channel.EMAIL,

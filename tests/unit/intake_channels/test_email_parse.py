@@ -170,3 +170,10 @@ def test_html_to_text_blocks_entities_and_broken_markup():
     assert html_to_text("<p>A&amp;B</p><p>C<br>D</p>") == "A&B\n\nC\nD"
     assert html_to_text("<div>unclosed <b>bold") == "unclosed bold"
     assert html_to_text("<style>x{}</style><script>alert(1)</script>ok") == "ok"
+
+
+def test_an_address_the_contract_cannot_hold_is_dropped_not_the_complaint():
+    raw = f'From: "Zhang" <{"z" * 400}@example.cn>\r\nSubject: hi\r\n\r\nThe room was dirty.\r\n'.encode()
+    mail = parse_email(raw)
+    feedback = mail.to_feedback()
+    assert feedback.text == "The room was dirty." and feedback.customer.name == "Zhang" and feedback.customer.email is None
