@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
 import pytest
 
+from keymoment.devstack.ports import free_port
 from services.alerts.clock import ManualClock
 from tests.integration.alerts.support import (
     alerts_app,
@@ -19,6 +27,7 @@ from tests.support.services import wait_until
 pytestmark = pytest.mark.integration
 
 ADMIN = {"Authorization": "Bearer dev-admin-token"}
+ROOT = Path(__file__).resolve().parents[3]
 
 
 async def _all_processed(db, events) -> bool:
@@ -186,3 +195,63 @@ async def test_smtp_refusal_is_retried_with_backoff_and_the_same_message_id(serv
 
 async def _status(db, alert_id: str, status: str) -> bool:
     return await db.conn.fetchval("SELECT status FROM alerts.notifications WHERE alert_id = $1", alert_id) == status
+
+
+def _spawn_alerts(service_env: dict, smtp, port: int) -> subprocess.Popen:
+    env = {
+        **os.environ, "KEYMOMENT_ENV": "test", "PORT": str(port), "LOG_LEVEL": "WARNING",
+        "DATABASE_URL": service_env["database_url"], "KAFKA_BOOTSTRAP_SERVERS": service_env["kafka_bootstrap_servers"],
+        "KAFKA_TOPIC_PREFIX": service_env["kafka_topic_prefix"], "KAFKA_TOPIC_PARTITIONS": "2",
+        "KAFKA_SESSION_TIMEOUT_MS": str(service_env["kafka_session_timeout_ms"]),
+        "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(smtp.port), "ALERTS_GROUP_WINDOW_SECONDS": "0",
+        # a row the killed process left 'sending' is settled as uncertain after 10 s, not 120 s
+        "ALERTS_SMTP_TIMEOUT_SECONDS": "5", "ALERTS_SENDING_LEASE_SECONDS": "10",
+    }
+    return subprocess.Popen([sys.executable, "-m", "services.alerts"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+async def _ready(port: int) -> bool:
+    try:
+        async with httpx.AsyncClient(timeout=1) as http:
+            return (await http.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+async def test_sigkill_in_the_middle_loses_no_alert_and_sends_no_duplicate_email(service_env, database_url):
+    with smtp_server() as smtp:
+        s = settings(service_env, smtp, alerts_group_window_seconds=0)
+        events = [feedback(rating={"scale": "mot", "value": -1 - i % 3}, location=f"store-k{i}",
+                           customer={"id": f"k-{i}"}) for i in range(40)]
+        port = free_port()
+        first = _spawn_alerts(service_env, smtp, port)
+        try:
+            await wait_until(lambda: _ready(port), timeout=30, what="alerts process ready")
+            async with producer(s) as send, database(database_url) as db:
+                await send(*events[:30])
+                await wait_until(lambda: _count(db, 5), what="some alerts stored")
+                first.send_signal(signal.SIGKILL)  # no shutdown hooks, no graceful stop
+                first.wait(10)
+                await send(*events[30:], *events[:10])
+                second = _spawn_alerts(service_env, smtp, port := free_port())
+                try:
+                    await wait_until(lambda: _all_processed(db, events), timeout=40, what="every event processed")
+                    await wait_until(lambda: _settled(db), timeout=30, what="notifications settled")
+                    alerts = await db.alerts()
+                    notifications = await db.notifications()
+                finally:
+                    second.terminate()
+                    second.wait(10)
+        finally:
+            if first.poll() is None:
+                first.kill()
+        assert sorted(a["feedback_id"] for a in alerts) == sorted(e.data.id for e in events)
+        assert len(notifications) == 40
+        statuses = [n["status"] for n in notifications]
+        # a mail in flight at the kill is 'uncertain' (never resent); everything else was sent exactly once
+        assert set(statuses) <= {"sent", "uncertain"}
+        message_ids = [m["Message-ID"] for m in smtp.messages]
+        assert len(message_ids) == len(set(message_ids))
+        sent_ids = {n["message_id"] for n in notifications if n["status"] == "sent"}
+        assert sent_ids <= set(message_ids) and len(message_ids) <= 40
