@@ -157,6 +157,7 @@ async def run(args: argparse.Namespace) -> str:
             **os.environ, "KEYMOMENT_ENV": "dev", "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
             "KAFKA_TOPIC_PREFIX": PREFIX, "DATABASE_URL": dsn, "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(smtp_port),
             "LOG_LEVEL": "WARNING", "PUBLIC_BASE_URL": "http://127.0.0.1:8003",
+            **dict(kv.split("=", 1) for kv in args.env),
         }
         topic = PREFIX + FEEDBACK_RECEIVED.topic
         await ensure_topics(broker.bootstrap_servers, [topic], partitions=3)
@@ -274,7 +275,8 @@ async def run(args: argparse.Namespace) -> str:
         "",
         f"Processed {processed:,} events; alerts raised {len(alerts):,}; negative feedback grouped into open alerts "
         f"{counts.get('grouped', 0):,}; 'raised' mails accepted {sum(1 for m in mails if m['message_id'] in sink.accepted):,} "
-        f"of {len(mails):,}. Drained {drain_seconds:.1f}s after the last produce ack. Alerts CPU ({args.replicas} process(es)) "
+        f"of {len(mails):,}. Drained {drain_seconds:.1f}s after the last produce ack. Alerts CPU ({args.replicas} process(es)"
+        f"{', ' + ' '.join(args.env) if args.env else ''}) "
         f"{cpu:.1f}s over {produce_seconds + drain_seconds:.1f}s ({cpu / (produce_seconds + drain_seconds):.0%} of one core).",
         "",
         f"Latency after the first {warm}s (clock starts at the produce ack; intake's HTTP handling not included):",
@@ -298,6 +300,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=int, default=60, help="how long to offer the load")
     parser.add_argument("--negative", type=float, default=0.10, help="share of negative feedback")
     parser.add_argument("--replicas", type=int, default=1, help="alerts processes in the consumer group")
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                        help="extra setting for the alerts processes, e.g. ALERTS_CONSUMER_MAX_RECORDS=100")
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds excluded from the latency figures")
     args = parser.parse_args(argv)
     print(asyncio.run(run(args)))
