@@ -73,6 +73,10 @@ class SmtpListener:
         self.port = self._server.sockets[0].getsockname()[1]  # port 0 in tests: the one the OS chose
         logger.info("smtp listener started", extra={"host": self.host, "port": self.port})
 
+    @property
+    def serving(self) -> bool:
+        return self._server is not None and self._server.is_serving()
+
     async def stop(self) -> None:
         if self._server is None:
             return
@@ -114,5 +118,9 @@ def install_email(runtime, settings) -> None:  # noqa: ANN001 - ServiceRuntime, 
     async def stop(_) -> None:  # noqa: ANN001
         await listener.stop()
 
+    async def ready() -> str | None:
+        return None if listener.serving else f"smtp listener on port {listener.port} is not serving"
+
     runtime.on_start(start)
     runtime.on_stop(stop)
+    runtime.readiness_check(ready)

@@ -53,7 +53,10 @@ async def test_smtp_listener_end_to_end(service_env, kafka_bootstrap, database_u
         errors, reply = await aiosmtplib.send(fixture("auto_reply.eml"), recipients=["feedback@example.com"], **send)
         assert reply.startswith("2.0.0 OK auto_reply")
 
-        # The listener survived all of it and still takes mail.
+        # The listener survived all of it, says so, and still takes mail.
+        assert intake.runtime.smtp_listener.serving
+        async with intake.client() as http:
+            assert (await http.get("/readyz")).status_code == 200
         errors, reply = await aiosmtplib.send(fixture("big5_quoted_printable.eml"), recipients=["feedback@example.com"], **send)
         assert reply.startswith("2.0.0 OK accepted")
 
