@@ -13,7 +13,10 @@ import pytest
 
 from keymoment.devstack.ports import free_port
 from services.alerts.clock import ManualClock
+from aiosmtpd.controller import Controller
+
 from tests.integration.alerts.support import (
+    CollectingSmtp,
     alerts_app,
     database,
     feedback,
@@ -255,3 +258,39 @@ async def test_sigkill_in_the_middle_loses_no_alert_and_sends_no_duplicate_email
         assert len(message_ids) == len(set(message_ids))
         sent_ids = {n["message_id"] for n in notifications if n["status"] == "sent"}
         assert sent_ids <= set(message_ids) and len(message_ids) <= 40
+
+
+class _DropsDuringData(CollectingSmtp):
+    """Takes the message, then cuts the connection before answering: did it arrive? The sender cannot know."""
+
+    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 - aiosmtpd API
+        await super().handle_DATA(server, session, envelope)
+        server.transport.close()
+        return "250 OK"
+
+
+async def test_connection_lost_during_data_is_uncertain_and_never_resent(service_env, database_url):
+    handler = _DropsDuringData()
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    handler.port = port
+    clock = ManualClock()
+    try:
+        s = settings(service_env, handler)
+        async with alerts_app(s, clock=clock), producer(s) as send, database(database_url) as db:
+            tap = feedback(rating={"scale": "mot", "value": -3}, location="store-21")
+            await send(tap)
+            alert = await db.wait_alert(tap.data.id)
+            await wait_until(lambda: _status(db, alert["alert_id"], "uncertain"), what="notification uncertain")
+            clock.advance(hours=1)  # well past any retry backoff
+            # an hour later: the uncertain mail was not retried, and the SLA escalation (the safety net) went out
+            await wait_until(lambda: len(handler.messages) == 2, what="escalation mail")
+            rows = await db.notifications(alert["alert_id"])
+    finally:
+        controller.stop()
+    raised = next(r for r in rows if r["kind"] == "raised")
+    assert raised["status"] == "uncertain" and raised["attempts"] == 1
+    assert "DATA exchange broke off" in raised["last_error"]
+    assert [m["Message-ID"] for m in handler.messages] == [raised["message_id"], rows[1]["message_id"]]
+    assert rows[1]["kind"] == "escalation"
