@@ -498,7 +498,7 @@ async def create_silence(conn: asyncpg.Connection, ctx: Context, *, matchers: di
     silence_id = str(uuid.uuid4())
     await repo.insert_silence(conn, silence_id=silence_id, matchers=matchers, starts_at=starts_at or now,
                               ends_at=ends_at, created_by=actor.name, comment=comment, created_at=now)
-    logger.info("silence created", extra={"silence_id": silence_id, "by": actor.name})
+    logger.info("silence created", extra={"silence_id": silence_id, "admin": actor.admin})
     return next(s for s in await repo.list_silences(conn, now=now, include_expired=True)
                 if s["silence_id"] == silence_id)
 
