@@ -119,6 +119,34 @@ class Publisher:
         self._connect_task: asyncio.Task | None = None
         self._unavailable_until = 0.0
         self.last_error: str | None = None
+        # After a failure the broker may have come back empty (a restarted in-memory
+        # broker such as Tansu acknowledges writes to topics it does not have and
+        # drops them), so the topics of the next send are checked/created first.
+        self._verify_topics = True
+        self._topic_partitions = 3
+        self._replication_factor = 1
+
+    def configure(
+        self,
+        *,
+        send_timeout: float | None = None,
+        cooldown: float | None = None,
+        topic_partitions: int | None = None,
+        replication_factor: int | None = None,
+    ) -> None:
+        """Tune how long a send may wait for Kafka and how long to stay away after a failure.
+
+        ``send_timeout`` bounds the time a caller waits while Kafka is down; it
+        applies to sends from now on (the connection's request timeout to
+        producers created after this call)."""
+        if send_timeout is not None:
+            self._send_timeout = send_timeout
+        if cooldown is not None:
+            self._cooldown = cooldown
+        if topic_partitions is not None:
+            self._topic_partitions = topic_partitions
+        if replication_factor is not None:
+            self._replication_factor = replication_factor
 
     def _new_producer(self) -> AIOKafkaProducer:
         return AIOKafkaProducer(
@@ -185,6 +213,15 @@ class Publisher:
         producer = self._producer
 
         async def _send_all() -> None:
+            if self._verify_topics:
+                created = await ensure_topics(
+                    self._bootstrap, {m[0] for m in messages},
+                    partitions=self._topic_partitions, replication_factor=self._replication_factor,
+                )
+                if created:
+                    logger.warning("recreated missing topics before publishing", extra={"topics": created})
+                    await producer.client.force_metadata_update()
+                self._verify_topics = False
             futures = [
                 await producer.send(topic, value=value, key=key, headers=headers)
                 for topic, key, headers, value in messages
@@ -195,6 +232,7 @@ class Publisher:
             await asyncio.wait_for(_send_all(), self._send_timeout)
         except (KafkaError, TimeoutError, OSError) as exc:
             self._unavailable_until = time.monotonic() + self._cooldown
+            self._verify_topics = True
             self.last_error = f"kafka send failed: {exc!r}"
             raise PublishUnavailable(self.last_error) from exc
         self._unavailable_until = 0.0
