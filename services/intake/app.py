@@ -57,6 +57,11 @@ def create_app(settings: IntakeSettings) -> FastAPI:
     app.add_middleware(KeyCors, origins=lambda: keys_holder["store"].browser_origins if keys_holder else frozenset())
 
     async def start_keys(rt: ServiceRuntime) -> None:
+        rt.publisher.configure(
+            send_timeout=settings.intake_publish_timeout_seconds,
+            topic_partitions=settings.kafka_topic_partitions,
+            replication_factor=settings.kafka_replication_factor,
+        )
         store = KeyStore(rt.pool, ttl=settings.intake_key_cache_ttl_seconds)
         if settings.dev_api_key is not None:
             dev_key = settings.dev_api_key.get_secret_value()

@@ -11,6 +11,7 @@ buckets held in this process, per key (not per IP: a store's kiosks share one).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -222,20 +223,29 @@ class KeyStore:
                     await conn.add_listener(NOTIFY_CHANNEL, self._notified)
                     try:
                         await self.reload()  # changes made while not listening
+                        _honour_cancel()
                         while True:
                             self._changed.clear()
-                            try:
-                                await asyncio.wait_for(self._changed.wait(), self._ttl)
-                            except TimeoutError:
-                                pass
+                            with contextlib.suppress(TimeoutError):
+                                async with asyncio.timeout(self._ttl):
+                                    await self._changed.wait()
                             if conn.is_closed():
                                 break
                             await self.reload()
+                            _honour_cancel()
                     finally:
                         if not conn.is_closed():
                             await conn.remove_listener(NOTIFY_CHANNEL, self._notified)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                _honour_cancel()
                 logger.warning("api key watcher failed; retrying", extra={"error": repr(exc)})
                 await asyncio.sleep(min(self._ttl, 2.0))
+
+
+def _honour_cancel() -> None:
+    """Re-raise a cancellation that a library swallowed (asyncpg can, while reconnecting)."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError

@@ -18,6 +18,10 @@ class IntakeSettings(ServiceSettings):
     intake_max_body_bytes: int = Field(65_536, ge=1024, description="Largest single feedback body (413 above).")
     intake_max_batch_bytes: int = Field(8 * 1024 * 1024, ge=65_536, description="Largest batch body (413 above).")
     intake_max_batch_items: int = Field(1000, ge=1, description="Most feedback items in one batch.")
+    intake_publish_timeout_seconds: float = Field(
+        2.0, gt=0, le=30,
+        description="Longest a request waits for a Kafka acknowledgement before the feedback goes to the outbox.",
+    )
     intake_key_cache_ttl_seconds: float = Field(
         30.0, gt=0, description="API keys are reloaded at least this often (changes also arrive via NOTIFY)."
     )
