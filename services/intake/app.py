@@ -1,5 +1,6 @@
 """Intake: every channel's feedback in, onto ``feedback.received.v1``."""
 
+import logging
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -38,6 +39,11 @@ id and causes no second event.
 """
 
 
+# aiokafka's producer logs whole message values at DEBUG: feedback text, emails and
+# phone numbers must never reach the logs, whatever LOG_LEVEL says.
+_QUIET_LOGGERS = ("aiokafka.producer", "aiokafka.conn")
+
+
 def create_app(settings: IntakeSettings) -> FastAPI:
     runtime = ServiceRuntime(settings, migrations=Path(__file__).parent / "migrations", produces=[FEEDBACK_RECEIVED])
     app = FastAPI(title="Keymoment intake", version="1.0", description=DESCRIPTION)
@@ -56,7 +62,9 @@ def create_app(settings: IntakeSettings) -> FastAPI:
     app.add_middleware(BodyLimit, limits=app.state.body_limits)
     app.add_middleware(KeyCors, origins=lambda: keys_holder["store"].browser_origins if keys_holder else frozenset())
 
-    async def start_keys(rt: ServiceRuntime) -> None:
+    async def start_intake(rt: ServiceRuntime) -> None:
+        for name in _QUIET_LOGGERS:
+            logging.getLogger(name).setLevel(max(logging.INFO, logging.getLogger(name).getEffectiveLevel()))
         rt.publisher.configure(
             send_timeout=settings.intake_publish_timeout_seconds,
             topic_partitions=settings.kafka_topic_partitions,
@@ -79,6 +87,6 @@ def create_app(settings: IntakeSettings) -> FastAPI:
             publisher=rt.publisher, pool=rt.pool, topic=settings.topic(FEEDBACK_RECEIVED.topic), relay=rt.relay
         )
 
-    runtime.on_start(start_keys)
+    runtime.on_start(start_intake)
     install_email(runtime, settings)
     return app
