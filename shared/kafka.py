@@ -229,7 +229,8 @@ class Publisher:
             await asyncio.gather(*futures)
 
         try:
-            await asyncio.wait_for(_send_all(), self._send_timeout)
+            async with asyncio.timeout(self._send_timeout):  # no extra task per send (hot path)
+                await _send_all()
         except (KafkaError, TimeoutError, OSError) as exc:
             self._unavailable_until = time.monotonic() + self._cooldown
             self._verify_topics = True
