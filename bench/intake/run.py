@@ -1,0 +1,185 @@
+"""Intake benchmark (issue 3, Speed). Starts its own Tansu broker, embedded
+PostgreSQL, intake (``python -m services.intake``, one uvicorn worker) and the
+reference bare FastAPI app (``bench/intake/bare.py``, one uvicorn worker), then
+measures with one load generator (``bench/intake/load.py``, keep-alive raw HTTP/1.1):
+
+(a) ``POST /v1/feedback`` throughput, intake vs the bare endpoint that only
+    validates ``FeedbackIn``, alternated (bare, intake, bare, intake) — target >= 0.75x;
+(b) batch ingest with 1,000-item batches — target >= 20,000 feedback/s;
+(c) accept latency at a paced 1,000 requests/s (open loop) — target p99 <= 50 ms.
+
+    python -m bench.intake.run [--seconds 6] [--write]
+
+``--write`` stores the Markdown in bench/intake/RESULTS.md. No prerequisites beyond
+the project's own environment (Tansu and PostgreSQL come from its packages).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+from bench.common import header
+from bench.intake.load import build_request, closed_loop, open_loop
+from keymoment.devstack.broker import TansuBroker
+from keymoment.devstack.ports import free_port
+from keymoment.devstack.postgres import EmbeddedPostgres
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+DEV_KEY = "km_dev_bench-key-not-secret"
+
+SAMPLES = [
+    {"channel": "kiosk", "rating": {"scale": "mot", "value": -2}, "text": "排队太久了，收银台只开了一个",
+     "location": "store-12", "touchpoint": "checkout", "kiosk": {"device_id": "kiosk-12-exit"}},
+    {"channel": "web", "text": "The refund took three weeks and nobody answered my emails.",
+     "rating": {"scale": "csat", "value": 1}, "customer": {"id": "C-1029", "email": "li.wei@example.com"},
+     "touchpoint": "refund", "occurred_at": "2026-05-01T09:30:00+08:00", "attributes": {"order_id": "SO-55812"}},
+    {"channel": "phone", "text": "客户反映航班延误后没有收到任何通知，要求补偿。", "touchpoint": "call centre",
+     "phone": {"agent_id": "A-207", "call_id": "CALL-88123", "duration_seconds": 412, "direction": "inbound"}},
+    {"channel": "kiosk", "rating": {"scale": "mot", "value": 3}, "location": "store-7", "touchpoint": "exit"},
+]
+
+
+def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    return subprocess.Popen(args, env=env, cwd=ROOT, stdout=log.open("ab"), stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+
+
+async def _wait_http(url: str, proc: subprocess.Popen, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient(timeout=2) as client:
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{url}: process exited with {proc.returncode}")
+            try:
+                if (await client.get(url)).status_code in (200, 404, 405):
+                    return
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{url} not ready after {timeout}s")
+            await asyncio.sleep(0.2)
+
+
+def _stop(proc: subprocess.Popen | None) -> None:
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+async def measure(seconds: float, connections: int) -> dict:
+    work = Path(tempfile.mkdtemp(prefix="bench-intake-"))
+    broker = TansuBroker(free_port(), work / "broker.log")
+    pg = EmbeddedPostgres(work / "pg", free_port(), work / "pg.log")
+    intake = bare = None
+    try:
+        broker.start()
+        pg.start()
+        admin = await asyncpg.connect(pg.dsn("postgres"))
+        await admin.execute("CREATE DATABASE bench")
+        await admin.close()
+        intake_port, bare_port = free_port(), free_port()
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "KEYMOMENT_ENV": "dev", "PORT": str(intake_port),
+               "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers, "DATABASE_URL": pg.dsn("bench"),
+               "INTAKE_DEV_API_KEY": DEV_KEY, "LOG_LEVEL": "WARNING"}
+        intake = _spawn([sys.executable, "-m", "services.intake"], env, work / "intake.log")
+        bare = _spawn([sys.executable, "-m", "bench.intake.bare", "--port", str(bare_port)], env, work / "bare.log")
+        await _wait_http(f"http://127.0.0.1:{intake_port}/readyz", intake)
+        await _wait_http(f"http://127.0.0.1:{bare_port}/docs", bare)
+
+        auth = {"X-API-Key": DEV_KEY}
+        singles = [build_request("127.0.0.1", "/v1/feedback", json.dumps(s, ensure_ascii=False).encode(), auth)
+                   for s in SAMPLES]
+        # Warm-up (JIT-free Python still warms caches, connections, topic metadata).
+        await closed_loop("127.0.0.1", intake_port, singles, connections=8, seconds=1.0)
+        await closed_loop("127.0.0.1", bare_port, singles, connections=8, seconds=1.0)
+
+        rounds = []
+        for _ in range(2):
+            b = await closed_loop("127.0.0.1", bare_port, singles, connections=connections, seconds=seconds)
+            i = await closed_loop("127.0.0.1", intake_port, singles, connections=connections, seconds=seconds)
+            rounds.append((b, i))
+        bare_rate = sum(b.rate for b, _ in rounds) / len(rounds)
+        intake_rate = sum(i.rate for _, i in rounds) / len(rounds)
+        intake_statuses: dict[int, int] = {}
+        for _, i in rounds:
+            for k, v in i.statuses.items():
+                intake_statuses[k] = intake_statuses.get(k, 0) + v
+
+        batch_body = json.dumps([SAMPLES[n % len(SAMPLES)] for n in range(1000)], ensure_ascii=False).encode()
+        batch_req = [build_request("127.0.0.1", "/v1/feedback:batch", batch_body, auth)]
+        batch = await closed_loop("127.0.0.1", intake_port, batch_req, connections=4, seconds=seconds)
+
+        paced = await open_loop("127.0.0.1", intake_port, singles, rate=1000, seconds=seconds, connections=200)
+        return {
+            "seconds_per_run": seconds, "connections": connections,
+            "bare_rps": bare_rate, "intake_rps": intake_rate, "ratio": intake_rate / bare_rate,
+            "rounds": [(round(b.rate), round(i.rate)) for b, i in rounds], "intake_statuses": intake_statuses,
+            "batch_items_per_s": batch.rate * 1000, "batch_statuses": batch.statuses,
+            "paced_rate": paced.rate, "paced_p50_ms": paced.percentile(50) * 1000,
+            "paced_p99_ms": paced.percentile(99) * 1000, "paced_max_ms": max(paced.latencies) * 1000,
+            "paced_statuses": paced.statuses, "paced_requests": paced.requests,
+        }
+    finally:
+        _stop(intake)
+        _stop(bare)
+        pg.stop()
+        broker.stop()
+
+
+def report(r: dict) -> str:
+    ok = lambda cond: "met" if cond else "MISSED"  # noqa: E731
+    return "\n".join([
+        header("intake: accept throughput, batch ingest, paced latency"),
+        "",
+        "Real Tansu broker and embedded PostgreSQL; intake and the bare reference each one uvicorn worker; "
+        f"one load generator (keep-alive HTTP/1.1, {r['connections']} connections, {r['seconds_per_run']:g} s per run), "
+        "all on the same machine (the generator shares its cores).",
+        "",
+        "| measure | result | target | |",
+        "|---|---|---|---|",
+        f"| bare FastAPI, validates `FeedbackIn` | {r['bare_rps']:,.0f} req/s | reference | |",
+        f"| intake `POST /v1/feedback` (202 after Kafka ack) | {r['intake_rps']:,.0f} req/s | | |",
+        f"| ratio intake / bare | {r['ratio']:.2f}x | >= 0.75x | {ok(r['ratio'] >= 0.75)} |",
+        f"| batch ingest, 1,000-item batches | {r['batch_items_per_s']:,.0f} feedback/s | >= 20,000/s | "
+        f"{ok(r['batch_items_per_s'] >= 20_000)} |",
+        f"| accept latency at {r['paced_rate']:,.0f} req/s paced: p50 / p99 / max | {r['paced_p50_ms']:.1f} / "
+        f"{r['paced_p99_ms']:.1f} / {r['paced_max_ms']:.1f} ms | p99 <= 50 ms | {ok(r['paced_p99_ms'] <= 50)} |",
+        "",
+        f"Rounds (bare, intake) req/s: {r['rounds']}; statuses: single {r['intake_statuses']}, "
+        f"batch {r['batch_statuses']}, paced {r['paced_statuses']}.",
+        "",
+    ])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.intake.run", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=6.0, help="length of each measured run")
+    parser.add_argument("--connections", type=int, default=64, help="connections for the throughput runs")
+    parser.add_argument("--write", action="store_true", help="store the Markdown in bench/intake/RESULTS.md")
+    args = parser.parse_args(argv)
+    result = asyncio.run(measure(args.seconds, args.connections))
+    text = report(result)
+    print(text)
+    if args.write:
+        (HERE / "RESULTS.md").write_text("# Intake benchmark\n\n" + text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
