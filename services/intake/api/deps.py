@@ -23,11 +23,12 @@ _api_key_header = APIKeyHeader(
 )
 
 
-def key_store(request: Request) -> KeyStore:
+# Async on purpose: FastAPI runs a sync dependency in its thread pool (a thread hop per request).
+async def key_store(request: Request) -> KeyStore:
     return request.app.state.keys
 
 
-def feedback_sink(request: Request) -> FeedbackSink:
+async def feedback_sink(request: Request) -> FeedbackSink:
     return request.app.state.sink
 
 
