@@ -53,6 +53,17 @@ def default_port(service: str) -> int:
     return int(settings_class(service).model_fields["port"].default)
 
 
+def listening_ports(service: str, env: dict[str, str]) -> set[int]:
+    """Ports the service listens on with this environment: its HTTP port plus any
+    ``<SERVICE>_..._PORT`` listener switched on (e.g. intake's SMTP listener)."""
+    ports = {int(env.get("PORT") or default_port(service))}
+    prefix = f"{service.upper()}_"
+    for name, value in env.items():
+        if name.startswith(prefix) and name.endswith("_PORT") and name in env_names(service) and str(value) not in ("", "0"):
+            ports.add(int(value))
+    return ports
+
+
 def required_secrets(service: str) -> set[str]:
     return {name.upper() for name in settings_class(service).required_secrets}
 

@@ -23,6 +23,7 @@ from tests.deploy.support import (
     default_port,
     env_names,
     environment,
+    listening_ports,
     interpolate,
     interpolate_tree,
     load_compose,
@@ -123,7 +124,7 @@ def test_app_service_port_and_readiness_check_match_settings(name, compose):
     env = environment(service)
     assert int(env.get("PORT", port)) == port
     container_ports = {int(str(p).rsplit(":", 1)[-1].split("/")[0]) for p in service["ports"]}
-    assert container_ports == {port}
+    assert container_ports == listening_ports(name, env)
     check = " ".join(service["healthcheck"]["test"])
     assert f"http://127.0.0.1:{port}/readyz" in check
     assert service["healthcheck"]["start_period"]

@@ -104,6 +104,11 @@ async def test_every_service_starts_from_the_image_tree_with_the_compose_environ
                 "SMTP_HOST": "127.0.0.1",
                 "SMTP_PORT": str(free_port()),
             }
+            for key in compose_env:  # extra listeners (intake's SMTP): loopback, free port, never a fixed one
+                if key.startswith(f"{name.upper()}_") and key.endswith("_PORT"):
+                    overrides[key] = str(free_port())
+                if key.startswith(f"{name.upper()}_") and key.endswith("_HOST"):
+                    overrides[key] = "127.0.0.1"
             if "ALERTS_ROUTES_FILE" in compose_env:
                 overrides["ALERTS_ROUTES_FILE"] = str(routes)
             log = tmp_path / f"{name}.log"

@@ -21,6 +21,7 @@ from tests.deploy.support import (
     build_settings,
     default_port,
     env_names,
+    listening_ports,
     path_fields,
     required_secrets,
     secret_fields,
@@ -161,18 +162,21 @@ def test_ports_and_probes_match_the_service(rendered):
     for name, deployment in deployments(objects).items():
         (container,) = deployment["spec"]["template"]["spec"]["containers"]
         port = default_port(name)
-        assert [p["containerPort"] for p in container["ports"]] == [port]
         plain, _ = container_env(objects, container)
         assert int(plain.get("PORT", port)) == port
+        assert {p["containerPort"] for p in container["ports"]} == listening_ports(name, plain)
+        assert named_port(container, "http") == port
         for probe, path in (("startupProbe", "/healthz"), ("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
             get = container[probe]["httpGet"]
             assert get["path"] == path, f"{name}: {probe}"
             assert named_port(container, get["port"]) == port, f"{name}: {probe} port"
         annotations = deployment["spec"]["template"]["metadata"]["annotations"]
         assert (annotations["prometheus.io/port"], annotations["prometheus.io/path"]) == (str(port), "/metrics")
-        (service_port,) = services[name]["spec"]["ports"]
-        assert service_port["port"] == port  # in-cluster URLs look like the compose ones
-        assert named_port(container, service_port["targetPort"]) == port
+        service_ports = {p["name"]: p for p in services[name]["spec"]["ports"]}
+        assert service_ports["http"]["port"] == port  # in-cluster URLs look like the compose ones
+        for service_port in service_ports.values():
+            assert named_port(container, service_port["targetPort"]) == service_port["port"]
+        assert {p["port"] for p in service_ports.values()} == listening_ports(name, plain)
 
 
 def test_selectors_select_the_pods(rendered):
@@ -190,11 +194,11 @@ def test_selectors_select_the_pods(rendered):
             assert selected(selector) == {obj["metadata"]["name"]}, f"{kind}/{obj['metadata']['name']}"
     for policy in kinds(objects, "NetworkPolicy"):
         assert selected(policy["spec"]["podSelector"]["matchLabels"]) == set(SERVICES)
-        for rule in policy["spec"]["ingress"]:
-            for port in rule["ports"]:
-                for name in SERVICES:
-                    (container,) = deployments(objects)[name]["spec"]["template"]["spec"]["containers"]
-                    assert named_port(container, port["port"]) == default_port(name)
+        allowed = {port["port"] for rule in policy["spec"]["ingress"] for port in rule["ports"]}
+        for name, deployment in deployments(objects).items():
+            (container,) = deployment["spec"]["template"]["spec"]["containers"]
+            # Every port a pod listens on is let in, by name, and nothing else is named.
+            assert {p["name"] for p in container["ports"]} <= allowed, f"{name}: a listening port is blocked"
 
 
 def test_autoscaled_deployments_leave_replicas_to_the_hpa(rendered):
