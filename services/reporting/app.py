@@ -1,18 +1,48 @@
 """Reporting: satisfaction KPIs from the event stream, for Prometheus and people."""
 
+from __future__ import annotations
+
+from functools import partial
 from pathlib import Path
 
 from fastapi import FastAPI
 
 from services.reporting import handlers
+from services.reporting.api import kpis
+from services.reporting.exposition import KpiCollector, KpiRefresher
+from services.reporting.service import Context
 from services.reporting.settings import ReportingSettings
-from shared.events import FEEDBACK_RECEIVED
+from shared.events import ALERT_RAISED, ALERT_UPDATED, FEEDBACK_RECEIVED, FEEDBACK_SCORED
 from shared.runtime import ServiceRuntime, install
 
 
 def create_app(settings: ReportingSettings) -> FastAPI:
     runtime = ServiceRuntime(settings, migrations=Path(__file__).parent / "migrations")
-    runtime.consume(FEEDBACK_RECEIVED, handlers.on_feedback_received)
+    ctx = Context.of(settings)
+    runtime.consume(FEEDBACK_RECEIVED, partial(handlers.on_feedback_received, ctx=ctx))
+    runtime.consume(FEEDBACK_SCORED, partial(handlers.on_feedback_scored, ctx=ctx))
+    runtime.consume(ALERT_RAISED, partial(handlers.on_alert_raised, ctx=ctx))
+    runtime.consume(ALERT_UPDATED, partial(handlers.on_alert_updated, ctx=ctx))
+
+    collector = KpiCollector()
+    runtime.registry.register(collector)
+    state: dict[str, KpiRefresher] = {}
+
+    async def start_refresher(rt: ServiceRuntime) -> None:
+        refresher = KpiRefresher(rt.pool, collector, ctx.labels, rt.registry, every=settings.reporting_refresh_seconds)
+        state["refresher"] = refresher
+        rt.spawn(refresher.run(), "reporting-kpi-refresher")
+
+    async def refresher_ready() -> str | None:
+        refresher = state.get("refresher")
+        return refresher.ready() if refresher else "not started"
+
+    runtime.on_start(start_refresher)
+    runtime.readiness_check(refresher_ready)
+
     app = FastAPI(title="Keymoment reporting", version="1.0")
+    app.state.reporting_ctx = ctx
+    app.state.kpi_collector = collector
+    app.include_router(kpis.router)
     install(app, runtime)
     return app

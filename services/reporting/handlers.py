@@ -1,12 +1,25 @@
-"""One function per consumed event type."""
+"""One function per consumed event type; each runs inside the consumer's transaction."""
 
 from __future__ import annotations
 
 import asyncpg
 
-from services.reporting import repository
+from services.reporting import service
+from services.reporting.service import Context
 from shared.events import Envelope
 
 
-async def on_feedback_received(conn: asyncpg.Connection, event: Envelope) -> None:
-    await repository.add_feedback(conn, event.data)
+async def on_feedback_received(conn: asyncpg.Connection, event: Envelope, *, ctx: Context) -> None:
+    await service.feedback_received(conn, ctx, event.data)  # type: ignore[arg-type]
+
+
+async def on_feedback_scored(conn: asyncpg.Connection, event: Envelope, *, ctx: Context) -> None:
+    await service.feedback_scored(conn, ctx, event.data, at=event.time)  # type: ignore[arg-type]
+
+
+async def on_alert_raised(conn: asyncpg.Connection, event: Envelope, *, ctx: Context) -> None:
+    await service.alert_raised(conn, ctx, event.data)  # type: ignore[arg-type]
+
+
+async def on_alert_updated(conn: asyncpg.Connection, event: Envelope, *, ctx: Context) -> None:
+    await service.alert_updated(conn, ctx, event.data)  # type: ignore[arg-type]

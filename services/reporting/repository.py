@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
+
 import asyncpg
 
-from shared.contracts import FeedbackReceived
+from services.reporting.domain import Increment
+from shared.contracts import AlertRaised, AlertUpdated, FeedbackReceived, FeedbackScored
+from shared.db import advisory_key
 
 
-async def add_feedback(conn: asyncpg.Connection, fb: FeedbackReceived) -> None:
-    await conn.execute(
-        """INSERT INTO feedback_facts
-               (feedback_id, channel, location, touchpoint, rating_scale, rating_value, occurred_at, received_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-           ON CONFLICT (feedback_id) DO NOTHING""",
+async def add_received(conn: asyncpg.Connection, fb: FeedbackReceived) -> bool:
+    """Store what intake received; True the first time this feedback is seen as
+    received (a re-sent copy under a new event id returns False)."""
+    row = await conn.fetchrow(
+        """INSERT INTO feedback_facts AS f
+               (feedback_id, channel, location, touchpoint, rating_scale, rating_value, occurred_at, received_at,
+                received)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, true)
+           ON CONFLICT (feedback_id) DO UPDATE
+               SET channel = EXCLUDED.channel, location = EXCLUDED.location, touchpoint = EXCLUDED.touchpoint,
+                   rating_scale = EXCLUDED.rating_scale, rating_value = EXCLUDED.rating_value,
+                   occurred_at = EXCLUDED.occurred_at, received_at = EXCLUDED.received_at, received = true
+               WHERE NOT f.received
+           RETURNING feedback_id""",
         fb.id,
         fb.channel.value,
         fb.location,
@@ -21,4 +34,185 @@ async def add_feedback(conn: asyncpg.Connection, fb: FeedbackReceived) -> None:
         fb.rating.value if fb.rating else None,
         fb.occurred_at,
         fb.received_at,
+    )
+    return row is not None
+
+
+async def add_scored(conn: asyncpg.Connection, scored: FeedbackScored, *, at: datetime) -> bool:
+    """Store a feedback's MOT score; True the first time this feedback is scored."""
+    row = await conn.fetchrow(
+        """INSERT INTO feedback_facts AS f
+               (feedback_id, channel, location, touchpoint, rating_scale, rating_value, occurred_at, received_at,
+                mot, negative, scored_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+           ON CONFLICT (feedback_id) DO UPDATE
+               SET mot = EXCLUDED.mot, negative = EXCLUDED.negative, scored_at = EXCLUDED.scored_at
+               WHERE f.mot IS NULL
+           RETURNING feedback_id""",
+        scored.feedback_id,
+        scored.channel.value,
+        scored.location,
+        scored.touchpoint,
+        scored.rating.scale.value if scored.rating else None,
+        scored.rating.value if scored.rating else None,
+        scored.occurred_at,
+        scored.received_at,
+        scored.mot,
+        scored.negative,
+        at,
+    )
+    return row is not None
+
+
+async def add_to_counters(conn: asyncpg.Connection, increments: Sequence[Increment]) -> None:
+    """Add to pre-aggregated series (callers pass them merged and sorted)."""
+    if not increments:
+        return
+    await conn.execute(
+        """INSERT INTO kpi_counters AS k (metric, channel, location, touchpoint, severity, key, value)
+           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                                $7::float8[])
+           ON CONFLICT (metric, channel, location, touchpoint, severity, key)
+               DO UPDATE SET value = k.value + EXCLUDED.value""",
+        [i.metric for i in increments],
+        [i.channel for i in increments],
+        [i.location for i in increments],
+        [i.touchpoint for i in increments],
+        [i.severity for i in increments],
+        [i.key for i in increments],
+        [i.delta for i in increments],
+    )
+
+
+# ------------------------------------------------------------------------------------------ label slots
+async def label_slots(conn: asyncpg.Connection | asyncpg.Pool) -> list[asyncpg.Record]:
+    return await conn.fetch("SELECT dimension, value, label FROM label_slots")
+
+
+async def claim_label(conn: asyncpg.Connection, *, dimension: str, value: str, limit: int, other: str) -> str:
+    """The label of a raw value: its own when it has a slot or one is free, else ``other``.
+    Serialised per dimension (an advisory lock held to the end of the transaction)."""
+    label = await conn.fetchval("SELECT label FROM label_slots WHERE dimension = $1 AND value = $2", dimension, value)
+    if label is not None:
+        return label
+    await conn.execute("SELECT pg_advisory_xact_lock($1)", advisory_key(f"reporting.label_slots.{dimension}"))
+    label = await conn.fetchval("SELECT label FROM label_slots WHERE dimension = $1 AND value = $2", dimension, value)
+    if label is not None:
+        return label
+    used = await conn.fetchval("SELECT count(*) FROM label_slots WHERE dimension = $1", dimension)
+    if used >= limit:
+        return other
+    await conn.execute(
+        "INSERT INTO label_slots (dimension, value, label) VALUES ($1, $2, $2) ON CONFLICT DO NOTHING",
+        dimension, value,
+    )
+    return value
+
+
+# ------------------------------------------------------------------------------------------ alerts
+async def upsert_alert_raised(conn: asyncpg.Connection, a: AlertRaised) -> asyncpg.Record:
+    """Create the alert (or leave a newer state alone); returns the stored row."""
+    return await conn.fetchrow(
+        """INSERT INTO alerts AS a (alert_id, severity, channel, location, touchpoint, status, raised_at, state_at)
+           VALUES ($1, $2, $3, $4, $5, 'open', $6, $6)
+           ON CONFLICT (alert_id) DO UPDATE SET alert_id = a.alert_id
+           RETURNING *, (xmax = 0) AS inserted""",
+        a.alert_id, a.severity, a.channel.value, a.location, a.touchpoint, a.raised_at,
+    )
+
+
+async def upsert_alert_updated(conn: asyncpg.Connection, u: AlertUpdated) -> asyncpg.Record:
+    """Apply a state snapshot unless a newer one is already stored. The
+    acknowledged/resolved/breached facts only ever fill in (an older snapshot
+    still tells that the alert was acknowledged). Returns the stored row, locked."""
+    return await conn.fetchrow(
+        """INSERT INTO alerts AS a (alert_id, severity, channel, location, touchpoint, status, raised_at,
+                                    acknowledged_at, resolved_at, sla_breached, sla_breached_at, state_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, CASE WHEN $10 THEN $11::timestamptz END, $11)
+           ON CONFLICT (alert_id) DO UPDATE SET
+               status = CASE WHEN EXCLUDED.state_at >= a.state_at THEN EXCLUDED.status ELSE a.status END,
+               severity = CASE WHEN EXCLUDED.state_at >= a.state_at THEN EXCLUDED.severity ELSE a.severity END,
+               state_at = greatest(a.state_at, EXCLUDED.state_at),
+               acknowledged_at = coalesce(a.acknowledged_at, EXCLUDED.acknowledged_at),
+               resolved_at = CASE WHEN EXCLUDED.state_at >= a.state_at THEN coalesce(EXCLUDED.resolved_at, a.resolved_at)
+                                  ELSE coalesce(a.resolved_at, EXCLUDED.resolved_at) END,
+               sla_breached = a.sla_breached OR EXCLUDED.sla_breached,
+               sla_breached_at = coalesce(a.sla_breached_at, EXCLUDED.sla_breached_at)
+           RETURNING *, (xmax = 0) AS inserted""",
+        u.alert_id, u.severity, u.channel.value, u.location, u.touchpoint, u.status.value, u.raised_at,
+        u.acknowledged_at, u.resolved_at, u.sla_breached, u.at,
+    )
+
+
+async def mark_counted(conn: asyncpg.Connection, alert_id: str, *, ack: bool, resolve: bool, breach: bool) -> None:
+    await conn.execute(
+        """UPDATE alerts SET ack_counted = ack_counted OR $2, resolve_counted = resolve_counted OR $3,
+                             breach_counted = breach_counted OR $4
+           WHERE alert_id = $1""",
+        alert_id, ack, resolve, breach,
+    )
+
+
+# ------------------------------------------------------------------------------------------ exposition
+async def counters(conn: asyncpg.Connection | asyncpg.Pool) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT metric, channel, location, touchpoint, severity, key, value FROM kpi_counters"
+    )
+
+
+async def open_alerts(conn: asyncpg.Connection | asyncpg.Pool) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT severity, count(*) AS n FROM alerts WHERE status <> 'resolved' GROUP BY severity"
+    )
+
+
+# ------------------------------------------------------------------------------------------ KPI API
+_GROUP_COLUMNS = {"channel": "channel", "location": "location", "touchpoint": "touchpoint"}
+
+
+async def feedback_kpis(conn: asyncpg.Connection | asyncpg.Pool, *, start: datetime, end: datetime,
+                        group_by: str | None) -> list[asyncpg.Record]:
+    """Volumes and KPI ingredients of feedback whose moment falls in [start, end)."""
+    group = _GROUP_COLUMNS[group_by] if group_by else "NULL::text"
+    # The group column comes from a fixed allow-list above, never from the request text.
+    return await conn.fetch(
+        f"""SELECT {group} AS grp,
+                   count(*) FILTER (WHERE received) AS feedback,
+                   count(*) FILTER (WHERE rating_scale = 'nps') AS nps_responses,
+                   count(*) FILTER (WHERE rating_scale = 'nps' AND rating_value >= 9) AS promoters,
+                   count(*) FILTER (WHERE rating_scale = 'nps' AND rating_value BETWEEN 7 AND 8) AS passives,
+                   count(*) FILTER (WHERE rating_scale = 'nps' AND rating_value <= 6) AS detractors,
+                   count(*) FILTER (WHERE rating_scale = 'csat') AS csat_responses,
+                   count(*) FILTER (WHERE rating_scale = 'csat' AND rating_value >= 4) AS csat_satisfied,
+                   count(mot) AS scored,
+                   count(*) FILTER (WHERE negative) AS negative,
+                   avg(mot)::float8 AS mot_mean
+            FROM feedback_facts
+            WHERE at >= $1 AND at < $2
+            GROUP BY 1 ORDER BY 1 NULLS FIRST""",  # noqa: S608 - allow-listed column name
+        start, end,
+    )
+
+
+async def alert_kpis(conn: asyncpg.Connection | asyncpg.Pool, *, start: datetime, end: datetime,
+                     group_by: str | None) -> list[asyncpg.Record]:
+    """Alerts raised in [start, end): counts and time-to-acknowledge / resolve percentiles."""
+    group = _GROUP_COLUMNS[group_by] if group_by else "NULL::text"
+    return await conn.fetch(
+        f"""SELECT {group} AS grp,
+                   count(*) AS alerts_raised,
+                   count(*) FILTER (WHERE status <> 'resolved') AS alerts_open,
+                   count(*) FILTER (WHERE sla_breached) AS sla_breaches,
+                   percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM acknowledged_at - raised_at))
+                       FILTER (WHERE acknowledged_at IS NOT NULL) AS ack_p50,
+                   percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM acknowledged_at - raised_at))
+                       FILTER (WHERE acknowledged_at IS NOT NULL) AS ack_p90,
+                   percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM resolved_at - raised_at))
+                       FILTER (WHERE resolved_at IS NOT NULL) AS resolve_p50,
+                   percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM resolved_at - raised_at))
+                       FILTER (WHERE resolved_at IS NOT NULL) AS resolve_p90
+            FROM alerts
+            WHERE raised_at >= $1 AND raised_at < $2
+            GROUP BY 1 ORDER BY 1 NULLS FIRST""",  # noqa: S608 - allow-listed column name
+        start, end,
     )

@@ -8,3 +8,20 @@ from shared.settings import ServiceSettings
 class ReportingSettings(ServiceSettings):
     service_name: ClassVar[str] = "reporting"
     port: int = Field(8004, ge=1, le=65535, description="HTTP port of reporting.")
+    reporting_max_locations: int = Field(
+        200, ge=0, le=5000,
+        description="Locations that get a label of their own in cx_* series (first come, kept for ever); "
+                    "later ones are counted under location=\"other\".",
+    )
+    reporting_max_touchpoints: int = Field(
+        50, ge=0, le=1000,
+        description="Touchpoints that get a label of their own in cx_* series; later ones count as \"other\".",
+    )
+    reporting_refresh_seconds: float = Field(
+        0.5, gt=0, le=60,
+        description="How often the cx_* series are re-read from PostgreSQL (the /metrics answer is served "
+                    "from this snapshot, so a scrape never waits for the database).",
+    )
+    reporting_kpi_max_days: int = Field(
+        400, ge=1, description="Longest period one GET /v1/kpis request may cover."
+    )

@@ -1,4 +1,6 @@
--- One row per feedback event (idempotent by event id).
+-- One row per feedback: what intake received (feedback.received.v1) and how
+-- alerts scored it (feedback.scored.v1). The two events arrive on different
+-- topics in either order, so each fills its own columns of the same row.
 CREATE TABLE feedback_facts (
     feedback_id text PRIMARY KEY,
     channel text NOT NULL,
@@ -7,6 +9,12 @@ CREATE TABLE feedback_facts (
     rating_scale text,
     rating_value integer,
     occurred_at timestamptz,
-    received_at timestamptz NOT NULL
+    received_at timestamptz NOT NULL,
+    -- When the moment happened: occurred_at when the channel knows it, else received_at.
+    at timestamptz GENERATED ALWAYS AS (coalesce(occurred_at, received_at)) STORED,
+    received boolean NOT NULL DEFAULT false,
+    mot smallint CHECK (mot BETWEEN -3 AND 3),
+    negative boolean,
+    scored_at timestamptz
 );
-CREATE INDEX feedback_facts_received_at_idx ON feedback_facts (received_at);
+CREATE INDEX feedback_facts_at_idx ON feedback_facts (at);

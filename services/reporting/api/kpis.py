@@ -1,0 +1,67 @@
+"""GET /v1/kpis: the KPIs of any past period from PostgreSQL, as JSON or CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, HTTPException, Query, status
+from fastapi.responses import Response
+
+from services.reporting import service
+from services.reporting.api.deps import Admin, Pool, Settings
+from services.reporting.schemas import CSV_COLUMNS, GroupBy, KpiReport
+
+router = APIRouter(prefix="/v1", tags=["kpis"], dependencies=[Admin])
+
+From = Annotated[datetime | None, Query(alias="from", description="Start (inclusive), ISO 8601; default: 7 days before `to`.")]
+To = Annotated[datetime | None, Query(description="End (exclusive), ISO 8601; default: now.")]
+Group = Annotated[GroupBy | None, Query(description="One row per channel, location or touchpoint; default: one total.")]
+
+
+def _period(settings: Settings, start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
+    end = _aware(end) if end else datetime.now(UTC)
+    start = _aware(start) if start else end - timedelta(days=7)
+    if start >= end:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "`from` must be before `to`")
+    if end - start > timedelta(days=settings.reporting_kpi_max_days):
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY,
+                            f"the period may cover at most {settings.reporting_kpi_max_days} days")
+    return start, end
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)  # a time without offset is read as UTC
+
+
+def _csv(rows: list[dict], start: datetime, end: datetime, group_by: GroupBy | None) -> Response:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\r\n")
+    writer.writerow(["from", "to", "group_by", *CSV_COLUMNS])
+    for row in rows:
+        writer.writerow([start.isoformat(), end.isoformat(), group_by.value if group_by else "",
+                         *("" if row[c] is None else row[c] for c in CSV_COLUMNS)])
+    name = f"kpis_{start:%Y%m%dT%H%M%SZ}_{end:%Y%m%dT%H%M%SZ}.csv"
+    # UTF-8 with BOM: Excel (the usual reader of an export) then shows Chinese location names correctly.
+    return Response("\ufeff" + buf.getvalue(), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+@router.get("/kpis", response_model=KpiReport, response_model_by_alias=True,
+            summary="KPIs of a period (NPS, CSAT, mean MOT, negative-MOT rate, alerts)")
+async def kpis(pool: Pool, settings: Settings, start: From = None, end: To = None, group_by: Group = None,
+               format: Annotated[Literal["json", "csv"], Query()] = "json"):  # noqa: A002 - the query name
+    start, end = _period(settings, start, end)
+    rows = await service.kpi_report(pool, start=start, end=end, group_by=group_by.value if group_by else None)
+    if format == "csv":
+        return _csv(rows, start, end, group_by)
+    return KpiReport(start=start, end=end, group_by=group_by, rows=rows)
+
+
+@router.get("/kpis.csv", summary="The same KPIs as CSV", response_class=Response)
+async def kpis_csv(pool: Pool, settings: Settings, start: From = None, end: To = None, group_by: Group = None):
+    start, end = _period(settings, start, end)
+    rows = await service.kpi_report(pool, start=start, end=end, group_by=group_by.value if group_by else None)
+    return _csv(rows, start, end, group_by)

@@ -1,0 +1,175 @@
+"""The cx_* series, served from PostgreSQL state.
+
+A background task re-reads ``kpi_counters`` (and the open alerts) every
+``reporting_refresh_seconds`` and builds the metric families once; the
+collector hands that snapshot to each scrape, so ``/metrics`` never waits for
+the database and costs the same with 5,000 label combinations as with 5.
+
+Every replica exposes the same totals (they are read from the shared
+database), so a restart does not reset them; dashboards and rules collapse
+replicas with ``max without(instance, pod)`` before summing (see README).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable, Iterator
+
+import asyncpg
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from services.reporting import domain
+from services.reporting import repository as repo
+from services.reporting.service import LabelFolder
+
+logger = logging.getLogger(__name__)
+
+PLACE = ("channel", "location", "touchpoint")
+
+# metric id -> (exposed name without _total, help, labels); counters keyed by place or by (channel, key)
+PLACE_COUNTERS = {
+    domain.FEEDBACK: ("cx_feedback", "Feedback received, by channel, location and touchpoint."),
+    domain.SCORED: ("cx_mot_scored", "Feedback given a moment-of-truth score (the negative-MOT rate's denominator)."),
+    domain.NEGATIVE: ("cx_negative_mot", "Feedback scored as a negative moment of truth."),
+}
+KEYED_COUNTERS = {
+    domain.MOT: ("cx_mot_responses", "Feedback by moment-of-truth score -3..3.", "score", domain.MOT_SCORES),
+    domain.NPS: ("cx_nps_responses", "NPS answers (0..10) by category: promoter 9-10, passive 7-8, detractor 0-6.",
+                 "category", domain.NPS_CATEGORIES),
+    domain.CSAT: ("cx_csat_responses", "CSAT answers by score 1..5 (satisfied: 4 and 5).", "score",
+                  domain.CSAT_SCORES),
+}
+SEVERITY_COUNTERS = {
+    domain.ALERTS_RAISED: ("cx_alerts_raised", "Alerts raised for negative moments of truth, by severity."),
+    domain.SLA_BREACHES: ("cx_alert_sla_breaches", "Alerts not acknowledged within their SLA (once per alert)."),
+}
+HISTOGRAMS = {
+    domain.ACK: ("cx_alert_ack_seconds", "Time from an alert being raised to its first acknowledgement.",
+                 domain.ACK_BUCKETS),
+    domain.RESOLVE: ("cx_alert_resolve_seconds", "Time from an alert being raised to its first resolution.",
+                     domain.RESOLVE_BUCKETS),
+}
+
+
+def build_families(counter_rows: Iterable[asyncpg.Record | dict], open_rows: Iterable[asyncpg.Record | dict]) -> list[Metric]:
+    """The cx_* metric families of one database snapshot. Series of the fixed
+    label sets (scores, categories, severities) are always present, at 0 until
+    counted, so rules that combine them never lose a side."""
+    place: dict[str, CounterMetricFamily] = {
+        m: CounterMetricFamily(name, doc, labels=list(PLACE)) for m, (name, doc) in PLACE_COUNTERS.items()
+    }
+    keyed: dict[str, dict[tuple[str, str], float]] = {m: {} for m in KEYED_COUNTERS}
+    for m, (_, _, _, keys) in KEYED_COUNTERS.items():
+        for channel in domain.CHANNELS:
+            for key in keys:
+                keyed[m][(channel, key)] = 0.0
+    severity: dict[str, dict[str, float]] = {m: dict.fromkeys(domain.SEVERITIES, 0.0) for m in SEVERITY_COUNTERS}
+    hist: dict[str, dict[str, dict[str, float]]] = {m: {s: {} for s in domain.SEVERITIES} for m in HISTOGRAMS}
+
+    for r in counter_rows:
+        metric = r["metric"]
+        if metric in place:
+            place[metric].add_metric([r["channel"], r["location"], r["touchpoint"]], r["value"])
+        elif metric in keyed:
+            keyed[metric][(r["channel"], r["key"])] = r["value"]
+        elif metric in severity:
+            severity[metric][r["severity"]] = r["value"]
+        elif metric in hist:
+            hist[metric].setdefault(r["severity"], {})[r["key"]] = r["value"]
+
+    families: list[Metric] = list(place.values())
+    for m, (name, doc, label, _) in KEYED_COUNTERS.items():
+        fam = CounterMetricFamily(name, doc, labels=["channel", label])
+        for (channel, key), value in sorted(keyed[m].items()):
+            fam.add_metric([channel, key], value)
+        families.append(fam)
+    for m, (name, doc) in SEVERITY_COUNTERS.items():
+        fam = CounterMetricFamily(name, doc, labels=["severity"])
+        for sev, value in severity[m].items():
+            fam.add_metric([sev], value)
+        families.append(fam)
+    for m, (name, doc, bounds) in HISTOGRAMS.items():
+        fam = HistogramMetricFamily(name, doc, labels=["severity"])
+        for sev, cells in hist[m].items():
+            cumulative = 0.0
+            buckets = []
+            for bound in (*bounds, float("inf")):
+                le = domain.format_le(bound)
+                cumulative += cells.get(le, 0.0)
+                buckets.append((le, cumulative))
+            fam.add_metric([sev], buckets, sum_value=cells.get(domain.SUM_KEY, 0.0))
+        families.append(fam)
+    opened = GaugeMetricFamily("cx_alerts_open", "Alerts not yet resolved, by severity.", labels=["severity"])
+    counts = dict.fromkeys(domain.SEVERITIES, 0)
+    for r in open_rows:
+        counts[str(r["severity"])] = r["n"]
+    for sev, n in counts.items():
+        opened.add_metric([sev], n)
+    families.append(opened)
+    return families
+
+
+class KpiCollector(Collector):
+    """Hands the latest snapshot to the registry; collect() does no I/O."""
+
+    def __init__(self) -> None:
+        self.families: list[Metric] = []
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self.families)
+
+    def describe(self) -> list[Metric]:
+        return []  # families vary with the data; never probed at registration
+
+
+class KpiRefresher:
+    """Keeps the collector's snapshot (and the label cache) fresh from PostgreSQL."""
+
+    def __init__(self, pool: asyncpg.Pool, collector: KpiCollector, labels: LabelFolder, registry: CollectorRegistry,
+                 *, every: float) -> None:
+        self.pool = pool
+        self.collector = collector
+        self.labels = labels
+        self.every = every
+        self.refreshed_at: float | None = None
+        self._seconds = Gauge("keymoment_reporting_snapshot_read_seconds",
+                              "Time to read and build the last cx_* snapshot.", registry=registry)
+        self._age = Gauge("keymoment_reporting_snapshot_timestamp_seconds",
+                          "Unix time of the cx_* snapshot served at /metrics.", registry=registry)
+        self._failures = Counter("keymoment_reporting_snapshot_failures",
+                                 "Failed reads of the cx_* snapshot.", registry=registry)
+
+    async def refresh(self) -> None:
+        started = time.perf_counter()
+        async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+            counter_rows = await repo.counters(conn)
+            open_rows = await repo.open_alerts(conn)
+            slots = await repo.label_slots(conn)
+        self.collector.families = build_families(counter_rows, open_rows)
+        self.labels.load(slots)
+        self.refreshed_at = time.time()
+        self._age.set(self.refreshed_at)
+        self._seconds.set(time.perf_counter() - started)
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.refresh()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # database briefly away: serve the last snapshot, try again
+                self._failures.inc()
+                logger.warning("reading the KPI snapshot failed", extra={"error": repr(exc)})
+            await asyncio.sleep(self.every)
+
+    def ready(self) -> str | None:
+        if self.refreshed_at is None:
+            return "cx_* series not read from the database yet"
+        stale = time.time() - self.refreshed_at
+        if stale > max(30.0, 10 * self.every):
+            return f"cx_* series not refreshed for {stale:.0f}s"
+        return None
