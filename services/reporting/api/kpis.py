@@ -7,7 +7,7 @@ import io
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import Response
 
 from services.reporting import service
@@ -17,7 +17,7 @@ from services.reporting.schemas import CSV_COLUMNS, GroupBy, KpiReport
 router = APIRouter(prefix="/v1", tags=["kpis"], dependencies=[Admin])
 
 From = Annotated[datetime | None, Query(alias="from", description="Start (inclusive), ISO 8601; default: 7 days before `to`.")]
-To = Annotated[datetime | None, Query(description="End (exclusive), ISO 8601; default: now.")]
+To = Annotated[datetime | None, Query(alias="to", description="End (exclusive), ISO 8601; default: now.")]
 Group = Annotated[GroupBy | None, Query(description="One row per channel, location or touchpoint; default: one total.")]
 
 
@@ -25,9 +25,9 @@ def _period(settings: Settings, start: datetime | None, end: datetime | None) ->
     end = _aware(end) if end else datetime.now(UTC)
     start = _aware(start) if start else end - timedelta(days=7)
     if start >= end:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "`from` must be before `to`")
+        raise HTTPException(422, "`from` must be before `to`")
     if end - start > timedelta(days=settings.reporting_kpi_max_days):
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY,
+        raise HTTPException(422,
                             f"the period may cover at most {settings.reporting_kpi_max_days} days")
     return start, end
 
