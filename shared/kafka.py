@@ -298,8 +298,10 @@ class ConsumerRunner:
         replication_factor: int = 1,
         client_id: str | None = None,
         session_timeout_ms: int = 10_000,
+        fetch_max_wait_ms: int = 50,
     ) -> None:
         self._bootstrap = bootstrap_servers
+        self._fetch_max_wait_ms = fetch_max_wait_ms
         self._session_timeout_ms = session_timeout_ms
         self._group = group_id
         self._handlers = {et.type: h for et, h in handlers.items()}
@@ -352,6 +354,7 @@ class ConsumerRunner:
                     max_poll_records=self._max_records,
                     session_timeout_ms=self._session_timeout_ms,
                     heartbeat_interval_ms=max(self._session_timeout_ms // 4, 100),
+                    fetch_max_wait_ms=self._fetch_max_wait_ms,
                 )
                 await consumer.start()
                 self.status.running = True

@@ -116,6 +116,7 @@ class ServiceRuntime:
                 replication_factor=s.kafka_replication_factor,
                 client_id=s.service_name,
                 session_timeout_ms=s.kafka_session_timeout_ms,
+                fetch_max_wait_ms=s.kafka_fetch_max_wait_ms,
             )
             self.consumers.append(runner)
             self.spawn(runner.run(), f"{s.service_name}-consumer")

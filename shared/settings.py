@@ -47,6 +47,11 @@ class ServiceSettings(BaseSettings):
     kafka_session_timeout_ms: int = Field(
         10_000, ge=1_000, description="Consumer group session timeout; a dead member's partitions move after it."
     )
+    kafka_fetch_max_wait_ms: int = Field(
+        50, ge=1, le=5_000,
+        description="Longest the broker holds a fetch open waiting for data: an upper bound on the delay an idle "
+        "consumer adds to each event (aiokafka's 500 ms default would use up the alert latency budget).",
+    )
     kafka_consumer_group: str | None = Field(
         None, description="Consumer group; defaults to the service name."
     )

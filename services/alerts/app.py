@@ -59,6 +59,7 @@ def create_app(settings: AlertsSettings, *, clock: Clock | None = None, scorer: 
             topic_name=settings.topic, metrics=rt.consumer_metrics, max_records=settings.alerts_consumer_max_records,
             topic_partitions=settings.kafka_topic_partitions, replication_factor=settings.kafka_replication_factor,
             client_id=settings.service_name, session_timeout_ms=settings.kafka_session_timeout_ms,
+            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
         )
         rt.consumers.append(consumer)
         rt.spawn(consumer.run(), "alerts-consumer")
