@@ -157,9 +157,9 @@ def operations() -> dict:
     lay = Layout()
     lay.add("Ingest rate", "timeseries", [
         target(f"sum by (channel) ({rate('cx_feedback_total', PLACE)})", "{{channel}}"),
-        target('sum(rate(keymoment_http_requests_total{service="intake", method="POST", status=~"2.."}'
-               '[$__rate_interval]))', "intake 2xx", ref="B")],
-        w=12, h=8, unit="reqps", description="Feedback counted by reporting, and requests intake accepted.")
+        target('sum by (service) (rate(keymoment_http_requests_total{status=~"2.."}[$__rate_interval]))',
+               "{{service}} HTTP 2xx", ref="B")],
+        w=12, h=8, unit="reqps", description="Feedback counted by reporting, and successful HTTP requests per service.")
     lay.add("Consumer lag", "timeseries", [target(
         "sum by (group, topic) (keymoment_consumer_lag_messages)", "{{group}} {{topic}}")], w=12, h=8,
         unit="short", description="Messages behind the end of each topic, per consumer group.")
@@ -171,7 +171,8 @@ def operations() -> dict:
         '[$__rate_interval])) or vector(0)', "{{group}} {{topic}}")], w=12, h=8, unit="short",
         description="Events that can never be processed, sent to <topic>.dlq.")
     lay.add("HTTP 5xx ratio by service", "timeseries", [target(
-        'sum by (service) (rate(keymoment_http_requests_total{status=~"5.."}[$__rate_interval]))'
+        '(sum by (service) (rate(keymoment_http_requests_total{status=~"5.."}[$__rate_interval]))'
+        " or sum by (service) (rate(keymoment_http_requests_total[$__rate_interval])) * 0)"
         " / sum by (service) (rate(keymoment_http_requests_total[$__rate_interval]))", "{{service}}")],
         w=12, h=8, unit="percentunit")
     lay.add("HTTP p95 latency by service", "timeseries", [target(
