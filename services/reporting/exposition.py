@@ -1,9 +1,9 @@
 """The cx_* series, served from PostgreSQL state.
 
 A background task re-reads ``kpi_counters`` (and the open alerts) every
-``reporting_refresh_seconds`` and builds the metric families once; the
-collector hands that snapshot to each scrape, so ``/metrics`` never waits for
-the database and costs the same with 5,000 label combinations as with 5.
+``reporting_refresh_seconds`` and renders the text once; each scrape appends
+those bytes to the registry's own metrics, so ``/metrics`` never waits for the
+database and costs about the same with 5,000 label combinations as with 5.
 
 Every replica exposes the same totals (they are read from the shared
 database), so a restart does not reset them; dashboards and rules collapse
@@ -15,12 +15,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 import asyncpg
 from prometheus_client import CollectorRegistry, Counter, Gauge
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
-from prometheus_client.registry import Collector
 
 from services.reporting import domain
 from services.reporting import repository as repo
@@ -55,25 +53,34 @@ HISTOGRAMS = {
 }
 
 
-def build_families(counter_rows: Iterable[asyncpg.Record | dict], open_rows: Iterable[asyncpg.Record | dict]) -> list[Metric]:
-    """The cx_* metric families of one database snapshot. Series of the fixed
-    label sets (scores, categories, severities) are always present, at 0 until
-    counted, so rules that combine them never lose a side."""
-    place: dict[str, CounterMetricFamily] = {
-        m: CounterMetricFamily(name, doc, labels=list(PLACE)) for m, (name, doc) in PLACE_COUNTERS.items()
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _num(value: float) -> str:
+    return repr(float(value)) if value != int(value) or abs(value) >= 1e15 else f"{int(value)}.0"
+
+
+def build_text(counter_rows: Iterable[asyncpg.Record | dict], open_rows: Iterable[asyncpg.Record | dict]) -> bytes:
+    """The cx_* series of one database snapshot in the Prometheus text format
+    (0.0.4), rendered once per snapshot. Series of the fixed label sets
+    (scores, categories, severities) are always present, at 0 until counted,
+    so rules that combine them never lose a side."""
+    place: dict[str, list[str]] = {m: [] for m in PLACE_COUNTERS}
+    keyed: dict[str, dict[tuple[str, str], float]] = {
+        m: {(c, k): 0.0 for c in domain.CHANNELS for k in keys} for m, (_, _, _, keys) in KEYED_COUNTERS.items()
     }
-    keyed: dict[str, dict[tuple[str, str], float]] = {m: {} for m in KEYED_COUNTERS}
-    for m, (_, _, _, keys) in KEYED_COUNTERS.items():
-        for channel in domain.CHANNELS:
-            for key in keys:
-                keyed[m][(channel, key)] = 0.0
     severity: dict[str, dict[str, float]] = {m: dict.fromkeys(domain.SEVERITIES, 0.0) for m in SEVERITY_COUNTERS}
     hist: dict[str, dict[str, dict[str, float]]] = {m: {s: {} for s in domain.SEVERITIES} for m in HISTOGRAMS}
 
     for r in counter_rows:
         metric = r["metric"]
         if metric in place:
-            place[metric].add_metric([r["channel"], r["location"], r["touchpoint"]], r["value"])
+            name = PLACE_COUNTERS[metric][0]
+            place[metric].append(
+                f'{name}_total{{channel="{_escape(r["channel"])}",location="{_escape(r["location"])}",'
+                f'touchpoint="{_escape(r["touchpoint"])}"}} {_num(r["value"])}'
+            )
         elif metric in keyed:
             keyed[metric][(r["channel"], r["key"])] = r["value"]
         elif metric in severity:
@@ -81,58 +88,48 @@ def build_families(counter_rows: Iterable[asyncpg.Record | dict], open_rows: Ite
         elif metric in hist:
             hist[metric].setdefault(r["severity"], {})[r["key"]] = r["value"]
 
-    families: list[Metric] = list(place.values())
+    out: list[str] = []
+    for m, (name, doc) in PLACE_COUNTERS.items():
+        out += [f"# HELP {name}_total {doc}", f"# TYPE {name}_total counter", *sorted(place[m])]
     for m, (name, doc, label, _) in KEYED_COUNTERS.items():
-        fam = CounterMetricFamily(name, doc, labels=["channel", label])
-        for (channel, key), value in sorted(keyed[m].items()):
-            fam.add_metric([channel, key], value)
-        families.append(fam)
+        out += [f"# HELP {name}_total {doc}", f"# TYPE {name}_total counter"]
+        out += [f'{name}_total{{channel="{c}",{label}="{_escape(k)}"}} {_num(v)}'
+                for (c, k), v in sorted(keyed[m].items())]
     for m, (name, doc) in SEVERITY_COUNTERS.items():
-        fam = CounterMetricFamily(name, doc, labels=["severity"])
-        for sev, value in severity[m].items():
-            fam.add_metric([sev], value)
-        families.append(fam)
+        out += [f"# HELP {name}_total {doc}", f"# TYPE {name}_total counter"]
+        out += [f'{name}_total{{severity="{_escape(sev)}"}} {_num(v)}' for sev, v in severity[m].items()]
     for m, (name, doc, bounds) in HISTOGRAMS.items():
-        fam = HistogramMetricFamily(name, doc, labels=["severity"])
+        out += [f"# HELP {name} {doc}", f"# TYPE {name} histogram"]
         for sev, cells in hist[m].items():
             cumulative = 0.0
-            buckets = []
             for bound in (*bounds, float("inf")):
                 le = domain.format_le(bound)
                 cumulative += cells.get(le, 0.0)
-                buckets.append((le, cumulative))
-            fam.add_metric([sev], buckets, sum_value=cells.get(domain.SUM_KEY, 0.0))
-        families.append(fam)
-    opened = GaugeMetricFamily("cx_alerts_open", "Alerts not yet resolved, by severity.", labels=["severity"])
+                out.append(f'{name}_bucket{{severity="{_escape(sev)}",le="{le}"}} {_num(cumulative)}')
+            out.append(f'{name}_count{{severity="{_escape(sev)}"}} {_num(cumulative)}')
+            out.append(f'{name}_sum{{severity="{_escape(sev)}"}} {_num(cells.get(domain.SUM_KEY, 0.0))}')
     counts = dict.fromkeys(domain.SEVERITIES, 0)
     for r in open_rows:
         counts[str(r["severity"])] = r["n"]
-    for sev, n in counts.items():
-        opened.add_metric([sev], n)
-    families.append(opened)
-    return families
+    out += ["# HELP cx_alerts_open Alerts not yet resolved, by severity.", "# TYPE cx_alerts_open gauge"]
+    out += [f'cx_alerts_open{{severity="{sev}"}} {_num(n)}' for sev, n in counts.items()]
+    return ("\n".join(out) + "\n").encode()
 
 
-class KpiCollector(Collector):
-    """Hands the latest snapshot to the registry; collect() does no I/O."""
+class KpiSnapshot:
+    """The rendered cx_* series served at /metrics (appended to the registry's own)."""
 
     def __init__(self) -> None:
-        self.families: list[Metric] = []
-
-    def collect(self) -> Iterator[Metric]:
-        return iter(self.families)
-
-    def describe(self) -> list[Metric]:
-        return []  # families vary with the data; never probed at registration
+        self.text: bytes = b""
 
 
 class KpiRefresher:
     """Keeps the collector's snapshot (and the label cache) fresh from PostgreSQL."""
 
-    def __init__(self, pool: asyncpg.Pool, collector: KpiCollector, labels: LabelFolder, registry: CollectorRegistry,
+    def __init__(self, pool: asyncpg.Pool, snapshot: KpiSnapshot, labels: LabelFolder, registry: CollectorRegistry,
                  *, every: float) -> None:
         self.pool = pool
-        self.collector = collector
+        self.snapshot = snapshot
         self.labels = labels
         self.every = every
         self.refreshed_at: float | None = None
@@ -149,7 +146,7 @@ class KpiRefresher:
             counter_rows = await repo.counters(conn)
             open_rows = await repo.open_alerts(conn)
             slots = await repo.label_slots(conn)
-        self.collector.families = build_families(counter_rows, open_rows)
+        self.snapshot.text = build_text(counter_rows, open_rows)
         self.labels.load(slots)
         self.refreshed_at = time.time()
         self._age.set(self.refreshed_at)

@@ -5,11 +5,10 @@ from __future__ import annotations
 import time
 
 import pytest
-from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from services.reporting import domain
-from services.reporting.exposition import KpiCollector, build_families
+from services.reporting.exposition import build_text
 from services.reporting.service import LabelFolder
 
 
@@ -62,11 +61,7 @@ async def test_label_folder_uses_known_labels_and_folds_when_full():
 
 
 def _scrape(rows, open_rows=()):
-    registry = CollectorRegistry()
-    collector = KpiCollector()
-    registry.register(collector)
-    collector.families = build_families(rows, open_rows)
-    text = generate_latest(registry).decode()
+    text = build_text(rows, open_rows).decode()
     return {(s.name, frozenset(s.labels.items())): s.value
             for f in text_string_to_metric_families(text) for s in f.samples}, text
 
@@ -74,6 +69,12 @@ def _scrape(rows, open_rows=()):
 def row(metric, *, channel="", location="", touchpoint="", severity="", key="", value=1.0):
     return {"metric": metric, "channel": channel, "location": location, "touchpoint": touchpoint,
             "severity": severity, "key": key, "value": value}
+
+
+def test_label_values_are_escaped():
+    samples, _ = _scrape([row(domain.FEEDBACK, channel="web", location='A "quoted"\\ name\nnext', touchpoint="t")])
+    assert samples[("cx_feedback_total", frozenset({"channel": "web", "location": 'A "quoted"\\ name\nnext',
+                                                     "touchpoint": "t"}.items()))] == 1
 
 
 def test_exposition_names_labels_and_zero_filled_series():
@@ -107,13 +108,10 @@ def test_exposition_of_5000_label_combinations_is_fast():
     rows = [row(m, channel=c, location=f"loc-{i}", touchpoint=f"tp-{j}", value=i + j)
             for m in (domain.FEEDBACK, domain.SCORED, domain.NEGATIVE)
             for c in domain.CHANNELS[:5] for i in range(100) for j in range(10)]
-    families = build_families(rows, [])
-    registry = CollectorRegistry()
-    collector = KpiCollector()
-    registry.register(collector)
-    collector.families = families
     started = time.perf_counter()
-    text = generate_latest(registry)
+    text = build_text(rows, [])
     elapsed = time.perf_counter() - started
     assert text.count(b"\ncx_feedback_total{") == 5000
     assert elapsed < 0.5, f"rendering 15,000 series took {elapsed:.3f}s"
+    parsed = list(text_string_to_metric_families(text.decode()))  # valid exposition
+    assert sum(len(f.samples) for f in parsed if f.name == "cx_negative_mot") == 5000
