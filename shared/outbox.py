@@ -23,21 +23,26 @@ from shared.kafka import PublishUnavailable, Publisher
 
 logger = logging.getLogger(__name__)
 
-_CHANNEL = "keymoment_outbox"
+NOTIFY_CHANNEL = "keymoment_outbox"
+"""The relay's wake-up channel: ``pg_notify`` it after writing outbox rows."""
+
+
+def outbox_row(topic: str, event: Envelope) -> tuple[str, bytes | None, str, bytes]:
+    """The values of one ``outbox (topic, key, headers, value)`` row, ``headers`` as jsonb text.
+
+    For callers that write the row inside a larger statement of their own."""
+    return topic, event.key_bytes(), json.dumps([[k, v.decode()] for k, v in event.headers()]), event.value()
 
 
 async def enqueue(conn: asyncpg.Connection, events: Iterable[tuple[str, Envelope]]) -> int:
     """Add ``(topic, envelope)`` pairs to the outbox within the caller's transaction."""
-    rows = [
-        (topic, ev.key_bytes(), json.dumps([[k, v.decode()] for k, v in ev.headers()]), ev.value())
-        for topic, ev in events
-    ]
+    rows = [outbox_row(topic, ev) for topic, ev in events]
     if not rows:
         return 0
     await conn.executemany(
         "INSERT INTO outbox (topic, key, headers, value) VALUES ($1, $2, $3::jsonb, $4)", rows
     )
-    await conn.execute("SELECT pg_notify($1, '')", _CHANNEL)
+    await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
     return len(rows)
 
 
@@ -101,11 +106,11 @@ class OutboxRelay:
                             self._maybe_drained(generation, await conn.fetchval("SELECT count(*) FROM outbox"))
                         await asyncio.sleep(self._poll_interval)  # another replica relays
                         continue
-                    await conn.add_listener(_CHANNEL, self._on_notify)
+                    await conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
                     try:
                         await self._relay(conn)
                     finally:
-                        await conn.remove_listener(_CHANNEL, self._on_notify)
+                        await conn.remove_listener(NOTIFY_CHANNEL, self._on_notify)
                         await conn.execute("SELECT pg_advisory_unlock($1)", self._lock_key)
             except asyncio.CancelledError:
                 raise

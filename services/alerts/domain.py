@@ -99,6 +99,11 @@ class Alert:
     def is_open(self) -> bool:
         return self.status in OPEN_STATES
 
+    @property
+    def next_step(self) -> str | None:
+        """The MOT-loop step that comes next (explore, offer, action, confirm), None when none does."""
+        return NEXT_STEP.get(self.status)
+
 
 def summarise(text: str | None, *, channel: str, mot: int, limit: int = 80) -> str:
     """One line for a subject: the start of the customer's words, else what happened."""

@@ -15,7 +15,7 @@ from email.policy import SMTP
 from email.utils import format_datetime
 from typing import Any
 
-from services.alerts.domain import NEXT_STEP, SEVERITY_TEXT, STEP_TEXT, Alert
+from services.alerts.domain import SEVERITY_TEXT, STEP_TEXT, Alert
 
 KIND_TEXT = {
     "raised": ("新警报", "New alert"),
@@ -66,7 +66,7 @@ def render(
     """The mail for one notification; ``feedback`` newest last, ``history`` from the customer's moments."""
     sev_zh, sev_en = SEVERITY_TEXT[alert.severity]
     kind_zh, kind_en = KIND_TEXT[kind]
-    step = NEXT_STEP.get(alert.status)
+    step = alert.next_step
     step_zh, step_en = STEP_TEXT[step] if step else ("无", "none")
     last_zh, last_en = _moment_line(history.get("last"))
     worst_zh, worst_en = _moment_line(history.get("worst"))

@@ -13,7 +13,7 @@ import asyncpg
 from services.alerts.domain import Alert
 from shared.db import advisory_key
 from shared.events import Envelope
-from shared.outbox import _CHANNEL as OUTBOX_CHANNEL  # the relay's wake-up channel; see record_scored
+from shared.outbox import NOTIFY_CHANNEL as OUTBOX_CHANNEL, outbox_row
 
 NOTIFY_CHANNEL = "keymoment_alerts_notifications"
 
@@ -414,9 +414,8 @@ async def record_scored(
     conn: asyncpg.Connection, *, topic: str, event: Envelope, moment: dict[str, Any] | None
 ) -> None:
     """The hot path of every feedback in ONE round trip: its ``feedback.scored.v1`` into the
-    outbox (the row exactly as :func:`shared.outbox.enqueue` writes it, and the same wake-up
+    outbox (the row as :func:`shared.outbox.outbox_row` builds it for :func:`~shared.outbox.enqueue`, and the same wake-up
     notification) and, for a known customer, the moment into their history."""
-    headers = json.dumps([[k, v.decode()] for k, v in event.headers()])
     m = moment or {}
     await conn.execute(
         """WITH event AS (INSERT INTO outbox (topic, key, headers, value) VALUES ($1, $2, $3::jsonb, $4)),
@@ -425,7 +424,7 @@ async def record_scored(
                     SELECT $5, $6, $7, $8, $9, $10, $11 WHERE $5::text IS NOT NULL
                     ON CONFLICT DO NOTHING)
            SELECT pg_notify($12, '')""",
-        topic, event.key_bytes(), headers, event.value(),
+        *outbox_row(topic, event),
         m.get("customer_key"), m.get("feedback_id"), m.get("mot"), m.get("channel"), m.get("location"),
         m.get("touchpoint"), m.get("at"), OUTBOX_CHANNEL,
     )

@@ -112,10 +112,8 @@ class AlertOut(BaseModel):
 
     @classmethod
     def of(cls, alert: Alert) -> AlertOut:
-        from services.alerts.domain import NEXT_STEP
-
         data = {k: getattr(alert, k) for k in cls.model_fields if hasattr(alert, k)}
-        return cls(**data, silenced=alert.silence_id is not None, next_step=NEXT_STEP.get(alert.status))
+        return cls(**data, silenced=alert.silence_id is not None)
 
 
 class AlertDetail(AlertOut):

@@ -129,7 +129,7 @@ def _links(ctx: Context, alert: Alert, notification_id: str, now: datetime) -> l
     links: list[emails.Link] = []
     if alert.status in domain.UNACKNOWLEDGED:
         links.append(emails.Link("确认收到", "Acknowledge", url("ack")))
-    step = domain.NEXT_STEP.get(alert.status)
+    step = alert.next_step
     if step:
         zh, en = domain.STEP_TEXT[step]
         links.append(emails.Link(zh.split("：")[0], en.split(":")[0], url(step)))

@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse
 from services.alerts import repository as repo
 from services.alerts import service
 from services.alerts.api.deps import Ctx, Pool
-from services.alerts.domain import NEXT_STEP, SEVERITY_TEXT, STEP_TEXT, AlertNotFound, Forbidden, InvalidTransition
+from services.alerts.domain import SEVERITY_TEXT, STEP_TEXT, AlertNotFound, Forbidden, InvalidTransition
 from services.alerts.links import LINK, TokenExpired, TokenInvalid
 
 router = APIRouter(tags=["email links"])
@@ -119,7 +119,7 @@ async def do_action(token: str, request: Request, ctx: Ctx, pool: Pool) -> HTMLR
             f"无需操作：警报当前状态为 {exc.status}{by}",
             f"Nothing to do: the alert is already {exc.status}{by}.", 409,
         )
-    step = NEXT_STEP.get(alert.status)
+    step = alert.next_step
     step_zh, step_en = STEP_TEXT[step] if step else ("无", "none")
     e = html.escape
     return _page("Done", f"""<h2>已完成 / Done</h2>
