@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import UTC, datetime
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-
 from shared.contracts import FeedbackReceived
 from shared.events import FEEDBACK_RECEIVED, Envelope
+from tests.support.kafka import read_topic
 
 
 def feedback_event(i: int = 0, **overrides) -> Envelope:
@@ -22,27 +20,5 @@ def feedback_event(i: int = 0, **overrides) -> Envelope:
 
 
 async def read_all(bootstrap: str, topic: str, expected: int, timeout: float = 20.0) -> list:
-    """Read ``expected`` messages from the start of every partition of a topic
-    (partitions assigned directly: no consumer group, no join delay)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
-    await consumer.start()
-    messages = []
-    try:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        partitions = set()
-        while not partitions and loop.time() < deadline:
-            await consumer.topics()  # refreshes metadata
-            partitions = consumer.partitions_for_topic(topic) or set()
-            if not partitions:
-                await asyncio.sleep(0.1)
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        while len(messages) < expected and loop.time() < deadline:
-            batch = await consumer.getmany(timeout_ms=300)
-            for msgs in batch.values():
-                messages.extend(msgs)
-    finally:
-        await consumer.stop()
-    return messages
+    """Every message of ``topic`` from the start, once ``expected`` arrived (and up to each partition's end)."""
+    return await read_topic(bootstrap, topic, at_least=expected, timeout=timeout)
