@@ -34,13 +34,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
-import httpx
 from aiokafka import AIOKafkaProducer
 from aiosmtpd.controller import Controller
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.common import header  # noqa: E402
+from bench.common import header, percentile, wait_http  # noqa: E402
 from keymoment.devstack.broker import TansuBroker  # noqa: E402
 from keymoment.devstack.ports import free_port  # noqa: E402
 from keymoment.devstack.postgres import EmbeddedPostgres  # noqa: E402
@@ -108,35 +107,12 @@ class Sink:
         return "250 OK"
 
 
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
-
-
 def cpu_seconds(pid: int) -> float:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, IndexError, ValueError):
         return float("nan")
-
-
-async def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    async with httpx.AsyncClient(timeout=2) as client:
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError("alerts exited during start-up")
-            try:
-                if (await client.get(f"{url}/readyz")).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("alerts not ready in time")
-            await asyncio.sleep(0.2)
 
 
 async def run(args: argparse.Namespace) -> str:
@@ -166,7 +142,7 @@ async def run(args: argparse.Namespace) -> str:
             procs.append(subprocess.Popen(
                 [sys.executable, "-m", "services.alerts"], cwd=ROOT, env={**env, "PORT": str(port)},
                 stdout=open(work / f"alerts-{replica}.log", "wb"), stderr=subprocess.STDOUT))
-            await wait_ready(f"http://127.0.0.1:{port}", procs[-1])
+            await wait_http(f"http://127.0.0.1:{port}/readyz", procs[-1])
         await asyncio.sleep(args.replicas * 2)  # let the consumer group settle before offering load
 
         rng = random.Random(5)
@@ -283,12 +259,12 @@ async def run(args: argparse.Namespace) -> str:
         "",
         "| from produce ack to | n | p50 | p95 | p99 | max | target p99 |",
         "|---|---:|---:|---:|---:|---:|---:|",
-        f"| alert row committed and seen (20 ms polling) | {len(stored):,} | {ms(pct(stored, 50))} | {ms(pct(stored, 95))} | "
-        f"**{ms(pct(stored, 99))}** | {ms(max(stored, default=float('nan')))} | 250 ms |",
-        f"| alert handler time (`raised_at`, before commit) | {len(handler):,} | {ms(pct(handler, 50))} | "
-        f"{ms(pct(handler, 95))} | {ms(pct(handler, 99))} | {ms(max(handler, default=float('nan')))} | |",
-        f"| email accepted by SMTP (250 to DATA) | {len(mailed):,} | {ms(pct(mailed, 50))} | {ms(pct(mailed, 95))} | "
-        f"**{ms(pct(mailed, 99))}** | {ms(max(mailed, default=float('nan')))} | 1,000 ms |",
+        f"| alert row committed and seen (20 ms polling) | {len(stored):,} | {ms(percentile(stored, 50))} | {ms(percentile(stored, 95))} | "
+        f"**{ms(percentile(stored, 99))}** | {ms(max(stored, default=float('nan')))} | 250 ms |",
+        f"| alert handler time (`raised_at`, before commit) | {len(handler):,} | {ms(percentile(handler, 50))} | "
+        f"{ms(percentile(handler, 95))} | {ms(percentile(handler, 99))} | {ms(max(handler, default=float('nan')))} | |",
+        f"| email accepted by SMTP (250 to DATA) | {len(mailed):,} | {ms(percentile(mailed, 50))} | {ms(percentile(mailed, 95))} | "
+        f"**{ms(percentile(mailed, 99))}** | {ms(max(mailed, default=float('nan')))} | 1,000 ms |",
         "",
     ]
     return "\n".join(lines)

@@ -9,6 +9,8 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 
+from bench.common import percentile
+
 
 @dataclass
 class Result:
@@ -22,10 +24,7 @@ class Result:
         return self.requests / self.seconds if self.seconds else 0.0
 
     def percentile(self, p: float) -> float:
-        if not self.latencies:
-            return float("nan")
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+        return percentile(self.latencies, p)
 
 
 def build_request(host: str, path: str, body: bytes, headers: dict[str, str]) -> bytes:

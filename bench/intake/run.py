@@ -20,16 +20,13 @@ import argparse
 import asyncio
 import json
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import asyncpg
-import httpx
 
-from bench.common import header
+from bench.common import header, spawn, stop, wait_http
 from bench.intake.load import build_request, closed_loop, open_loop
 from keymoment.devstack.broker import TansuBroker
 from keymoment.devstack.ports import free_port
@@ -51,37 +48,6 @@ SAMPLES = [
 ]
 
 
-def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
-    return subprocess.Popen(args, env=env, cwd=ROOT, stdout=log.open("ab"), stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
-
-
-async def _wait_http(url: str, proc: subprocess.Popen, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    async with httpx.AsyncClient(timeout=2) as client:
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{url}: process exited with {proc.returncode}")
-            try:
-                if (await client.get(url)).status_code in (200, 404, 405):
-                    return
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{url} not ready after {timeout}s")
-            await asyncio.sleep(0.2)
-
-
-def _stop(proc: subprocess.Popen | None) -> None:
-    if proc is not None and proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 async def measure(seconds: float, connections: int) -> dict:
     work = Path(tempfile.mkdtemp(prefix="bench-intake-"))
     broker = TansuBroker(free_port(), work / "broker.log")
@@ -97,10 +63,10 @@ async def measure(seconds: float, connections: int) -> dict:
         env = {**os.environ, "PYTHONPATH": str(ROOT), "KEYMOMENT_ENV": "dev", "PORT": str(intake_port),
                "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers, "DATABASE_URL": pg.dsn("bench"),
                "INTAKE_DEV_API_KEY": DEV_KEY, "LOG_LEVEL": "WARNING"}
-        intake = _spawn([sys.executable, "-m", "services.intake"], env, work / "intake.log")
-        bare = _spawn([sys.executable, "-m", "bench.intake.bare", "--port", str(bare_port)], env, work / "bare.log")
-        await _wait_http(f"http://127.0.0.1:{intake_port}/readyz", intake)
-        await _wait_http(f"http://127.0.0.1:{bare_port}/docs", bare)
+        intake = spawn([sys.executable, "-m", "services.intake"], env, work / "intake.log")
+        bare = spawn([sys.executable, "-m", "bench.intake.bare", "--port", str(bare_port)], env, work / "bare.log")
+        await wait_http(f"http://127.0.0.1:{intake_port}/readyz", intake)
+        await wait_http(f"http://127.0.0.1:{bare_port}/docs", bare, ok=(200, 404, 405))
 
         auth = {"X-API-Key": DEV_KEY}
         singles = [build_request("127.0.0.1", "/v1/feedback", json.dumps(s, ensure_ascii=False).encode(), auth)
@@ -136,8 +102,8 @@ async def measure(seconds: float, connections: int) -> dict:
             "paced_statuses": paced.statuses, "paced_requests": paced.requests,
         }
     finally:
-        _stop(intake)
-        _stop(bare)
+        stop(intake)
+        stop(bare)
         pg.stop()
         broker.stop()
 

@@ -26,7 +26,6 @@ import os
 import random
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,7 +34,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 
-from bench.common import header
+from bench.common import header, percentile, spawn, stop, wait_http
 from keymoment.devstack.broker import TansuBroker
 from keymoment.devstack.ports import free_port
 from keymoment.devstack.postgres import EmbeddedPostgres
@@ -45,42 +44,6 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 DEV_KEY = "km_dev_bench-key-not-secret"
 FEEDBACK_LINE = re.compile(rb"^cx_feedback_total\{[^}]*\} ([0-9.e+]+)$", re.M)
-
-
-def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
-    return subprocess.Popen(args, env=env, cwd=ROOT, stdout=log.open("ab"), stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
-
-
-def _stop(proc: subprocess.Popen | None) -> None:
-    if proc is not None and proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-async def _wait_ready(url: str, proc: subprocess.Popen, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    async with httpx.AsyncClient(timeout=2) as client:
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{url}: process exited with {proc.returncode}")
-            try:
-                if (await client.get(url)).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{url} not ready after {timeout}s")
-            await asyncio.sleep(0.2)
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
 async def freshness(intake_url: str, reporting_url: str, *, rate: float, seconds: float) -> dict:
@@ -144,9 +107,9 @@ async def freshness(intake_url: str, reporting_url: str, *, rate: float, seconds
     return {
         "sent_batches": n, "accepted": len(accepted_at), "statuses": statuses,
         "offered_rate": n * batch / send_elapsed, "reflected": len(delays),
-        "p50_s": pct(delays, 50) if delays else None, "p99_s": pct(delays, 99) if delays else None,
+        "p50_s": percentile(delays, 50) if delays else None, "p99_s": percentile(delays, 99) if delays else None,
         "max_s": max(delays) if delays else None,
-        "scrape_p50_ms": statistics.median(scrape_ms), "scrape_p99_ms": pct(scrape_ms, 99),
+        "scrape_p50_ms": statistics.median(scrape_ms), "scrape_p99_ms": percentile(scrape_ms, 99),
     }
 
 
@@ -178,7 +141,7 @@ async def exposition(pool_dsn: str, reporting_url: str, *, combos: int, requests
             assert response.status_code == 200
         read = re.search(rb"^keymoment_reporting_snapshot_read_seconds ([0-9.e+-]+)$", response.content, re.M)
     return {"series": response.content.count(b"\ncx_"), "bytes": len(response.content), "requests": requests,
-            "p50_ms": statistics.median(times), "p99_ms": pct(times, 99), "max_ms": max(times),
+            "p50_ms": statistics.median(times), "p99_ms": percentile(times, 99), "max_ms": max(times),
             "snapshot_read_ms": float(read.group(1)) * 1000 if read else None}
 
 
@@ -197,21 +160,21 @@ async def measure(seconds: float, rate: float, combos: int) -> dict:
         env = {**os.environ, "PYTHONPATH": str(ROOT), "KEYMOMENT_ENV": "dev",
                "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers, "DATABASE_URL": pg.dsn("bench"),
                "INTAKE_DEV_API_KEY": DEV_KEY, "LOG_LEVEL": "WARNING"}
-        intake = _spawn([sys.executable, "-m", "services.intake"], {**env, "PORT": str(intake_port)},
+        intake = spawn([sys.executable, "-m", "services.intake"], {**env, "PORT": str(intake_port)},
                         work / "intake.log")
-        reporting = _spawn([sys.executable, "-m", "services.reporting"], {**env, "PORT": str(reporting_port)},
+        reporting = spawn([sys.executable, "-m", "services.reporting"], {**env, "PORT": str(reporting_port)},
                            work / "reporting.log")
         intake_url, reporting_url = f"http://127.0.0.1:{intake_port}", f"http://127.0.0.1:{reporting_port}"
-        await _wait_ready(f"{intake_url}/readyz", intake)
-        await _wait_ready(f"{reporting_url}/readyz", reporting)
+        await wait_http(f"{intake_url}/readyz", intake)
+        await wait_http(f"{reporting_url}/readyz", reporting)
         await freshness(intake_url, reporting_url, rate=rate, seconds=2)  # warm-up: topics, group, caches
         fresh = await freshness(intake_url, reporting_url, rate=rate, seconds=seconds)
         expo = await exposition(pg.dsn("bench"), reporting_url, combos=combos, requests=200)
         return {"seconds": seconds, "rate": rate, "combos": combos, "fresh": fresh, "expo": expo,
                 "load": os.getloadavg()}
     finally:
-        _stop(intake)
-        _stop(reporting)
+        stop(intake)
+        stop(reporting)
         pg.stop()
         broker.stop()
 
