@@ -11,6 +11,7 @@ or transactions); every consumer's effect is made exactly-once by the
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -244,6 +245,17 @@ class Publisher:
 
 
 Handler = Callable[[asyncpg.Connection, Envelope], Awaitable[None]]
+# Takes every new event of its type in a run of the batch (offset order per
+# partition), so a handler can write them with one statement instead of one each.
+BatchHandler = Callable[[asyncpg.Connection, list[Envelope]], Awaitable[None]]
+
+
+def _one_by_one(handler: Handler) -> BatchHandler:
+    async def handle(conn: asyncpg.Connection, events: list[Envelope]) -> None:
+        for event in events:
+            await handler(conn, event)
+
+    return handle
 
 
 @dataclass
@@ -288,6 +300,7 @@ class ConsumerRunner:
         group_id: str,
         handlers: dict[EventType, Handler],
         pool: asyncpg.Pool,
+        batch_handlers: dict[EventType, BatchHandler] | None = None,
         publisher: Publisher,
         topic_name: Callable[[str], str] = lambda t: t,
         metrics: ConsumerMetrics | None = None,
@@ -304,8 +317,12 @@ class ConsumerRunner:
         self._fetch_max_wait_ms = fetch_max_wait_ms
         self._session_timeout_ms = session_timeout_ms
         self._group = group_id
-        self._handlers = {et.type: h for et, h in handlers.items()}
-        self._topics = sorted({topic_name(et.topic) for et in handlers})
+        self._handlers: dict[str, BatchHandler] = {et.type: _one_by_one(h) for et, h in handlers.items()}
+        for et, bh in (batch_handlers or {}).items():
+            if et.type in self._handlers:
+                raise ValueError(f"{et.type} has both a handler and a batch handler")
+            self._handlers[et.type] = bh
+        self._topics = sorted({topic_name(et.topic) for et in [*handlers, *(batch_handlers or {})]})
         self._pool = pool
         self._publisher = publisher
         self._metrics = metrics
@@ -459,10 +476,14 @@ class ConsumerRunner:
                     topics,
                 )
             }
+            new: list[Envelope] = []
             for item in items:
                 if item.envelope.id in new_ids:
                     new_ids.discard(item.envelope.id)  # the same event twice in one batch: once
-                    await self._handlers[item.envelope.type](conn, item.envelope)
+                    new.append(item.envelope)
+            # consecutive events of one type go to their handler together
+            for event_type, run in itertools.groupby(new, key=lambda e: e.type):
+                await self._handlers[event_type](conn, list(run))
 
     async def _apply_one(self, item: _Item) -> None:
         attempt = 0

@@ -23,7 +23,7 @@ from prometheus_client import CollectorRegistry, Gauge
 
 from shared.db import create_pool, migrate, wait_for_database
 from shared.events import EventType
-from shared.kafka import ConsumerRunner, Handler, Publisher, ensure_topics
+from shared.kafka import BatchHandler, ConsumerRunner, Handler, Publisher, ensure_topics
 from shared.metrics import PREFIX, ConsumerMetrics, HttpMetrics, MetricsMiddleware, metrics_response, new_registry
 from shared.outbox import OutboxRelay
 from shared.settings import ServiceSettings
@@ -46,6 +46,7 @@ class ServiceRuntime:
     # Topics (logical names) this service publishes; created at start.
     produces: list[EventType] = field(default_factory=list)
     _consumes: dict[EventType, Handler] = field(default_factory=dict)
+    _consumes_batches: dict[EventType, BatchHandler] = field(default_factory=dict)
     _on_start: list[Hook] = field(default_factory=list)
     _on_stop: list[Hook] = field(default_factory=list)
     _checks: list[Callable[[], Awaitable[str | None]]] = field(default_factory=list)
@@ -61,6 +62,10 @@ class ServiceRuntime:
     # --- configuration (before start) -------------------------------------------------
     def consume(self, event_type: EventType, handler: Handler) -> None:
         self._consumes[event_type] = handler
+
+    def consume_batches(self, event_type: EventType, handler: BatchHandler) -> None:
+        """Like :meth:`consume`, but the handler takes a batch's new events of this type at once."""
+        self._consumes_batches[event_type] = handler
 
     def on_start(self, hook: Hook) -> None:
         self._on_start.append(hook)
@@ -103,11 +108,12 @@ class ServiceRuntime:
         self.relay = OutboxRelay(self.pool, self.publisher, schema=s.schema)
         self.spawn(self.relay.run(), f"{s.service_name}-outbox-relay")
         self.spawn(self._prune_processed_events(), f"{s.service_name}-dedupe-pruner")
-        if self._consumes:
+        if self._consumes or self._consumes_batches:
             runner = ConsumerRunner(
                 bootstrap_servers=s.kafka_bootstrap_servers,
                 group_id=s.consumer_group,
                 handlers=self._consumes,
+                batch_handlers=self._consumes_batches,
                 pool=self.pool,
                 publisher=self.publisher,
                 topic_name=s.topic,

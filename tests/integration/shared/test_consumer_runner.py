@@ -124,6 +124,53 @@ async def test_transient_failures_are_retried_and_permanent_ones_dead_lettered(
     assert "unknown location" in dict(letter.headers)["dlq_error"].decode()
 
 
+async def test_batch_handler_gets_a_batch_at_once_and_a_poison_event_alone(
+    kafka_bootstrap, topic_prefix, pool, publisher
+):
+    topic = topic_prefix + FEEDBACK_RECEIVED.topic
+    events = [feedback_event(i) for i in range(6)]
+    poison = events[3]
+    await ensure_topics(kafka_bootstrap, [topic, dlq_topic(topic)], partitions=1)
+    await publisher.publish([(topic, e) for e in events] + [(topic, events[0])])  # events[0] delivered twice
+    calls: list[list[str]] = []
+
+    async def on_feedback_batch(conn, batch):
+        calls.append([e.id for e in batch])
+        if any(e.id == poison.id for e in batch):
+            if len(batch) == 1:
+                raise PermanentError("unknown location")
+            raise ConnectionResetError("the batch statement failed")
+        await conn.executemany("INSERT INTO effects (event_id, pid) VALUES ($1, 0)", [(e.id,) for e in batch])
+
+    runner = ConsumerRunner(
+        bootstrap_servers=kafka_bootstrap, group_id=f"g-{uuid.uuid4().hex[:6]}",
+        handlers={}, batch_handlers={FEEDBACK_RECEIVED: on_feedback_batch}, pool=pool, publisher=publisher,
+        topic_name=lambda t: topic_prefix + t, session_timeout_ms=3_000,
+    )
+
+    async def done() -> bool:
+        return await pool.fetchval("SELECT count(*) FROM effects") == 5 and runner.status.dead_lettered == 1
+
+    await run_until(runner, done, "five effects and one dead letter")
+    effects = [r["event_id"] for r in await pool.fetch("SELECT event_id FROM effects ORDER BY at")]
+    assert sorted(effects) == sorted(e.id for e in events if e is not poison)  # the duplicate counted once
+    # the first call took the whole batch (one of the deliveries of events[0]), in offset order
+    assert calls[0] == [e.id for e in events]
+    # after it failed, one event per call; the poison one alone went to the DLQ
+    assert all(len(c) == 1 for c in calls[1:]) and [poison.id] in calls[1:]
+    [letter] = await read_all(kafka_bootstrap, dlq_topic(topic), 1)
+    assert dict(letter.headers)["ce_id"].decode() == poison.id
+
+
+def test_an_event_type_cannot_have_both_kinds_of_handler(pool, publisher):
+    async def one(conn, event): ...
+    async def many(conn, events): ...
+
+    with pytest.raises(ValueError, match="both a handler and a batch handler"):
+        ConsumerRunner(bootstrap_servers="127.0.0.1:1", group_id="g", handlers={FEEDBACK_RECEIVED: one},
+                       batch_handlers={FEEDBACK_RECEIVED: many}, pool=pool, publisher=publisher)
+
+
 def _child(bootstrap, dsn, prefix, group, mode) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, str(HERE / "consumer_child.py"), bootstrap, dsn, prefix, group, mode],
