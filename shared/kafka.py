@@ -11,8 +11,10 @@ or transactions); every consumer's effect is made exactly-once by the
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +23,8 @@ from datetime import UTC, datetime
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from pydantic import ValidationError
 
@@ -93,6 +97,22 @@ async def ensure_topics(
         await admin.close()
 
 
+_partitioner = DefaultPartitioner()
+
+
+@functools.lru_cache(maxsize=65_536)
+def _keyed_partition(key: bytes, all_partitions: tuple[int, ...]) -> int:
+    return _partitioner(key, list(all_partitions), None)
+
+
+def _partition_of(key: bytes | None, all_partitions: list[int]) -> int:
+    """The partition the producer's default partitioner picks (murmur2 of the key,
+    as the Java client): the same key lands where ``producer.send`` would put it."""
+    if key is None:
+        return random.choice(all_partitions)
+    return _keyed_partition(key, tuple(all_partitions))
+
+
 class Publisher:
     """The process's one Kafka producer (``acks=all``).
 
@@ -126,6 +146,9 @@ class Publisher:
         self._verify_topics = True
         self._topic_partitions = 3
         self._replication_factor = 1
+        # callers waiting for the next flush, and the task flushing
+        self._pending: list[tuple[Sequence[RawMessage], asyncio.Future]] = []
+        self._flusher: asyncio.Task | None = None
 
     def configure(
         self,
@@ -189,6 +212,8 @@ class Publisher:
         if self._connect_task is not None:
             self._connect_task.cancel()
             await asyncio.gather(self._connect_task, return_exceptions=True)
+        if self._flusher is not None:
+            await asyncio.gather(self._flusher, return_exceptions=True)
         if self._producer is not None:
             await self._producer.stop()
             self._producer = None
@@ -208,36 +233,94 @@ class Publisher:
         await asyncio.wait_for(self._producer.client.fetch_all_metadata(), timeout)
 
     async def send_raw_batch(self, messages: Sequence[RawMessage]) -> None:
-        """Send messages and wait until Kafka acknowledged every one of them."""
+        """Send messages and wait until Kafka acknowledged every one of them.
+
+        Callers in the same event-loop turn share one flush: their messages go
+        out as one record batch per partition (instead of one ``send`` each),
+        and all of them learn the outcome together. A failed flush raises
+        :class:`PublishUnavailable` in every caller of it; messages of other
+        partitions in that flush may have been written (at-least-once: event
+        ids make the retry harmless)."""
         if self._producer is None:
             raise PublishUnavailable(self.last_error or "kafka producer not connected")
-        producer = self._producer
+        waiter = asyncio.get_running_loop().create_future()
+        self._pending.append((messages, waiter))
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush_all(), name=f"{self._client_id}-flush")
+        await waiter
 
-        async def _send_all() -> None:
-            if self._verify_topics:
-                created = await ensure_topics(
-                    self._bootstrap, {m[0] for m in messages},
-                    partitions=self._topic_partitions, replication_factor=self._replication_factor,
-                )
-                if created:
-                    logger.warning("recreated missing topics before publishing", extra={"topics": created})
-                    await producer.client.force_metadata_update()
-                self._verify_topics = False
-            futures = [
-                await producer.send(topic, value=value, key=key, headers=headers)
-                for topic, key, headers, value in messages
-            ]
-            await asyncio.gather(*futures)
-
+    async def _flush_all(self) -> None:
+        """Flush until nothing waits. One flush at a time: whoever arrives while
+        one is in flight joins the next, so under load each flush carries more
+        (a single broker connection sends one request at a time anyway)."""
         try:
-            async with asyncio.timeout(self._send_timeout):  # no extra task per send (hot path)
-                await _send_all()
-        except (KafkaError, TimeoutError, OSError) as exc:
-            self._unavailable_until = time.monotonic() + self._cooldown
-            self._verify_topics = True
-            self.last_error = f"kafka send failed: {exc!r}"
-            raise PublishUnavailable(self.last_error) from exc
+            while self._pending:
+                pending, self._pending = self._pending, []
+                if time.monotonic() < self._unavailable_until:  # the flush before failed: don't wait again
+                    error = PublishUnavailable(self.last_error or "kafka unavailable")
+                    for _, waiter in pending:
+                        if not waiter.done():
+                            waiter.set_exception(error)
+                    continue
+                await self._flush(pending)
+        finally:
+            self._flusher = None
+
+    async def _flush(self, pending: list[tuple[Sequence[RawMessage], asyncio.Future]]) -> None:
+        producer = self._producer
+        try:
+            if producer is None:
+                raise PublishUnavailable(self.last_error or "kafka producer not connected")
+            try:
+                async with asyncio.timeout(self._send_timeout):
+                    await self._produce(producer, [m for messages, _ in pending for m in messages])
+            except (KafkaError, TimeoutError, OSError) as exc:
+                self._unavailable_until = time.monotonic() + self._cooldown
+                self._verify_topics = True
+                self.last_error = f"kafka send failed: {exc!r}"
+                raise PublishUnavailable(self.last_error) from exc
+        except BaseException as exc:  # cancelled too: no caller may wait for ever
+            for _, waiter in pending:
+                if not waiter.done():
+                    waiter.set_exception(exc if isinstance(exc, Exception) else PublishUnavailable(repr(exc)))
+            if not isinstance(exc, Exception):
+                raise
+            return
         self._unavailable_until = 0.0
+        for _, waiter in pending:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def _produce(self, producer: AIOKafkaProducer, messages: list[RawMessage]) -> None:
+        if self._verify_topics:
+            created = await ensure_topics(
+                self._bootstrap, {m[0] for m in messages},
+                partitions=self._topic_partitions, replication_factor=self._replication_factor,
+            )
+            if created:
+                logger.warning("recreated missing topics before publishing", extra={"topics": created})
+                await producer.client.force_metadata_update()
+            self._verify_topics = False
+        partitions: dict[str, list[int]] = {}
+        builders: dict[tuple[str, int], BatchBuilder] = {}
+        sent: list[asyncio.Future] = []
+        for topic, key, headers, value in messages:
+            if (all_partitions := partitions.get(topic)) is None:
+                all_partitions = partitions[topic] = sorted(await producer.partitions_for(topic))
+            partition = _partition_of(key, all_partitions)
+            builder = builders.get((topic, partition))
+            if builder is None:
+                builder = builders[(topic, partition)] = producer.create_batch()
+            if builder.append(timestamp=None, key=key, value=value, headers=headers) is None:  # full
+                builder.close()
+                sent.append(await producer.send_batch(builder, topic, partition=partition))
+                builder = builders[(topic, partition)] = producer.create_batch()
+                if builder.append(timestamp=None, key=key, value=value, headers=headers) is None:
+                    raise KafkaError(f"a message of {len(value)} bytes does not fit in a record batch")
+        for (topic, partition), builder in builders.items():
+            builder.close()  # complete: no linger, the sender takes it at once
+            sent.append(await producer.send_batch(builder, topic, partition=partition))
+        await asyncio.gather(*sent)
 
     async def publish(self, events: Sequence[tuple[str, Envelope]]) -> None:
         """Publish ``(topic, envelope)`` pairs and wait for ``acks=all``."""
