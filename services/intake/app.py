@@ -9,6 +9,7 @@ from services.intake import repository
 from services.intake.api import email as email_api
 from services.intake.api import feedback, kiosk, suggestion_box
 from services.intake.api.errors import install_error_handlers
+from services.intake.api.hot_path import PATH, FeedbackHotPath
 from services.intake.api.middleware import BodyLimit, KeyCors
 from services.intake.email.smtp import install_email
 from services.intake.keys import ANY, KeyStore, hash_key, split_key
@@ -44,13 +45,18 @@ id and causes no second event.
 _QUIET_LOGGERS = ("aiokafka.producer", "aiokafka.conn")
 
 
-def create_app(settings: IntakeSettings) -> FastAPI:
+def create_app(settings: IntakeSettings, *, hot_path: bool = True) -> FastAPI:
+    """The intake app. ``hot_path=False`` leaves ``POST /v1/feedback`` to its FastAPI
+    route (tests use it to prove both answer alike)."""
     runtime = ServiceRuntime(settings, migrations=Path(__file__).parent / "migrations", produces=[FEEDBACK_RECEIVED])
     app = FastAPI(title="Keymoment intake", version="1.0", description=DESCRIPTION)
-    install(app, runtime)
-    install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
+    if hot_path:  # added first: the innermost middleware, inside metrics, body limits and CORS
+        documented = next(r for r in feedback.router.routes if r.path == PATH and "POST" in r.methods)
+        app.add_middleware(FeedbackHotPath, state=app.state, route=documented)
+    install(app, runtime)
+    install_error_handlers(app)
 
     keys_holder: dict[str, KeyStore] = {}
     app.state.body_limits = {

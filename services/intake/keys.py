@@ -132,6 +132,11 @@ class Principal:
     def allows_origin(self, origin: str) -> bool:
         return ANY in self.origins or origin in self.origins
 
+    def require_origin(self, origin: str | None) -> None:
+        """Raise :class:`Forbidden` (403) when a browser sends this key from an origin it is not for."""
+        if origin is not None and not self.allows_origin(origin):
+            raise Forbidden(f"API key '{self.name}' may not be used from origin {origin}")
+
     def charge(self, n: int = 1) -> None:
         """Take ``n`` tokens from the key's rate limit or raise :class:`RateLimited` (429)."""
         if self.bucket is None:

@@ -28,6 +28,7 @@ SOURCE = "/keymoment/intake"
 # Namespace of the ids derived from (API key id, idempotency key). Never change it:
 # a retry across a deploy must map to the same id.
 IDEMPOTENCY_NAMESPACE = uuid.UUID("6f1c2a4e-3b8d-5e7f-9a10-4c2d6b8e0f13")
+MAX_IDEMPOTENCY_KEY = 200  # characters
 
 __all__ = ["FeedbackSink", "NotDurable", "accept", "accept_many", "feedback_id_for", "to_event"]
 

@@ -13,7 +13,7 @@ from typing import Annotated
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
 
-from services.intake.keys import Forbidden, KeyStore, Principal
+from services.intake.keys import KeyStore, Principal
 from services.intake.service import FeedbackSink
 
 _api_key_header = APIKeyHeader(
@@ -36,9 +36,7 @@ async def require_api_key(request: Request, key: Annotated[str | None, Security(
     """Authenticate the request (401), check its browser origin (403) and take one
     token from the key's rate limit (429). No database round trip."""
     principal = await request.app.state.keys.authenticate(key)
-    origin = request.headers.get("origin")
-    if origin is not None and not principal.allows_origin(origin):
-        raise Forbidden(f"API key '{principal.name}' may not be used from origin {origin}")
+    principal.require_origin(request.headers.get("origin"))
     principal.charge(1)
     return principal
 

@@ -19,6 +19,8 @@ from services.intake.keys import AuthError, RateLimited
 from shared.outbox import NotDurable
 
 RETRY_AFTER_UNAVAILABLE_S = 5
+UNAVAILABLE_DETAIL = ("feedback cannot be stored right now (broker and database unavailable); nothing was accepted, "
+                      "retry later")
 
 
 class FieldError(BaseModel):
@@ -56,6 +58,15 @@ def field_errors(errors: Iterable[dict[str, Any]], *, strip: tuple[str, ...] = (
     return out
 
 
+def invalid_detail(errors: Sequence[object]) -> str:
+    return f"the request is invalid ({len(errors)} error{'s' if len(errors) != 1 else ''})"
+
+
+def retry_after(exc: RateLimited) -> str:
+    """The ``Retry-After`` value (whole seconds, at least 1) of a rate-limit refusal."""
+    return str(max(1, math.ceil(exc.retry_after)))
+
+
 def json_response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
 
@@ -69,22 +80,18 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> Response:
         errors = field_errors(exc.errors())
-        return error_response(422, f"the request is invalid ({len(errors)} error{'s' if len(errors) != 1 else ''})",
-                              errors)
+        return error_response(422, invalid_detail(errors), errors)
 
     @app.exception_handler(AuthError)
     async def _auth(_: Request, exc: AuthError) -> Response:
         headers = None
         if isinstance(exc, RateLimited):
-            headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
+            headers = {"Retry-After": retry_after(exc)}
         return error_response(exc.status, str(exc), headers=headers)
 
     @app.exception_handler(NotDurable)
     async def _unavailable(_: Request, exc: NotDurable) -> Response:
-        return error_response(
-            503, "feedback cannot be stored right now (broker and database unavailable); nothing was accepted, "
-            "retry later", headers={"Retry-After": str(RETRY_AFTER_UNAVAILABLE_S)},
-        )
+        return error_response(503, UNAVAILABLE_DETAIL, headers={"Retry-After": str(RETRY_AFTER_UNAVAILABLE_S)})
 
 
 def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:

@@ -17,7 +17,7 @@ from shared.contracts import FeedbackIn
 
 router = APIRouter(tags=["feedback"])
 
-MAX_IDEMPOTENCY_KEY = 200
+MAX_IDEMPOTENCY_KEY = service.MAX_IDEMPOTENCY_KEY
 NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines")
 
 EXAMPLES = {

@@ -10,7 +10,7 @@ Scope = dict
 ASGIApp = Callable
 
 
-async def _send_json(send: Callable, status: int, body: dict, headers: list[tuple[bytes, bytes]] = ()) -> None:
+async def send_json(send: Callable, status: int, body: dict, headers: list[tuple[bytes, bytes]] = ()) -> None:
     payload = orjson.dumps(body)
     await send({
         "type": "http.response.start",
@@ -44,10 +44,10 @@ class BodyLimit:
             if name == b"content-length":
                 try:
                     if int(value) > limit:
-                        await _send_json(send, 413, too_large, [(b"connection", b"close")])
+                        await send_json(send, 413, too_large, [(b"connection", b"close")])
                         return
                 except ValueError:
-                    await _send_json(send, 400, {"detail": "invalid Content-Length", "errors": []})
+                    await send_json(send, 400, {"detail": "invalid Content-Length", "errors": []})
                     return
         chunks: list[bytes] = []
         size = 0
@@ -58,7 +58,7 @@ class BodyLimit:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
-                await _send_json(send, 413, too_large, [(b"connection", b"close")])
+                await send_json(send, 413, too_large, [(b"connection", b"close")])
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -113,7 +113,7 @@ class KeyCors:
         allowed = self._allowed(origin.decode("latin-1"))
         if scope["method"] == "OPTIONS" and preflight:
             if not allowed:
-                await _send_json(send, 403, {"detail": "origin not allowed by any API key", "errors": []},
+                await send_json(send, 403, {"detail": "origin not allowed by any API key", "errors": []},
                                  [(b"vary", b"Origin")])
                 return
             await send({"type": "http.response.start", "status": 204, "headers": [
