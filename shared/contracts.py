@@ -7,11 +7,11 @@ does with it. Changing a field incompatibly means a new ``.v2`` type.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Self
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 MAX_TEXT_CHARS = 20_000
@@ -166,7 +166,9 @@ class FeedbackIn(Strict):
     def _attributes_small(cls, value: dict[str, Any]) -> dict[str, Any]:
         if len(value) > MAX_ATTRIBUTES:
             raise ValueError(f"at most {MAX_ATTRIBUTES} attributes, got {len(value)}")
-        size = len(json.dumps(value, ensure_ascii=False).encode())
+        if not value:
+            return value
+        size = len(orjson.dumps(value))  # compact UTF-8, as the event carries it
         if size > MAX_ATTRIBUTES_JSON_BYTES:
             raise ValueError(f"attributes are {size} bytes as JSON; the limit is {MAX_ATTRIBUTES_JSON_BYTES}")
         return value

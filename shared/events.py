@@ -11,6 +11,7 @@ its versioned pydantic payload model; producers and consumers both go through
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -61,6 +62,15 @@ class EnvelopeError(ValueError):
     """A message that is not a valid Keymoment event; it can never succeed."""
 
 
+# Header values repeat (a few sources and types; a batch shares one time): encode each once.
+_encoded = functools.lru_cache(maxsize=1024)(str.encode)
+
+
+@functools.lru_cache(maxsize=1024)
+def _isoformat(time: datetime) -> bytes:
+    return time.isoformat().encode()
+
+
 @dataclass(frozen=True)
 class Envelope:
     """A CloudEvents 1.0 event whose data is a registered payload model."""
@@ -105,12 +115,12 @@ class Envelope:
 
     def headers(self) -> list[tuple[str, bytes]]:
         headers = [
-            ("ce_specversion", self.specversion.encode()),
+            ("ce_specversion", _encoded(self.specversion)),
             ("ce_id", self.id.encode()),
-            ("ce_source", self.source.encode()),
-            ("ce_type", self.type.encode()),
-            ("ce_time", self.time.isoformat().encode()),
-            ("content-type", self.datacontenttype.encode()),
+            ("ce_source", _encoded(self.source)),
+            ("ce_type", _encoded(self.type)),
+            ("ce_time", _isoformat(self.time)),
+            ("content-type", _encoded(self.datacontenttype)),
         ]
         if self.subject is not None:
             headers.append(("ce_subject", self.subject.encode()))

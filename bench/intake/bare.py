@@ -1,19 +1,28 @@
 """The reference for the throughput target: a bare FastAPI endpoint that only
 validates the same body (``FeedbackIn``) and answers 202, served exactly like
-intake (one uvicorn worker, no access log)."""
+intake (one uvicorn worker, no access log, the same garbage-collector tuning)."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+from collections.abc import AsyncIterator
 
 import uvicorn
 from fastapi import FastAPI
 
 from shared.contracts import FeedbackIn
+from shared.runtime import tune_gc
+
+
+@contextlib.asynccontextmanager
+async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    tune_gc()  # the process tuning every service gets (shared.runtime.serve), so only the endpoint differs
+    yield
 
 
 def create_app() -> FastAPI:
-    app = FastAPI()
+    app = FastAPI(lifespan=lifespan)
 
     @app.post("/v1/feedback", status_code=202)
     async def submit(feedback: FeedbackIn) -> dict[str, str]:

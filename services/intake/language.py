@@ -6,6 +6,8 @@ Korean) in microseconds. Mixed zh/en text, common in Chinese feedback
 
 from __future__ import annotations
 
+import re
+
 # Share of Han characters among letters above which a mixed text counts as Chinese:
 # one Han character carries about as much as a whole English word.
 _HAN_SHARE_FOR_ZH = 0.15
@@ -33,6 +35,8 @@ def detect(text: str | None, *, sample: int = 2000) -> str | None:
     or is written in another script. Only the first ``sample`` characters are looked at."""
     if not text:
         return None
+    if text.isascii():  # Latin letters only (the common English case, without a loop per character)
+        return "en" if re.search("[A-Za-z]", text[:sample]) else None
     counts = {"latin": 0, "han": 0, "kana": 0, "hangul": 0, "other": 0}
     for ch in text[:sample]:
         kind = _classify(ch)

@@ -4,6 +4,8 @@ bucket, principals, idempotent ids and the error shape."""
 from __future__ import annotations
 
 import math
+import os
+import uuid
 
 import pytest
 from pydantic import ValidationError
@@ -97,3 +99,19 @@ def test_field_errors_name_paths_and_unknown_fields():
     errors = {e["path"]: e for e in field_errors(exc.value.errors())}
     assert errors["colour"] == {"path": "colour", "message": "unknown field 'colour'", "type": "extra_forbidden"}
     assert errors["rating"]["message"] == "nps rating must be between 0 and 10, got 11"
+
+
+def test_random_ids_are_version_4_and_distinct_across_refills_and_forks():
+    from services.intake.service import _random_id
+
+    ids = [_random_id() for _ in range(600)]  # more than one 4 KiB buffer
+    assert len(set(ids)) == 600
+    assert all(uuid.UUID(i).version == 4 for i in ids)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next id must not be the parent's next id
+        os.write(write, _random_id().encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read, 64).decode()
+    assert child != _random_id()
