@@ -35,6 +35,15 @@ def memory_gib() -> str:
         return "unknown"
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (NaN when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
 def header(title: str) -> str:
     """A Markdown heading plus the date, machine and command of this run."""
     command = " ".join(shlex.quote(a) for a in [os.path.relpath(sys.executable), *sys.argv])
