@@ -49,6 +49,7 @@ class ServiceRuntime:
     _consumes: dict[EventType, Handler] = field(default_factory=dict)
     _consumes_batches: dict[EventType, BatchHandler] = field(default_factory=dict)
     _on_start: list[Hook] = field(default_factory=list)
+    _retention: list[tuple[str, str, int]] = field(default_factory=list)
     _on_stop: list[Hook] = field(default_factory=list)
     _checks: list[Callable[[], Awaitable[str | None]]] = field(default_factory=list)
 
@@ -67,6 +68,10 @@ class ServiceRuntime:
     def consume_batches(self, event_type: EventType, handler: BatchHandler) -> None:
         """Like :meth:`consume`, but the handler takes a batch's new events of this type at once."""
         self._consumes_batches[event_type] = handler
+
+    def retain(self, table: str, column: str, days: int) -> None:
+        """Keep rows of ``table`` (in the service's schema) for ``days`` after ``column``; older ones are deleted hourly."""
+        self._retention.append((table, column, days))
 
     def on_start(self, hook: Hook) -> None:
         self._on_start.append(hook)
@@ -108,7 +113,7 @@ class ServiceRuntime:
         self.spawn(self._ensure_produced_topics(), f"{s.service_name}-topics")
         self.relay = OutboxRelay(self.pool, self.publisher, schema=s.schema)
         self.spawn(self.relay.run(), f"{s.service_name}-outbox-relay")
-        self.spawn(self._prune_processed_events(), f"{s.service_name}-dedupe-pruner")
+        self.spawn(self._prune(), f"{s.service_name}-pruner")
         if self._consumes or self._consumes_batches:
             runner = ConsumerRunner(
                 bootstrap_servers=s.kafka_bootstrap_servers,
@@ -130,17 +135,25 @@ class ServiceRuntime:
         for hook in self._on_start:
             await hook(self)
 
-    async def _prune_processed_events(self, every_s: float = 3600.0) -> None:
-        """Forget consumed event ids older than the retention (Kafka cannot redeliver them)."""
-        while True:
+    async def prune_once(self) -> None:
+        """Delete rows past their retention: consumed event ids older than
+        ``PROCESSED_EVENTS_RETENTION_DAYS`` (Kafka cannot redeliver them) and
+        whatever the service asked for with :meth:`retain`."""
+        for table, column, days in [
+            ("processed_events", "processed_at", self.settings.processed_events_retention_days),
+            *self._retention,
+        ]:
             try:
                 deleted = await self.pool.execute(
-                    "DELETE FROM processed_events WHERE processed_at < now() - make_interval(days => $1)",
-                    self.settings.processed_events_retention_days,
+                    f"DELETE FROM {table} WHERE {column} < now() - make_interval(days => $1)", days
                 )
-                logger.info("pruned processed events", extra={"result": deleted})
+                logger.info("pruned old rows", extra={"table": table, "result": deleted})
             except Exception as exc:  # database briefly away: try again next round
-                logger.warning("pruning processed events failed", extra={"error": repr(exc)})
+                logger.warning("pruning failed", extra={"table": table, "error": repr(exc)})
+
+    async def _prune(self, every_s: float = 3600.0) -> None:
+        while True:
+            await self.prune_once()
             await asyncio.sleep(every_s)
 
     async def _ensure_produced_topics(self) -> None:

@@ -38,6 +38,10 @@ class IntakeSettings(ServiceSettings):
     intake_email_max_bytes: int = Field(
         10 * 1024 * 1024, ge=65_536, description="Largest mail accepted (SMTP answers 552 above, HTTP 413)."
     )
+    intake_email_record_days: int = Field(
+        90, ge=1, description="Days a received mail's record (Message-ID, outcome, feedback id; never its content) "
+        "is kept: the window in which a re-delivery is recognised as a duplicate, and the audit trail.",
+    )
 
     @property
     def email_addresses(self) -> set[str]:

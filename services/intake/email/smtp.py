@@ -97,6 +97,7 @@ def install_email(runtime, settings) -> None:  # noqa: ANN001 - ServiceRuntime, 
     from shared.events import FEEDBACK_RECEIVED
 
     counter = emails_counter(runtime)
+    runtime.retain("email_messages", "received_at", settings.intake_email_record_days)
     if not settings.intake_smtp_port:
         return
     topic = settings.topic(FEEDBACK_RECEIVED.topic)

@@ -129,3 +129,20 @@ async def test_post_raw_email(service_env, kafka_bootstrap):
     assert "delayed four hours" in event.text and "reference is 55-1234" not in event.text
     assert event.customer.name == "Emily Carter" and event.language == "en"
     assert event.source == "dev"
+
+
+async def test_mail_records_expire_after_their_retention(service_env):
+    settings = intake_settings(service_env, intake_email_record_days=30)
+    async with running(create_app(settings)) as intake, intake.client(headers={"X-API-Key": dev_key(intake)}) as http:
+        mail = fixture("utf8_html_only_reply.eml")
+        first = await http.post("/v1/email", content=mail, headers={"Content-Type": "message/rfc822"})
+        assert first.status_code == 202, first.text
+        pool = intake.runtime.pool
+        await intake.runtime.prune_once()  # a fresh record stays: the retry is still a duplicate
+        retry = await http.post("/v1/email", content=mail, headers={"Content-Type": "message/rfc822"})
+        assert retry.json()["status"] == "duplicate"
+        await pool.execute("UPDATE email_messages SET received_at = now() - interval '31 days'")
+        await intake.runtime.prune_once()
+        assert await pool.fetchval("SELECT count(*) FROM email_messages") == 0
+        later = await http.post("/v1/email", content=mail, headers={"Content-Type": "message/rfc822"})
+    assert later.status_code == 202 and later.json()["status"] == "accepted"
