@@ -23,7 +23,7 @@ from email.message import Message
 from email.policy import compat32
 from email.utils import getaddresses, parseaddr, parsedate_to_datetime
 
-from services.intake.email.text import html_to_text, strip_reply
+from services.intake.email.text import html_to_text, strip_reply, unflow
 from services.intake.language import detect
 from shared.contracts import MAX_TEXT_CHARS, Attachment, Channel, Customer, EmailDetails, FeedbackIn
 
@@ -241,6 +241,8 @@ def _bodies(msg: Message, attachments: list[Attachment]) -> tuple[str, str]:
             payload = raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else b""
         if is_body and ctype == "text/plain" and plain is None:
             plain = decode_bytes(payload, part.get_content_charset())
+            if str(part.get_param("format", "")).lower() == "flowed":
+                plain = unflow(plain, delsp=str(part.get_param("delsp", "no")).lower() == "yes")
         elif is_body and ctype == "text/html" and html is None:
             html = decode_bytes(payload, part.get_content_charset())
         elif not is_body:

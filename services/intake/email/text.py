@@ -91,6 +91,36 @@ _WROTE_START = re.compile(r"^\s*(On\s|在\s?\d)")
 _WROTE_END = re.compile(r"(wrote|写道)\s*[:：]\s*$", re.I)
 
 
+def unflow(text: str, *, delsp: bool = False) -> str:
+    """Undo ``format=flowed`` (RFC 3676): join soft-broken lines back into paragraphs.
+
+    A line ending in a space continues on the next line of the same quote depth
+    (with ``delsp=yes`` that space belongs to the wrapping and is dropped);
+    space-stuffing is removed; ``-- `` (the signature separator) is never a soft
+    break. Quoted lines keep their ``>`` markers so quotes can still be cut.
+    """
+    out: list[str] = []
+    paragraph: list[str] = []
+    depth_of_paragraph = 0
+    for raw in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        depth = len(raw) - len(raw.lstrip(">"))
+        line = raw[depth:]
+        if line.startswith(" "):  # space-stuffed (or the space after the quote markers)
+            line = line[1:]
+        if paragraph and depth != depth_of_paragraph:  # a quote depth change ends a paragraph
+            out.append("> " * depth_of_paragraph + "".join(paragraph))
+            paragraph = []
+        depth_of_paragraph = depth
+        if line.endswith(" ") and line != "-- ":
+            paragraph.append(line[:-1] if delsp else line)
+            continue
+        out.append("> " * depth + "".join(paragraph) + line)
+        paragraph = []
+    if paragraph:
+        out.append("> " * depth_of_paragraph + "".join(paragraph))
+    return "\n".join(out)
+
+
 def _starts_quote(lines: list[str], index: int) -> bool:
     line = lines[index]
     # Clients wrap a long "On <date>, <name> <address> wrote:" over two lines.

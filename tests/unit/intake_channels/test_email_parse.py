@@ -177,3 +177,36 @@ def test_an_address_the_contract_cannot_hold_is_dropped_not_the_complaint():
     mail = parse_email(raw)
     feedback = mail.to_feedback()
     assert feedback.text == "The room was dirty." and feedback.customer.name == "Zhang" and feedback.customer.email is None
+
+
+@pytest.mark.parametrize(("flowed", "delsp", "expected"), [
+    # soft breaks (trailing space) join; a hard break stays
+    ("The bag was lost on the way to \nShanghai and nobody called me \nback.\nThanks", False,
+     "The bag was lost on the way to Shanghai and nobody called me back.\nThanks"),
+    # DelSp=yes: the trailing space was added by the wrapping (CJK text has no spaces)
+    ("行李丢了三天， \n没人回电话。", True, "行李丢了三天，没人回电话。"),
+    # space-stuffing removed; the signature separator is never a soft break
+    ("  indented \nline\n-- \nLi Wei", False, " indented line\n-- \nLi Wei"),
+    # quoted paragraphs join within their depth and keep their markers
+    ("My reply.\n> quoted line one \n> continues\n>> deeper", False,
+     "My reply.\n> quoted line one continues\n> > deeper"),
+])
+def test_format_flowed_paragraphs_are_rejoined(flowed, delsp, expected):
+    from services.intake.email.text import unflow
+
+    assert unflow(flowed, delsp=delsp) == expected
+
+
+def test_flowed_mail_becomes_one_paragraph_of_feedback_without_the_quote():
+    raw = (
+        "From: Li Wei <li.wei@example.cn>\r\nTo: feedback@example.com\r\nSubject: Lost bag\r\n"
+        "Message-ID: <flowed-1@example.cn>\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: text/plain; charset=utf-8; format=flowed; delsp=yes\r\n"
+        "Content-Transfer-Encoding: 8bit\r\n\r\n"
+        "My bag was lost on flight MU5101 and nobody has called me back in three  \r\n"
+        "days. I will complain to the regulator.\r\n\r\n"
+        "> Dear customer, thank you for  \r\n> contacting us.\r\n"
+    ).encode()
+    mail = parse_email(raw)
+    assert mail.text == ("My bag was lost on flight MU5101 and nobody has called me back in three "
+                         "days. I will complain to the regulator.")
