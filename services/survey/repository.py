@@ -158,10 +158,13 @@ async def claim_due_invitations(conn: asyncpg.Connection, *, limit: int, lease_s
 
 async def next_invitation_due_in(conn: asyncpg.Connection) -> float | None:
     """Seconds until the next pending invitation is due (0 if overdue), None if none is pending."""
-    return await conn.fetchval(
-        """SELECT greatest(extract(epoch FROM min(next_attempt_at) - now()), 0)::float8
+    # Not greatest(..., 0) in SQL: greatest() skips NULLs, so "nothing pending" became "due now"
+    # and the sender polled the database every 10 ms for ever.
+    seconds = await conn.fetchval(
+        """SELECT extract(epoch FROM min(next_attempt_at) - now())::float8
            FROM survey_requests WHERE delivery_status = 'pending'"""
     )
+    return None if seconds is None else max(seconds, 0.0)
 
 
 async def mark_sent(conn: asyncpg.Connection, request_id: str, *, message_id: str) -> None:
