@@ -49,6 +49,7 @@ class TransientError(Exception):
 
 
 _TRANSIENT = (
+    PublishUnavailable,
     OSError,
     TimeoutError,
     asyncio.TimeoutError,

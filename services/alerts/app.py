@@ -51,11 +51,13 @@ def create_app(settings: AlertsSettings, *, clock: Clock | None = None, scorer: 
     senders: list[NotificationSender] = []
 
     async def start_tasks(rt: ServiceRuntime) -> None:
+        ctx.publish = rt.publisher.publish
         # The runtime's own consumer commits up to 500 events per transaction; an alert is only
         # stored at its batch's commit, so alerts runs the same runner with smaller batches.
         consumer = ConsumerRunner(
             bootstrap_servers=settings.kafka_bootstrap_servers, group_id=settings.consumer_group,
-            handlers={FEEDBACK_RECEIVED: handlers.on_feedback_received}, pool=rt.pool, publisher=rt.publisher,
+            handlers={}, batch_handlers={FEEDBACK_RECEIVED: handlers.on_feedback_received}, pool=rt.pool,
+            publisher=rt.publisher,
             topic_name=settings.topic, metrics=rt.consumer_metrics, max_records=settings.alerts_consumer_max_records,
             topic_partitions=settings.kafka_topic_partitions, replication_factor=settings.kafka_replication_factor,
             client_id=settings.service_name, session_timeout_ms=settings.kafka_session_timeout_ms,

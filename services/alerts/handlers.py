@@ -15,5 +15,6 @@ class Handlers:
     def __init__(self, ctx: service.Context) -> None:
         self._ctx = ctx
 
-    async def on_feedback_received(self, conn: asyncpg.Connection, event: Envelope) -> None:
-        await service.on_feedback(conn, self._ctx, event)
+    async def on_feedback_received(self, conn: asyncpg.Connection, events: list[Envelope]) -> None:
+        """A batch's new ``feedback.received.v1`` events (a batch handler of the consumer runner)."""
+        await service.on_feedback(conn, self._ctx, events)

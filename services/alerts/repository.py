@@ -12,8 +12,6 @@ import asyncpg
 
 from services.alerts.domain import Alert
 from shared.db import advisory_key
-from shared.events import Envelope
-from shared.outbox import NOTIFY_CHANNEL as OUTBOX_CHANNEL, outbox_row
 
 NOTIFY_CHANNEL = "keymoment_alerts_notifications"
 
@@ -410,21 +408,16 @@ async def feedback_linked(conn: asyncpg.Connection, feedback_id: str) -> bool:
     return bool(await conn.fetchval("SELECT true FROM alert_feedback WHERE feedback_id = $1", feedback_id))
 
 
-async def record_scored(
-    conn: asyncpg.Connection, *, topic: str, event: Envelope, moment: dict[str, Any] | None
-) -> None:
-    """The hot path of every feedback in ONE round trip: its ``feedback.scored.v1`` into the
-    outbox (the row as :func:`shared.outbox.outbox_row` builds it for :func:`~shared.outbox.enqueue`, and the same wake-up
-    notification) and, for a known customer, the moment into their history."""
-    m = moment or {}
+async def add_moments(conn: asyncpg.Connection, moments: list[tuple[Any, ...]]) -> None:
+    """Known customers' moments into their contact history, a whole batch in one statement.
+    Each is ``(customer_key, feedback_id, mot, channel, location, touchpoint, at)``."""
+    if not moments:
+        return
+    columns = list(zip(*moments, strict=True))
     await conn.execute(
-        """WITH event AS (INSERT INTO outbox (topic, key, headers, value) VALUES ($1, $2, $3::jsonb, $4)),
-                moment AS (
-                    INSERT INTO customer_moments (customer_key, feedback_id, mot, channel, location, touchpoint, at)
-                    SELECT $5, $6, $7, $8, $9, $10, $11 WHERE $5::text IS NOT NULL
-                    ON CONFLICT DO NOTHING)
-           SELECT pg_notify($12, '')""",
-        *outbox_row(topic, event),
-        m.get("customer_key"), m.get("feedback_id"), m.get("mot"), m.get("channel"), m.get("location"),
-        m.get("touchpoint"), m.get("at"), OUTBOX_CHANNEL,
+        """INSERT INTO customer_moments (customer_key, feedback_id, mot, channel, location, touchpoint, at)
+           SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::text[],
+                                $7::timestamptz[])
+           ON CONFLICT DO NOTHING""",
+        *columns,
     )

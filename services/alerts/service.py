@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -58,6 +59,8 @@ class Context:
     clock: Clock
     signer: Signer
     metrics: AlertsMetrics | None = None
+    # Publishes events and waits for Kafka's acknowledgement (the process's publisher; set at start).
+    publish: Callable[[list[tuple[str, Envelope]]], Awaitable[None]] | None = None
 
 
 @dataclass(frozen=True)
@@ -185,35 +188,66 @@ async def notify(conn: asyncpg.Connection, ctx: Context, alert: Alert, *, kind: 
 
 
 # ------------------------------------------------------------------------------------------ feedback
-async def on_feedback(conn: asyncpg.Connection, ctx: Context, event: Envelope) -> None:
-    """Score one ``feedback.received.v1``; publish ``feedback.scored.v1``; raise, group or reopen."""
-    fb: FeedbackReceived = event.data  # type: ignore[assignment]
+async def on_feedback(conn: asyncpg.Connection, ctx: Context, events: list[Envelope]) -> None:
+    """Score a batch of ``feedback.received.v1`` and publish their ``feedback.scored.v1``;
+    negative feedback (and recovery answers) then raise, group or reopen alerts, one by one.
+
+    The scored events are derived one for one from the consumed events (ids included), so they
+    are published directly, not through the outbox: once every other write of the batch is done
+    and before its transaction commits. If the process dies before the commit, the redelivered
+    batch publishes the same event ids again and their consumers drop the copies; if Kafka does
+    not acknowledge, the batch fails and is retried. Customers' moments are written for the
+    whole batch in one statement, before any alert reads that history.
+    """
+    now = ctx.clock.now()
+    scored_topic = _topic(ctx, FEEDBACK_SCORED)
+    published: list[tuple[str, Envelope]] = []
+    moments: list[tuple[Any, ...]] = []
+    follow_up: list[tuple[FeedbackReceived, ScoreResult, str | None]] = []
+    for event in events:
+        fb: FeedbackReceived = event.data  # type: ignore[assignment]
+        score = _score(ctx, fb)
+        published.append((scored_topic, _scored_event(fb, score, now)))
+        customer_key = fb.customer.key() if fb.customer else None
+        if customer_key:
+            moments.append((customer_key, fb.id, score.mot, fb.channel.value, fb.location, fb.touchpoint,
+                            fb.occurred_at or fb.received_at))
+        if score.negative or (fb.survey and fb.survey.recovery_for_alert_id):
+            follow_up.append((fb, score, customer_key))
+    await repo.add_moments(conn, moments)
+    for fb, score, customer_key in follow_up:
+        await _after_scoring(conn, ctx, fb, score, customer_key, now)
+    if ctx.publish is None:
+        raise RuntimeError("the alerts context has no publisher (set at start-up)")
+    await ctx.publish(published)
+
+
+def _score(ctx: Context, fb: FeedbackReceived) -> ScoreResult:
     rating = fb.rating.model_dump(mode="json") if fb.rating else None
     try:
         score = ctx.scorer.score(fb.text, lang=_scorer_lang(fb.language), rating=rating)
     except ValueError as exc:
         raise PermanentError(f"feedback {fb.id} cannot be scored: {exc}") from exc
-    now = ctx.clock.now()
     if ctx.metrics:
         ctx.metrics.scored.labels(f"{score.mot:+d}").inc()
-    scored = FeedbackScored(
+    return score
+
+
+def _scored_event(fb: FeedbackReceived, score: ScoreResult, now: datetime) -> Envelope:
+    scored = FeedbackScored.model_construct(  # every value below is already valid
         feedback_id=fb.id, channel=fb.channel, location=fb.location, touchpoint=fb.touchpoint,
         occurred_at=fb.occurred_at, received_at=fb.received_at, rating=fb.rating, mot=score.mot,
         negative=score.negative, confidence=score.confidence, cues=score.cues[:20],
         language=fb.language or (score.lang if score.lang in ("zh", "en") else None), escalation=score.escalation,
     )
-    customer_key = fb.customer.key() if fb.customer else None
-    await repo.record_scored(
-        conn, topic=_topic(ctx, FEEDBACK_SCORED),
-        event=Envelope.new(FEEDBACK_SCORED, scored, source=SOURCE, key=fb.partition_key(), subject=fb.id,
-                           id=derived_id("scored", fb.id), time=now),
-        moment=dict(customer_key=customer_key, feedback_id=fb.id, mot=score.mot, channel=fb.channel.value,
-                    location=fb.location, touchpoint=fb.touchpoint, at=fb.occurred_at or fb.received_at)
-        if customer_key else None,
-    )
+    return Envelope.new(FEEDBACK_SCORED, scored, source=SOURCE, key=fb.partition_key(), subject=fb.id,
+                        id=derived_id("scored", fb.id), time=now)
+
+
+async def _after_scoring(conn: asyncpg.Connection, ctx: Context, fb: FeedbackReceived, score: ScoreResult,
+                         customer_key: str | None, now: datetime) -> None:
+    """A negative feedback or a recovery answer: raise, group or reopen."""
     recovery_for = fb.survey.recovery_for_alert_id if fb.survey else None
-    if not score.negative and not recovery_for:
-        return
     if await repo.feedback_linked(conn, fb.id):
         # The same feedback re-submitted under a new event id (e.g. intake's retry): already on an alert.
         logger.info("feedback already linked to an alert", extra={"feedback_id": fb.id})
