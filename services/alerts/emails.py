@@ -6,13 +6,14 @@ stored, so every retry sends the same bytes with the same Message-ID.
 
 from __future__ import annotations
 
+import base64
+import functools
+import hashlib
 import html
 from dataclasses import dataclass
 from datetime import datetime
-from email.headerregistry import Address
-from email.message import EmailMessage
 from email.policy import SMTP
-from email.utils import format_datetime
+from email.utils import format_datetime, formataddr
 from typing import Any
 
 from services.alerts.domain import SEVERITY_TEXT, STEP_TEXT, Alert
@@ -159,17 +160,78 @@ def message_id(notification_id: str, domain: str = "alerts.keymoment") -> str:
 def build_message(
     *, sender: str, recipients: list[str], subject_line: str, text: str, body_html: str, msg_id: str,
     created_at: datetime, alert_id: str,
-) -> EmailMessage:
-    """multipart/alternative, UTF-8 bodies, RFC 2047 subject (policy SMTP: CRLF, encoded headers)."""
-    msg = EmailMessage(policy=SMTP)
-    msg["Subject"] = subject_line
-    msg["From"] = sender
-    msg["To"] = ", ".join(str(Address(addr_spec=r)) for r in recipients)
-    msg["Date"] = format_datetime(created_at)
-    msg["Message-ID"] = msg_id
-    msg["Auto-Submitted"] = "auto-generated"
-    msg["X-Keymoment-Alert"] = alert_id
-    msg["Content-Language"] = "zh-CN, en"
-    msg.set_content(text, charset="utf-8")
-    msg.add_alternative(body_html, subtype="html", charset="utf-8")
-    return msg
+) -> bytes:
+    """The wire bytes of a multipart/alternative mail: CRLF line ends, UTF-8 bodies in base64,
+    RFC 2047 encoded-words for non-ASCII headers, lines folded under 78 characters.
+
+    Written out directly rather than through ``email.message.EmailMessage``: the standard
+    library's header registry and generator cost ~1.5 ms per mail (more than scoring a hundred
+    feedback); this is the same structure for ~0.03 ms. The boundary derives from
+    the Message-ID, so a retried notification is the same bytes.
+    """
+    boundary = "=_km_" + hashlib.sha256(msg_id.encode()).hexdigest()[:32]
+    lines = [
+        _header("Subject", subject_line),
+        "From: " + _from_header(sender),
+        _address_list("To", recipients),
+        "Date: " + format_datetime(created_at),
+        "Message-ID: " + msg_id,
+        "Auto-Submitted: auto-generated",
+        _header("X-Keymoment-Alert", alert_id),
+        "Content-Language: zh-CN, en",
+        "MIME-Version: 1.0",
+        f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"',
+        "",
+    ]
+    for subtype, body in (("plain", text), ("html", body_html)):
+        lines += [
+            "--" + boundary,
+            f'Content-Type: text/{subtype}; charset="utf-8"',
+            "Content-Transfer-Encoding: base64",
+            "",
+            base64.encodebytes(body.replace("\r\n", "\n").encode("utf-8")).decode("ascii").rstrip("\n").replace("\n", "\r\n"),
+        ]
+    lines += ["--" + boundary + "--", ""]
+    return "\r\n".join(lines).encode("ascii")
+
+
+def _encoded_words(value: str, indent: int) -> list[str]:
+    """RFC 2047 base64 encoded-words of ``value`` (whole characters each), one per line; the
+    first line already holds ``indent`` characters, every line stays within 78."""
+    words: list[str] = []
+    chunk, budget = b"", (78 - indent - 12) // 4 * 3  # 12: "=?utf-8?b?" + "?="
+    for char in value:
+        encoded = char.encode("utf-8")
+        if chunk and len(chunk) + len(encoded) > budget:
+            words.append(f"=?utf-8?b?{base64.b64encode(chunk).decode()}?=")
+            chunk, budget = b"", (78 - 1 - 12) // 4 * 3
+        chunk += encoded
+    words.append(f"=?utf-8?b?{base64.b64encode(chunk).decode()}?=")
+    return words
+
+
+def _header(name: str, value: str) -> str:
+    """``Name: value``; encoded-words, folded one per line, unless it is short plain ASCII."""
+    value = " ".join(value.split())  # no line breaks may survive into a header
+    if value.isascii() and len(name) + 2 + len(value) <= 78:
+        return f"{name}: {value}"
+    return f"{name}: " + "\r\n ".join(_encoded_words(value, len(name) + 2))
+
+
+@functools.lru_cache(maxsize=64)
+def _from_header(sender: str) -> str:
+    """The From header (one configured value: the standard library's folding, cached)."""
+    return SMTP.header_factory("From", sender).fold(policy=SMTP).removesuffix("\r\n").removeprefix("From: ")
+
+
+def _address_list(name: str, addresses: list[str]) -> str:
+    parts = [formataddr(("", a), charset="utf-8") for a in addresses]
+    line, out = f"{name}: ", []
+    for i, part in enumerate(parts):
+        piece = part + ("," if i < len(parts) - 1 else "")
+        if len(line) + len(piece) + 1 > 78 and line.strip(" :") != name:
+            out.append(line.rstrip())
+            line = " "
+        line += piece + " "
+    out.append(line.rstrip())
+    return "\r\n".join(out)

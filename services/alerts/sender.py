@@ -81,16 +81,20 @@ class SmtpSession:
     async def deliver(self, recipients: list[str], message: bytes) -> None:
         """Raises :class:`Refused` (not delivered) or :class:`Unknown` (may be delivered)."""
         try:
-            if self._client is None or not self._client.is_connected:
+            reused = self._client is not None and self._client.is_connected
+            if not reused:
                 self._client = await self._connect()
-            else:
-                try:
-                    await self._client.rset()  # reuse: cheap check that the session is still alive
-                except (aiosmtplib.SMTPException, OSError, TimeoutError):
-                    await self.close()
-                    self._client = await self._connect()
             client = self._client
-            await client.mail(self.envelope_from)
+            try:
+                # A finished transaction leaves the session ready for the next MAIL: no RSET round trip.
+                await client.mail(self.envelope_from)
+            except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, OSError,
+                    aiosmtplib.SMTPResponseException) as exc:
+                if not reused or (isinstance(exc, aiosmtplib.SMTPResponseException) and exc.code != 421):
+                    raise
+                await self.close()  # the server dropped the idle session; nothing was sent yet
+                client = self._client = await self._connect()
+                await client.mail(self.envelope_from)
             accepted = 0
             refusals = []
             for rcpt in recipients:
@@ -222,7 +226,7 @@ class NotificationSender:
             sender=self._s.smtp_from, recipients=list(row["recipients"]), subject_line=row["subject"],
             text=row["body_text"], body_html=row["body_html"], msg_id=row["message_id"],
             created_at=row["created_at"], alert_id=row["alert_id"],
-        ).as_bytes()
+        )
         started = time.perf_counter()
         outcome, error, permanent = "sent", None, False
         try:

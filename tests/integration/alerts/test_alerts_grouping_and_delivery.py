@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -294,3 +295,35 @@ async def test_connection_lost_during_data_is_uncertain_and_never_resent(service
     assert "DATA exchange broke off" in raised["last_error"]
     assert [m["Message-ID"] for m in handler.messages] == [raised["message_id"], rows[1]["message_id"]]
     assert rows[1]["kind"] == "escalation"
+
+
+async def test_an_smtp_session_dropped_while_idle_is_reopened_without_a_retry(service_env):
+    """Sessions are reused without an RSET per mail; a server that hung up in between costs a reconnect, not a retry."""
+    from types import SimpleNamespace
+
+    from services.alerts.emails import build_message
+    from services.alerts.sender import SmtpSession
+
+    handler = CollectingSmtp()
+    port = free_port()
+    handler.port = port
+    s = settings(service_env, handler)
+    session = SmtpSession(SimpleNamespace(settings=s))
+
+    def mail(n: int) -> bytes:
+        return build_message(sender=s.smtp_from, recipients=["a@example.com"], subject_line=f"mail {n}", text="t",
+                             body_html="<p>h</p>", msg_id=f"<m{n}@test>", created_at=datetime.now(UTC), alert_id="a")
+
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        await session.deliver(["a@example.com"], mail(1))
+        await session.deliver(["a@example.com"], mail(2))  # the same session
+        controller.stop()  # the server goes away and drops the idle session
+        controller = Controller(handler, hostname="127.0.0.1", port=port)
+        controller.start()
+        await session.deliver(["a@example.com"], mail(3))
+    finally:
+        await session.close()
+        controller.stop()
+    assert [m["Subject"] for m in handler.messages] == ["mail 1", "mail 2", "mail 3"]
