@@ -30,17 +30,6 @@ def _alert(row: asyncpg.Record) -> Alert:
 
 
 # ---------------------------------------------------------------------------- customers
-async def add_moment(
-    conn: asyncpg.Connection, *, customer_key: str, feedback_id: str, mot: int, channel: str,
-    location: str | None, touchpoint: str | None, at: datetime,
-) -> None:
-    await conn.execute(
-        """INSERT INTO customer_moments (customer_key, feedback_id, mot, channel, location, touchpoint, at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING""",
-        customer_key, feedback_id, mot, channel, location, touchpoint, at,
-    )
-
-
 async def customer_history(
     conn: asyncpg.Connection, *, customer_key: str, since: datetime, exclude: list[str]
 ) -> dict[str, asyncpg.Record | None]:
@@ -79,27 +68,24 @@ async def lock_group_keys(conn: asyncpg.Connection, keys: list[str]) -> None:
         )
 
 
-async def open_alert_for_customer(conn: asyncpg.Connection, customer_key: str) -> Alert | None:
-    row = await conn.fetchrow(
-        f"""SELECT {_ALERT_SELECT} FROM alerts
-            WHERE customer_key = $1 AND status <> 'resolved'
-            ORDER BY raised_at DESC LIMIT 1 FOR UPDATE""",
-        customer_key,
+async def open_alerts_for(
+    conn: asyncpg.Connection, *, customer_keys: list[str], places: list[tuple[str, str | None]], since: datetime
+) -> list[Alert]:
+    """Every open alert a batch of negative feedback could join, locked (in a fixed order):
+    those of these customers, and those at these places with feedback since ``since``."""
+    if not customer_keys and not places:
+        return []
+    rows = await conn.fetch(
+        f"""SELECT {_ALERT_SELECT} FROM alerts WHERE alert_id IN (
+                SELECT alert_id FROM alerts WHERE customer_key = ANY($1::text[]) AND status <> 'resolved'
+                UNION
+                SELECT a.alert_id FROM unnest($2::text[], $3::text[]) AS p(location, touchpoint)
+                JOIN alerts a ON a.location = p.location AND a.touchpoint IS NOT DISTINCT FROM p.touchpoint
+                WHERE a.status <> 'resolved' AND a.last_feedback_at >= $4)
+            ORDER BY alert_id FOR UPDATE""",
+        customer_keys, [p[0] for p in places], [p[1] for p in places], since,
     )
-    return _alert(row) if row else None
-
-
-async def open_alert_for_place(
-    conn: asyncpg.Connection, *, location: str, touchpoint: str | None, since: datetime
-) -> Alert | None:
-    row = await conn.fetchrow(
-        f"""SELECT {_ALERT_SELECT} FROM alerts
-            WHERE location = $1 AND touchpoint IS NOT DISTINCT FROM $2 AND status <> 'resolved'
-              AND last_feedback_at >= $3
-            ORDER BY raised_at DESC LIMIT 1 FOR UPDATE""",
-        location, touchpoint, since,
-    )
-    return _alert(row) if row else None
+    return [_alert(r) for r in rows]
 
 
 async def get_alert(conn: asyncpg.Connection, alert_id: str, *, for_update: bool = False) -> Alert | None:
@@ -108,17 +94,41 @@ async def get_alert(conn: asyncpg.Connection, alert_id: str, *, for_update: bool
     return _alert(row) if row else None
 
 
-async def insert_alert(conn: asyncpg.Connection, alert: Alert) -> bool:
-    """Insert; False when an alert for this feedback already exists (a redelivery)."""
+def _alert_row(alert: Alert) -> list[Any]:
     values = [getattr(alert, c) for c in _ALERT_COLUMNS]
     values[_ALERT_COLUMNS.index("customer")] = json.dumps(alert.customer) if alert.customer is not None else None
-    placeholders = ", ".join(f"${i}" for i in range(1, len(values) + 1))
-    inserted = await conn.fetchval(
-        f"INSERT INTO alerts ({_ALERT_SELECT}) VALUES ({placeholders}) "
-        "ON CONFLICT (feedback_id) DO NOTHING RETURNING alert_id",
-        *values,
+    return values
+
+
+_INSERT_ALERT = (
+    f"INSERT INTO alerts ({_ALERT_SELECT}) VALUES ({', '.join(f'${i}' for i in range(1, len(_ALERT_COLUMNS) + 1))}) "
+    "ON CONFLICT (feedback_id) DO NOTHING RETURNING alert_id"
+)
+
+
+async def insert_alert(conn: asyncpg.Connection, alert: Alert) -> bool:
+    """Insert; False when an alert for this feedback already exists (a redelivery)."""
+    return await conn.fetchval(_INSERT_ALERT, *_alert_row(alert)) is not None
+
+
+async def insert_alerts(conn: asyncpg.Connection, alerts: list[Alert]) -> int:
+    """Insert several in one statement; returns how many were new (the others existed already)."""
+    if not alerts:
+        return 0
+    rows = [{c: getattr(a, c) for c in _ALERT_COLUMNS} for a in alerts]
+    inserted = await conn.fetch(
+        f"""INSERT INTO alerts ({_ALERT_SELECT})
+            SELECT {_ALERT_SELECT} FROM jsonb_populate_recordset(NULL::alerts, $1::jsonb)
+            ON CONFLICT (feedback_id) DO NOTHING RETURNING alert_id""",
+        json.dumps(rows, default=_json_default, ensure_ascii=False),
     )
-    return inserted is not None
+    return len(inserted)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 _MUTABLE = [
@@ -126,15 +136,17 @@ _MUTABLE = [
     "resolved_at", "resolved_by", "reopen_count", "feedback_count", "last_feedback_at", "last_notified_at",
     "updated_at",
 ]
+_SAVE_ALERT = f"UPDATE alerts SET {', '.join(f'{c} = ${i}' for i, c in enumerate(_MUTABLE, start=2))} WHERE alert_id = $1"
 
 
 async def save_alert(conn: asyncpg.Connection, alert: Alert) -> None:
     """Write the alert's mutable state (the caller holds its row lock)."""
-    sets = ", ".join(f"{c} = ${i}" for i, c in enumerate(_MUTABLE, start=2))
-    await conn.execute(
-        f"UPDATE alerts SET {sets} WHERE alert_id = $1",
-        alert.alert_id, *[getattr(alert, c) for c in _MUTABLE],
-    )
+    await save_alerts(conn, [alert])
+
+
+async def save_alerts(conn: asyncpg.Connection, alerts: list[Alert]) -> None:
+    if alerts:
+        await conn.executemany(_SAVE_ALERT, [(a.alert_id, *[getattr(a, c) for c in _MUTABLE]) for a in alerts])
 
 
 async def due_alerts(conn: asyncpg.Connection, *, now: datetime, limit: int) -> list[Alert]:
@@ -172,21 +184,41 @@ async def open_counts(conn: asyncpg.Connection) -> dict[int, int]:
 
 
 # ---------------------------------------------------------------------------- feedback & history
-async def link_feedback(
-    conn: asyncpg.Connection, *, feedback_id: str, alert_id: str, role: str, mot: int, confidence: float,
+_LINK_FEEDBACK = """INSERT INTO alert_feedback (feedback_id, alert_id, role, mot, confidence, cues, escalation, channel,
+        location, touchpoint, text, rating, language, occurred_at, received_at, linked_at)
+    VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9, $10, $11, $12::jsonb, $13, $14, $15, $16)
+    ON CONFLICT (feedback_id) DO NOTHING"""
+
+
+def _link_row(
+    *, feedback_id: str, alert_id: str, role: str, mot: int, confidence: float,
     cues: list[str], escalation: list[str], channel: str, location: str | None, touchpoint: str | None,
     text: str | None, rating: dict | None, language: str | None, occurred_at: datetime | None,
     received_at: datetime, linked_at: datetime,
-) -> None:
-    await conn.execute(
-        """INSERT INTO alert_feedback (feedback_id, alert_id, role, mot, confidence, cues, escalation, channel,
-               location, touchpoint, text, rating, language, occurred_at, received_at, linked_at)
-           VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9, $10, $11, $12::jsonb, $13, $14, $15, $16)
-           ON CONFLICT (feedback_id) DO NOTHING""",
+) -> tuple[Any, ...]:
+    return (
         feedback_id, alert_id, role, mot, confidence, json.dumps(cues, ensure_ascii=False),
         json.dumps(escalation), channel, location, touchpoint, text,
         json.dumps(rating) if rating is not None else None, language, occurred_at, received_at, linked_at,
     )
+
+
+async def link_feedback(conn: asyncpg.Connection, **link: Any) -> None:
+    """Link one feedback to an alert (keywords: the columns of ``alert_feedback``)."""
+    await conn.execute(_LINK_FEEDBACK, *_link_row(**link))
+
+
+async def link_feedback_many(conn: asyncpg.Connection, links: list[dict[str, Any]]) -> None:
+    if links:
+        await conn.executemany(_LINK_FEEDBACK, [_link_row(**link) for link in links])
+
+
+async def linked_feedback(conn: asyncpg.Connection, feedback_ids: list[str]) -> set[str]:
+    """Which of these feedback are already on an alert."""
+    if not feedback_ids:
+        return set()
+    rows = await conn.fetch("SELECT feedback_id FROM alert_feedback WHERE feedback_id = ANY($1::text[])", feedback_ids)
+    return {r["feedback_id"] for r in rows}
 
 
 async def alert_feedback(conn: asyncpg.Connection, alert_id: str) -> list[dict[str, Any]]:
@@ -205,15 +237,23 @@ async def alert_feedback(conn: asyncpg.Connection, alert_id: str) -> list[dict[s
     return out
 
 
-async def add_event(
-    conn: asyncpg.Connection, *, alert_id: str, at: datetime, action: str, actor: str,
-    from_status: str | None, to_status: str | None, note: str | None,
-) -> None:
-    await conn.execute(
-        """INSERT INTO alert_events (alert_id, at, action, actor, from_status, to_status, note)
-           VALUES ($1, $2, $3, $4, $5, $6, $7)""",
-        alert_id, at, action, actor, from_status, to_status, note,
-    )
+_ADD_EVENT = """INSERT INTO alert_events (alert_id, at, action, actor, from_status, to_status, note)
+    VALUES ($1, $2, $3, $4, $5, $6, $7)"""
+
+
+def _event_row(*, alert_id: str, at: datetime, action: str, actor: str, from_status: str | None,
+               to_status: str | None, note: str | None) -> tuple[Any, ...]:
+    return alert_id, at, action, actor, from_status, to_status, note
+
+
+async def add_event(conn: asyncpg.Connection, **event: Any) -> None:
+    """One step of an alert's history (keywords: the columns of ``alert_events``)."""
+    await conn.execute(_ADD_EVENT, *_event_row(**event))
+
+
+async def add_events(conn: asyncpg.Connection, events: list[dict[str, Any]]) -> None:
+    if events:
+        await conn.executemany(_ADD_EVENT, [_event_row(**e) for e in events])
 
 
 async def alert_events(conn: asyncpg.Connection, alert_id: str) -> list[dict[str, Any]]:
@@ -225,23 +265,32 @@ async def alert_events(conn: asyncpg.Connection, alert_id: str) -> list[dict[str
 
 
 # ---------------------------------------------------------------------------- notifications
-async def add_notification(
-    conn: asyncpg.Connection, *, notification_id: str, alert_id: str, kind: str, level: int, seq: int,
+_ADD_NOTIFICATION = """WITH added AS (
+        INSERT INTO notifications (notification_id, alert_id, kind, level, seq, recipients, subject, body_text,
+            body_html, message_id, status, silence_id, next_attempt_at, created_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)
+        ON CONFLICT DO NOTHING RETURNING notification_id)
+    -- delivered at commit: wakes the sender
+    SELECT notification_id, CASE WHEN $11 = 'pending' THEN pg_notify($14, '') END FROM added"""
+
+
+def _notification_row(
+    *, notification_id: str, alert_id: str, kind: str, level: int, seq: int,
     recipients: list[str], subject: str, body_text: str, body_html: str, message_id: str, status: str,
     silence_id: str | None, now: datetime,
-) -> bool:
-    inserted = await conn.fetchval(
-        """WITH added AS (
-               INSERT INTO notifications (notification_id, alert_id, kind, level, seq, recipients, subject, body_text,
-                   body_html, message_id, status, silence_id, next_attempt_at, created_at)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)
-               ON CONFLICT DO NOTHING RETURNING notification_id)
-           -- delivered at commit: wakes the sender
-           SELECT notification_id, CASE WHEN $11 = 'pending' THEN pg_notify($14, '') END FROM added""",
-        notification_id, alert_id, kind, level, seq, recipients, subject, body_text, body_html, message_id,
-        status, silence_id, now, NOTIFY_CHANNEL,
-    )
-    return inserted is not None
+) -> tuple[Any, ...]:
+    return (notification_id, alert_id, kind, level, seq, recipients, subject, body_text, body_html, message_id,
+            status, silence_id, now, NOTIFY_CHANNEL)
+
+
+async def add_notification(conn: asyncpg.Connection, **notification: Any) -> bool:
+    """Store one rendered notification; False when it existed already."""
+    return await conn.fetchval(_ADD_NOTIFICATION, *_notification_row(**notification)) is not None
+
+
+async def add_notifications(conn: asyncpg.Connection, notifications: list[dict[str, Any]]) -> None:
+    if notifications:
+        await conn.executemany(_ADD_NOTIFICATION, [_notification_row(**n) for n in notifications])
 
 
 async def alert_notifications(conn: asyncpg.Connection, alert_id: str) -> list[dict[str, Any]]:
@@ -402,10 +451,6 @@ async def mark_uncertain(conn: asyncpg.Connection, notification_id: str, *, erro
         "UPDATE notifications SET status = 'uncertain', last_error = $2 WHERE notification_id = $1",
         notification_id, error[:1000],
     )
-
-
-async def feedback_linked(conn: asyncpg.Connection, feedback_id: str) -> bool:
-    return bool(await conn.fetchval("SELECT true FROM alert_feedback WHERE feedback_id = $1", feedback_id))
 
 
 async def add_moments(conn: asyncpg.Connection, moments: list[tuple[Any, ...]]) -> None:

@@ -25,6 +25,7 @@ from services.alerts.metrics import AlertsMetrics
 from services.alerts.routing import Router
 from services.alerts.scoring import Scorer, ScoreResult
 from services.alerts.settings import AlertsSettings
+from services.alerts.writes import BatchWrites, Writes
 from shared.contracts import (
     AlertRaised,
     AlertStatus,
@@ -111,8 +112,8 @@ def _updated_event(ctx: Context, alert: Alert, *, previous: str | None, actor: s
 
 
 # ------------------------------------------------------------------------------------------ notifications
-async def _silence_for(conn: asyncpg.Connection, ctx: Context, alert: Alert, now: datetime) -> str | None:
-    for silence in await repo.active_silences(conn, now=now):
+async def _silence_for(w: Writes, alert: Alert, now: datetime) -> str | None:
+    for silence in await w.silences(now):
         if domain.silence_matches(
             silence["matchers"], location=alert.location, touchpoint=alert.touchpoint, channel=alert.channel,
             severity=alert.severity, team=alert.team,
@@ -144,7 +145,7 @@ def _links(ctx: Context, alert: Alert, notification_id: str, now: datetime) -> l
 _UNSET: Any = object()
 
 
-async def notify(conn: asyncpg.Connection, ctx: Context, alert: Alert, *, kind: str, level: int,
+async def notify(w: Writes, ctx: Context, alert: Alert, *, kind: str, level: int,
                  now: datetime, new_alert: bool = False, feedback: list[dict[str, Any]] | None = None,
                  silence_id: str | None = _UNSET) -> str | None:
     """Record one notification of ``alert`` to escalation ``level`` (rendered now, sent by the sender).
@@ -156,16 +157,16 @@ async def notify(conn: asyncpg.Connection, ctx: Context, alert: Alert, *, kind: 
     recipients = team.recipients(level) if team else []
     if not recipients:
         return None
-    seq = 0 if new_alert else await repo.next_notification_seq(conn, alert_id=alert.alert_id, kind=kind, level=level)
+    seq = await w.next_seq(alert.alert_id, kind, level, new_alert=new_alert)
     notification_id = derived_id(alert.alert_id, kind, level, seq)
     if silence_id is _UNSET:
-        silence_id = await _silence_for(conn, ctx, alert, now)
+        silence_id = await _silence_for(w, alert, now)
     if feedback is None:
-        feedback = await repo.alert_feedback(conn, alert.alert_id)
+        feedback = await w.alert_feedback(alert.alert_id)
     history: dict[str, Any] = {}
     if alert.customer_key:
         history = await repo.customer_history(
-            conn, customer_key=alert.customer_key,
+            w.conn, customer_key=alert.customer_key,
             since=now - timedelta(days=ctx.settings.alerts_history_days),
             exclude=[f["feedback_id"] for f in feedback],
         )
@@ -173,8 +174,8 @@ async def notify(conn: asyncpg.Connection, ctx: Context, alert: Alert, *, kind: 
         kind=kind, alert=alert, feedback=feedback, history=history,
         links=_links(ctx, alert, notification_id, now), level=level,
     )
-    await repo.add_notification(
-        conn, notification_id=notification_id, alert_id=alert.alert_id, kind=kind, level=level, seq=seq,
+    await w.add_notification(
+        notification_id=notification_id, alert_id=alert.alert_id, kind=kind, level=level, seq=seq,
         recipients=recipients, subject=mail.subject, body_text=mail.text, body_html=mail.html,
         message_id=emails.message_id(notification_id), status="suppressed" if silence_id else "pending",
         silence_id=silence_id, now=now,
@@ -190,7 +191,7 @@ async def notify(conn: asyncpg.Connection, ctx: Context, alert: Alert, *, kind: 
 # ------------------------------------------------------------------------------------------ feedback
 async def on_feedback(conn: asyncpg.Connection, ctx: Context, events: list[Envelope]) -> None:
     """Score a batch of ``feedback.received.v1`` and publish their ``feedback.scored.v1``;
-    negative feedback (and recovery answers) then raise, group or reopen alerts, one by one.
+    negative feedback (and recovery answers) then raise, group or reopen alerts.
 
     The scored events are derived one for one from the consumed events (ids included), so they
     are published directly, not through the outbox: once every other write of the batch is done
@@ -215,8 +216,7 @@ async def on_feedback(conn: asyncpg.Connection, ctx: Context, events: list[Envel
         if score.negative or (fb.survey and fb.survey.recovery_for_alert_id):
             follow_up.append((fb, score, customer_key))
     await repo.add_moments(conn, moments)
-    for fb, score, customer_key in follow_up:
-        await _after_scoring(conn, ctx, fb, score, customer_key, now)
+    await _follow_up(conn, ctx, follow_up, now)
     if ctx.publish is None:
         raise RuntimeError("the alerts context has no publisher (set at start-up)")
     await ctx.publish(published)
@@ -244,20 +244,25 @@ def _scored_event(fb: FeedbackReceived, score: ScoreResult, now: datetime) -> En
                         id=derived_id("scored", fb.id), time=now)
 
 
-async def _after_scoring(conn: asyncpg.Connection, ctx: Context, fb: FeedbackReceived, score: ScoreResult,
-                         customer_key: str | None, now: datetime) -> None:
-    """A negative feedback or a recovery answer: raise, group or reopen."""
-    recovery_for = fb.survey.recovery_for_alert_id if fb.survey else None
-    if await repo.feedback_linked(conn, fb.id):
-        # The same feedback re-submitted under a new event id (e.g. intake's retry): already on an alert.
-        logger.info("feedback already linked to an alert", extra={"feedback_id": fb.id})
-        return
-    if recovery_for:
-        if await _recovery_answer(conn, ctx, fb, score, recovery_for, now):
-            return
-    if not score.negative:
-        return
-    await _negative(conn, ctx, fb, score, customer_key, now)
+async def _follow_up(conn: asyncpg.Connection, ctx: Context,
+                     follow_up: list[tuple[FeedbackReceived, ScoreResult, str | None]], now: datetime) -> None:
+    """Negative feedback and recovery answers: recovery answers one by one, then every other
+    negative feedback of the batch together."""
+    linked = await repo.linked_feedback(conn, [fb.id for fb, _, _ in follow_up])
+    negatives: list[tuple[FeedbackReceived, ScoreResult, str | None]] = []
+    for fb, score, customer_key in follow_up:
+        if fb.id in linked:
+            # The same feedback re-submitted under a new event id (e.g. intake's retry): already on an alert.
+            logger.info("feedback already linked to an alert", extra={"feedback_id": fb.id})
+            continue
+        linked.add(fb.id)
+        recovery_for = fb.survey.recovery_for_alert_id if fb.survey else None
+        if recovery_for and await _recovery_answer(conn, ctx, fb, score, recovery_for, now):
+            continue
+        if score.negative:
+            negatives.append((fb, score, customer_key))
+    if negatives:
+        await _negatives(conn, ctx, negatives, now)
 
 
 def _link_kwargs(fb: FeedbackReceived, score: ScoreResult, now: datetime) -> dict[str, Any]:
@@ -304,7 +309,7 @@ async def _recovery_answer(conn: asyncpg.Connection, ctx: Context, fb: FeedbackR
         action, kind = "recovery_answer", "update"
     await repo.add_event(conn, alert_id=alert.alert_id, at=now, action=action, actor="customer",
                          from_status=previous, to_status=alert.status, note=f"MOT {score.mot:+d}")
-    await notify(conn, ctx, alert, kind=kind, level=1, now=now)
+    await notify(Writes(conn), ctx, alert, kind=kind, level=1, now=now)
     await repo.save_alert(conn, alert)
     await enqueue(conn, [_updated_event(ctx, alert, previous=previous, actor="customer",
                                         note="recovery survey answered negatively", at=now,
@@ -312,27 +317,59 @@ async def _recovery_answer(conn: asyncpg.Connection, ctx: Context, fb: FeedbackR
     return True
 
 
-async def _negative(conn: asyncpg.Connection, ctx: Context, fb: FeedbackReceived, score: ScoreResult,
-                    customer_key: str | None, now: datetime) -> None:
+class _OpenAlerts:
+    """The open alerts a batch of negative feedback may join (read once, locked), kept current as
+    the batch raises and grows them: a customer's latest open alert, or a place's latest open
+    alert with feedback inside the grouping window."""
+
+    def __init__(self, alerts: list[Alert], since: datetime) -> None:
+        self._alerts = alerts
+        self._since = since
+
+    def add(self, alert: Alert) -> None:
+        self._alerts.append(alert)
+
+    def _latest(self, match: Callable[[Alert], bool]) -> Alert | None:
+        found = [a for a in self._alerts if a.status != AlertStatus.RESOLVED.value and match(a)]
+        return max(found, key=lambda a: a.raised_at) if found else None
+
+    def for_customer(self, customer_key: str) -> Alert | None:
+        return self._latest(lambda a: a.customer_key == customer_key)
+
+    def for_place(self, location: str, touchpoint: str | None) -> Alert | None:
+        return self._latest(lambda a: a.location == location and a.touchpoint == touchpoint
+                            and a.last_feedback_at >= self._since)
+
+
+async def _negatives(conn: asyncpg.Connection, ctx: Context,
+                     negatives: list[tuple[FeedbackReceived, ScoreResult, str | None]], now: datetime) -> None:
+    """Raise or group a batch's negative feedback, in order: the group keys locked and the open
+    alerts they may join read once, the writes held by :class:`BatchWrites` and flushed together."""
     window = ctx.settings.alerts_group_window_seconds
-    place_key = f"place:{fb.location}/{fb.touchpoint}" if fb.location and window > 0 else None
-    await repo.lock_group_keys(conn, [k for k in (customer_key, place_key) if k])
-    existing, reason = None, None
-    if customer_key:
-        existing, reason = await repo.open_alert_for_customer(conn, customer_key), "customer"
-    if existing is None and place_key:
-        existing = await repo.open_alert_for_place(
-            conn, location=fb.location, touchpoint=fb.touchpoint, since=now - timedelta(seconds=window)
-        )
-        reason = "place"
-    if existing is not None:
-        await _group(conn, ctx, existing, fb, score, reason or "customer", now)
-        return
-    await _raise(conn, ctx, fb, score, customer_key, now)
+    since = now - timedelta(seconds=window)
+    places = {(fb.location, fb.touchpoint) for fb, _, _ in negatives if fb.location and window > 0}
+    customers = {key for _, _, key in negatives if key}
+    await repo.lock_group_keys(conn, [*customers, *(f"place:{loc}/{tp}" for loc, tp in places)])
+    index = _OpenAlerts(
+        await repo.open_alerts_for(conn, customer_keys=sorted(customers), places=sorted(places, key=str), since=since),
+        since,
+    )
+    w = BatchWrites(conn)
+    for fb, score, customer_key in negatives:
+        existing, reason = None, "customer"
+        if customer_key:
+            existing = index.for_customer(customer_key)
+        if existing is None and fb.location and window > 0:
+            existing, reason = index.for_place(fb.location, fb.touchpoint), "place"
+        if existing is not None:
+            await _group(w, ctx, existing, fb, score, reason, now)
+        else:
+            index.add(await _raise(w, ctx, fb, score, customer_key, now))
+    await w.flush()
 
 
-async def _raise(conn: asyncpg.Connection, ctx: Context, fb: FeedbackReceived, score: ScoreResult,
-                 customer_key: str | None, now: datetime) -> None:
+async def _raise(w: Writes, ctx: Context, fb: FeedbackReceived, score: ScoreResult,
+                 customer_key: str | None, now: datetime) -> Alert:
     severity = score.mot
     decision = ctx.router.route(location=fb.location, touchpoint=fb.touchpoint, channel=fb.channel.value,
                                 severity=severity)
@@ -347,23 +384,22 @@ async def _raise(conn: asyncpg.Connection, ctx: Context, fb: FeedbackReceived, s
         sla_breached=False, acknowledged_at=None, acknowledged_by=None, resolved_at=None, resolved_by=None,
         reopen_count=0, feedback_count=1, last_feedback_at=now, last_notified_at=None, updated_at=now,
     )
-    alert.silence_id = await _silence_for(conn, ctx, alert, now)
+    alert.silence_id = await _silence_for(w, alert, now)
     if alert.silence_id is None:
         alert.last_notified_at = now
-    if not await repo.insert_alert(conn, alert):
-        return  # this feedback already raised its alert (a redelivery)
+    await w.insert_alert(alert)
     linked = _link_kwargs(fb, score, now)
-    await repo.link_feedback(conn, alert_id=alert.alert_id, role="raised", **linked)
-    await repo.add_event(conn, alert_id=alert.alert_id, at=now, action="raised", actor="system",
-                         from_status=None, to_status=alert.status,
-                         note=f"route {decision.route}" + (f"; silenced by {alert.silence_id}" if alert.silence_id else ""))
-    await notify(conn, ctx, alert, kind="raised", level=1, now=now, new_alert=True, silence_id=alert.silence_id,
+    await w.link_feedback(alert_id=alert.alert_id, role="raised", **linked)
+    await w.add_event(alert_id=alert.alert_id, at=now, action="raised", actor="system",
+                      from_status=None, to_status=alert.status,
+                      note=f"route {decision.route}" + (f"; silenced by {alert.silence_id}" if alert.silence_id else ""))
+    await notify(w, ctx, alert, kind="raised", level=1, now=now, new_alert=True, silence_id=alert.silence_id,
                  feedback=[{**linked, "role": "raised"}])
     raised = AlertRaised(
         alert_id=alert.alert_id, feedback_id=fb.id, severity=severity, channel=fb.channel, location=fb.location,
         touchpoint=fb.touchpoint, team=alert.team, summary=alert.summary, raised_at=now, sla_due_at=alert.sla_due_at,
     )
-    await enqueue(conn, [(_topic(ctx, ALERT_RAISED), Envelope.new(
+    await w.enqueue([(_topic(ctx, ALERT_RAISED), Envelope.new(
         ALERT_RAISED, raised, source=SOURCE, key=f"alert:{alert.alert_id}", subject=alert.alert_id,
         id=derived_id("raised", alert.alert_id), time=now,
     ))])
@@ -371,11 +407,12 @@ async def _raise(conn: asyncpg.Connection, ctx: Context, fb: FeedbackReceived, s
         ctx.metrics.raised.labels(str(severity)).inc()
     logger.info("alert raised", extra={"alert_id": alert.alert_id, "feedback_id": fb.id, "severity": severity,
                                         "team": alert.team, "silenced": bool(alert.silence_id)})
+    return alert
 
 
-async def _group(conn: asyncpg.Connection, ctx: Context, alert: Alert, fb: FeedbackReceived, score: ScoreResult,
+async def _group(w: Writes, ctx: Context, alert: Alert, fb: FeedbackReceived, score: ScoreResult,
                  reason: str, now: datetime) -> None:
-    await repo.link_feedback(conn, alert_id=alert.alert_id, role="grouped", **_link_kwargs(fb, score, now))
+    await w.link_feedback(alert_id=alert.alert_id, role="grouped", **_link_kwargs(fb, score, now))
     worse = score.mot < alert.severity
     alert.feedback_count += 1
     alert.last_feedback_at = now
@@ -384,17 +421,17 @@ async def _group(conn: asyncpg.Connection, ctx: Context, alert: Alert, fb: Feedb
         alert.severity = score.mot
         if alert.status in domain.UNACKNOWLEDGED and alert.sla_due_at is not None:
             alert.sla_due_at = min(alert.sla_due_at, _sla_due(ctx, alert.severity, alert.team, now))
-    await repo.add_event(conn, alert_id=alert.alert_id, at=now, action="grouped", actor="system",
-                         from_status=alert.status, to_status=alert.status,
-                         note=f"feedback {fb.id} (MOT {score.mot:+d}) joined by {reason}")
+    await w.add_event(alert_id=alert.alert_id, at=now, action="grouped", actor="system",
+                      from_status=alert.status, to_status=alert.status,
+                      note=f"feedback {fb.id} (MOT {score.mot:+d}) joined by {reason}")
     interval = ctx.settings.alerts_update_min_interval_seconds
     quiet = alert.last_notified_at is not None and (now - alert.last_notified_at).total_seconds() < interval
     if worse or not quiet:
-        await notify(conn, ctx, alert, kind="update", level=max(alert.escalation_level, 1), now=now)
-    await repo.save_alert(conn, alert)
-    await enqueue(conn, [_updated_event(ctx, alert, previous=alert.status, actor="system",
-                                        note=f"grouped ({reason})", at=now,
-                                        event_id=derived_id("updated", alert.alert_id, fb.id))])
+        await notify(w, ctx, alert, kind="update", level=max(alert.escalation_level, 1), now=now)
+    await w.save_alert(alert)
+    await w.enqueue([_updated_event(ctx, alert, previous=alert.status, actor="system",
+                                    note=f"grouped ({reason})", at=now,
+                                    event_id=derived_id("updated", alert.alert_id, fb.id))])
     if ctx.metrics:
         ctx.metrics.grouped.labels(reason).inc()
 
@@ -416,7 +453,7 @@ async def escalate_due(conn: asyncpg.Connection, ctx: Context, *, limit: int = 1
         has_level = bool(team and team.recipients(level))
         if has_level:
             alert.escalation_level = level
-            await notify(conn, ctx, alert, kind="escalation", level=level, now=now)
+            await notify(Writes(conn), ctx, alert, kind="escalation", level=level, now=now)
             more = bool(team and team.recipients(level + 1))
             alert.sla_due_at = _sla_due(ctx, alert.severity, alert.team, now) if more else None
         else:

@@ -1,0 +1,99 @@
+"""A consumed batch's negative feedback is raised and grouped together (held writes, one
+flush): the outcome must be what one-by-one processing gives, on a real PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from services.alerts import service
+from services.alerts.clock import ManualClock
+from services.alerts.links import Signer
+from services.alerts.routing import Router
+from services.alerts.scoring import Scorer
+from services.alerts.settings import AlertsSettings
+from shared.db import create_pool, migrate
+from shared.events import ALERT_RAISED, ALERT_UPDATED
+from tests.integration.alerts.support import feedback
+
+pytestmark = pytest.mark.integration
+
+MIGRATIONS = Path(service.__file__).parent / "migrations"
+
+
+@pytest.fixture
+async def batch_ctx(service_env):
+    s = AlertsSettings(**service_env, smtp_host="127.0.0.1", smtp_port=25, public_base_url="http://alerts.test")
+    pool = await create_pool(s.dsn(), schema="alerts")
+    async with pool.acquire() as conn:
+        await migrate(conn, schema="alerts", directory=MIGRATIONS)
+    published: list = []
+
+    async def publish(events):
+        published.extend(events)
+
+    ctx = service.Context(settings=s, scorer=Scorer.load(), router=Router.load(s.routes_path(), base_sla=s.sla_seconds()),
+                          clock=ManualClock(), signer=Signer(b"k" * 32), publish=publish)
+    try:
+        yield pool, ctx, published
+    finally:
+        await pool.close()
+
+
+async def _consume(pool, ctx, events) -> None:
+    async with pool.acquire() as conn, conn.transaction():
+        await service.on_feedback(conn, ctx, events)
+
+
+async def test_one_batch_raises_and_groups_as_one_by_one_would(batch_ctx):
+    pool, ctx, published = batch_ctx
+    customer = {"id": "c-batch", "email": "wang.wu@example.cn"}
+    first = feedback(channel="web", text="排队等了四十分钟，没人管。", rating={"scale": "csat", "value": 2},
+                     location="store-7", customer=customer)
+    worse = feedback(channel="web", text="Rude staff, I am cancelling my card.", location="store-8", customer=customer)
+    again = feedback(rating={"scale": "mot", "value": -1}, location="store-9", customer=customer)
+    gate_a = feedback(rating={"scale": "mot", "value": -2}, location="airport-X", touchpoint="gate 9")
+    gate_b = feedback(rating={"scale": "mot", "value": -1}, location="airport-X", touchpoint="gate 9")
+    happy = feedback(rating={"scale": "mot", "value": 3}, location="airport-X", touchpoint="gate 9")
+    twice = feedback(feedback_id=gate_b.data.id, rating={"scale": "mot", "value": -1}, location="airport-X",
+                     touchpoint="gate 9")  # the same feedback under a second event id
+    await _consume(pool, ctx, [first, worse, gate_a, again, gate_b, happy, twice])
+
+    async with pool.acquire() as conn:
+        alerts = await conn.fetch("SELECT * FROM alerts ORDER BY raised_at, feedback_id")
+        by_feedback = {r["feedback_id"]: r for r in await conn.fetch("SELECT * FROM alert_feedback")}
+        cust = await conn.fetchrow("SELECT * FROM alerts WHERE feedback_id = $1", first.data.id)
+        place = await conn.fetchrow("SELECT * FROM alerts WHERE feedback_id = $1", gate_a.data.id)
+        notes = await conn.fetch("SELECT * FROM notifications WHERE alert_id = $1 ORDER BY kind, seq", cust["alert_id"])
+        steps = await conn.fetch("SELECT action FROM alert_events WHERE alert_id = $1 ORDER BY id", cust["alert_id"])
+        outbox = [r["topic"] for r in await conn.fetch("SELECT topic FROM outbox ORDER BY id")]
+
+    assert len(alerts) == 2
+    assert (cust["feedback_count"], cust["severity"]) == (3, -3)  # grouped by customer across three stores
+    assert (place["feedback_count"], place["severity"]) == (2, -2)  # grouped by place; the second copy ignored
+    assert {by_feedback[f.data.id]["alert_id"] for f in (first, worse, again)} == {cust["alert_id"]}
+    assert by_feedback[gate_b.data.id]["alert_id"] == place["alert_id"] and happy.data.id not in by_feedback
+    assert [r["action"] for r in steps] == ["raised", "grouped", "grouped"]
+    # raised, then one update for the worse feedback; the milder one came within the quiet interval
+    assert [(n["kind"], n["seq"]) for n in notes] == [("raised", 0), ("update", 0)]
+    update = next(n for n in notes if n["kind"] == "update")
+    assert "排队等了四十分钟" in update["body_text"] and "cancelling my card" in update["body_text"]
+    assert outbox.count(ctx.settings.topic(ALERT_RAISED.topic)) == 2
+    assert outbox.count(ctx.settings.topic(ALERT_UPDATED.topic)) == 3
+    assert len(published) == 7  # every consumed event scored, the copy included
+
+    # The next batch finds the open alert in the database and joins it.
+    later = feedback(rating={"scale": "mot", "value": -3}, location="store-1", customer=customer)
+    await _consume(pool, ctx, [later])
+    async with pool.acquire() as conn:
+        cust = await conn.fetchrow("SELECT * FROM alerts WHERE alert_id = $1", cust["alert_id"])
+        kinds = [(r["kind"], r["seq"]) for r in await conn.fetch(
+            "SELECT kind, seq FROM notifications WHERE alert_id = $1 ORDER BY kind, seq", cust["alert_id"])]
+    assert cust["feedback_count"] == 4 and await _count_alerts(pool) == 2
+    assert kinds == [("raised", 0), ("update", 0)]  # not worse than -3 and within the quiet interval
+
+
+async def _count_alerts(pool) -> int:
+    async with pool.acquire() as conn:
+        return await conn.fetchval("SELECT count(*) FROM alerts")
