@@ -7,6 +7,7 @@ go to the outbox in the same transaction as the state change they describe.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -194,12 +195,15 @@ async def on_feedback(conn: asyncpg.Connection, ctx: Context, events: list[Envel
     negative feedback (and recovery answers) then raise, group or reopen alerts.
 
     The scored events are derived one for one from the consumed events (ids included), so they
-    are published directly, not through the outbox: once every other write of the batch is done
-    and before its transaction commits. If the process dies before the commit, the redelivered
-    batch publishes the same event ids again and their consumers drop the copies; if Kafka does
-    not acknowledge, the batch fails and is retried. Customers' moments are written for the
-    whole batch in one statement, before any alert reads that history.
+    are published directly, not through the outbox: while the batch's writes go on, and
+    acknowledged by Kafka before its transaction commits. If the process dies before the commit
+    (or a write fails), the redelivered batch publishes the same event ids again and their
+    consumers drop the copies; if Kafka does not acknowledge, the batch fails and is retried.
+    Customers' moments are written for the whole batch in one statement, before any alert reads
+    that history.
     """
+    if ctx.publish is None:
+        raise RuntimeError("the alerts context has no publisher (set at start-up)")
     now = ctx.clock.now()
     scored_topic = _topic(ctx, FEEDBACK_SCORED)
     published: list[tuple[str, Envelope]] = []
@@ -215,11 +219,15 @@ async def on_feedback(conn: asyncpg.Connection, ctx: Context, events: list[Envel
                             fb.occurred_at or fb.received_at))
         if score.negative or (fb.survey and fb.survey.recovery_for_alert_id):
             follow_up.append((fb, score, customer_key))
-    await repo.add_moments(conn, moments)
-    await _follow_up(conn, ctx, follow_up, now)
-    if ctx.publish is None:
-        raise RuntimeError("the alerts context has no publisher (set at start-up)")
-    await ctx.publish(published)
+    publishing = asyncio.ensure_future(ctx.publish(published))
+    try:
+        await repo.add_moments(conn, moments)
+        await _follow_up(conn, ctx, follow_up, now)
+    except BaseException:
+        publishing.cancel()
+        await asyncio.gather(publishing, return_exceptions=True)
+        raise
+    await publishing
 
 
 def _score(ctx: Context, fb: FeedbackReceived) -> ScoreResult:
