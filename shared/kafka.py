@@ -11,6 +11,7 @@ or transactions); every consumer's effect is made exactly-once by the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import itertools
 import logging
@@ -501,27 +502,42 @@ class ConsumerRunner:
                         logger.debug("consumer stop failed", exc_info=True)
 
     async def _loop(self, consumer: AIOKafkaConsumer) -> None:
-        while True:
-            batch = await consumer.getmany(timeout_ms=500, max_records=self._max_records)
-            self.status.last_poll = time.monotonic()
-            self.status.assigned = sorted(f"{tp.topic}:{tp.partition}" for tp in consumer.assignment())
-            if batch:
-                started = time.perf_counter()
-                items = [
-                    _Item(tp, m.offset, m.key, m.value, list(m.headers or ()))
-                    for tp, messages in batch.items()
-                    for m in messages
-                ]
-                await self._process(items)
-                offsets = {tp: messages[-1].offset + 1 for tp, messages in batch.items()}
-                try:
-                    await consumer.commit(offsets)
-                except KafkaError as exc:  # rebalanced away: the new owner reprocesses, idempotently
-                    logger.warning("offset commit failed", extra={"group": self._group, "error": repr(exc)})
+        # A batch's offsets are committed once it is processed, while the next batch is fetched
+        # and processed (one commit in flight, in order): the broker round trip stays off the
+        # path of every event. A commit lost to a crash or a rebalance means a redelivery,
+        # which the processed-events table absorbs.
+        committing: asyncio.Task | None = None
+        try:
+            while True:
+                batch = await consumer.getmany(timeout_ms=500, max_records=self._max_records)
+                self.status.last_poll = time.monotonic()
+                self.status.assigned = sorted(f"{tp.topic}:{tp.partition}" for tp in consumer.assignment())
+                if batch:
+                    started = time.perf_counter()
+                    items = [
+                        _Item(tp, m.offset, m.key, m.value, list(m.headers or ()))
+                        for tp, messages in batch.items()
+                        for m in messages
+                    ]
+                    await self._process(items)
+                    if committing is not None:
+                        await committing
+                    offsets = {tp: messages[-1].offset + 1 for tp, messages in batch.items()}
+                    committing = asyncio.create_task(self._commit(consumer, offsets))
+                    if self._metrics:
+                        self._metrics.batch_seconds.labels(self._group).observe(time.perf_counter() - started)
                 if self._metrics:
-                    self._metrics.batch_seconds.labels(self._group).observe(time.perf_counter() - started)
-            if self._metrics:
-                await self._record_lag(consumer)
+                    await self._record_lag(consumer)
+        finally:
+            if committing is not None:
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    await asyncio.wait_for(asyncio.shield(committing), 5)
+
+    async def _commit(self, consumer: AIOKafkaConsumer, offsets: dict) -> None:
+        try:
+            await consumer.commit(offsets)
+        except KafkaError as exc:  # rebalanced away: the new owner reprocesses, idempotently
+            logger.warning("offset commit failed", extra={"group": self._group, "error": repr(exc)})
 
     async def _record_lag(self, consumer: AIOKafkaConsumer) -> None:
         for tp in consumer.assignment():
