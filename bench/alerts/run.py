@@ -1,55 +1,52 @@
-"""Alerts benchmark: sustained feedback load -> alert stored -> email accepted.
+"""Alerts benchmark, the whole system: intake's 2xx -> alert stored -> email accepted.
 
-Starts its own Tansu broker, embedded PostgreSQL, an SMTP sink (aiosmtpd, in
-this process) and the alerts service as a separate process (``python -m
-services.alerts``, exactly as in production), then produces
-``feedback.received.v1`` at a fixed rate (mixed channels, ~10 % negative)
-and measures, per feedback:
+Starts its own Tansu broker, embedded PostgreSQL, an SMTP sink (aiosmtpd, in this
+process) and all four services as separate processes (``python -m services.<name>``,
+as deployed), then posts feedback to intake's ``POST /v1/feedback`` at a fixed rate
+(mixed channels, ~10 % negative; 100 keep-alive connections, each request sent at its
+scheduled time) and measures, per negative feedback:
 
-- to alert stored: from the produce acknowledgement (``acks=all``) of the
-  feedback to the moment this process first sees the committed alert row
-  (polled every 20 ms, so an upper bound) — the intake API is not in the
-  loop; its 2xx comes after the same produce ack, so this is the same clock
-  start minus intake's own handling;
-- to email accepted: from the same produce ack to the SMTP sink answering
-  250 to the alert's mail (matched by Message-ID).
+- to alert stored: from intake's 202 reaching the client to the moment this process first
+  sees the committed alert row (polled every 20 ms, so an upper bound);
+- to email accepted: from the same 202 to the SMTP sink answering 250 to the alert's mail
+  (matched by Message-ID).
 
-    python -m bench.alerts.run [--rate 1000] [--seconds 60]
+CPU seconds of every component (each service, PostgreSQL, Tansu, this load generator) are
+reported: on a 2-core machine they say how much headroom the figures had.
+
+    python -m bench.alerts.run [--rate 1000] [--seconds 60] [--write]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import random
 import re
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
-from aiokafka import AIOKafkaProducer
+import httpx
 from aiosmtpd.controller import Controller
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.common import header, percentile, wait_http  # noqa: E402
+from bench.common import cpu_seconds, header, percentile, spawn, stop, wait_http  # noqa: E402
+from bench.intake.load import build_request  # noqa: E402
 from keymoment.devstack.broker import TansuBroker  # noqa: E402
 from keymoment.devstack.ports import free_port  # noqa: E402
 from keymoment.devstack.postgres import EmbeddedPostgres  # noqa: E402
-from shared.contracts import FeedbackReceived  # noqa: E402
-from shared.events import FEEDBACK_RECEIVED, Envelope  # noqa: E402
-from shared.kafka import ensure_topics  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[2]
-PREFIX = "bench."
-TICK = 0.01
+HERE = Path(__file__).resolve().parent
+API_KEY = "km_dev_bench-alerts-not-a-secret"
+SERVICES = ("intake", "survey", "alerts", "reporting")
+CONNECTIONS = 100
 
 POSITIVE = [
     ("zh", "服务很好，工作人员非常热情，谢谢！"),
@@ -67,28 +64,29 @@ NEGATIVE = [
 CHANNELS = [("kiosk", 35), ("web", 20), ("email", 15), ("phone", 10), ("suggestion_box", 10), ("survey", 10)]
 
 
-def make_feedback(rng: random.Random, negative: bool) -> FeedbackReceived:
+def make_feedback(rng: random.Random, negative: bool) -> dict:
+    """The JSON body of one ``POST /v1/feedback``."""
     channel = rng.choices([c for c, _ in CHANNELS], [w for _, w in CHANNELS])[0]
-    location = f"store-{rng.randrange(5000)}"
-    touchpoint = rng.choice(["checkout", "entrance", "delivery", "service desk"])
-    customer = {"id": f"c-{rng.randrange(1_000_000)}", "email": "customer@example.cn"} if rng.random() < 0.5 else None
+    body: dict = {
+        "channel": channel, "location": f"store-{rng.randrange(5000)}",
+        "touchpoint": rng.choice(["checkout", "entrance", "delivery", "service desk"]),
+    }
+    if rng.random() < 0.5:
+        body["customer"] = {"id": f"c-{rng.randrange(1_000_000)}", "email": "customer@example.cn"}
     lang, text = rng.choice(NEGATIVE if negative else POSITIVE)
-    rating = None
     if channel == "kiosk":
-        text = None
-        rating = {"scale": "mot", "value": rng.choice([-3, -2, -1]) if negative else rng.choice([1, 2, 3])}
-    elif channel in ("survey", "web"):
-        rating = {"scale": "csat", "value": rng.choice([1, 2]) if negative else rng.choice([4, 5])}
-    details = {
+        body["rating"] = {"scale": "mot", "value": rng.choice([-3, -2, -1]) if negative else rng.choice([1, 2, 3])}
+    else:
+        body["text"] = text
+        body["language"] = "zh-CN" if lang == "zh" else "en"
+    if channel in ("survey", "web"):
+        body["rating"] = {"scale": "csat", "value": rng.choice([1, 2]) if negative else rng.choice([4, 5])}
+    body.update({
         "email": {"email": {"subject": "feedback"}},
         "phone": {"phone": {"direction": "inbound"}},
         "survey": {"survey": {"survey_id": "post-visit"}},
-    }.get(channel, {})
-    return FeedbackReceived(
-        id=str(uuid.uuid4()), received_at=datetime.now(UTC), source="bench", channel=channel, text=text,
-        rating=rating, location=location, touchpoint=touchpoint, customer=customer,
-        language="zh-CN" if lang == "zh" else "en", **details,
-    )
+    }.get(channel, {}))
+    return body
 
 
 class Sink:
@@ -107,12 +105,47 @@ class Sink:
         return "250 OK"
 
 
-def cpu_seconds(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return float("nan")
+def _postgres_cpu() -> float:
+    """CPU seconds of every PostgreSQL process on the machine (the server and its backends)."""
+    total = 0.0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"postgres"):
+                total += cpu_seconds(int(pid))
+        except OSError:
+            continue
+    return total
+
+
+async def _offer(port: int, requests: list[bytes], rate: int, accepted: dict[str, float],
+                 statuses: dict[int, int], lateness: list[float]) -> float:
+    """Send ``requests`` at ``rate``/s over keep-alive connections; record when each 202 came back."""
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    cursor = iter(range(len(requests)))
+
+    async def connection() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            for slot in cursor:
+                due = t0 + slot / rate
+                if (wait := due - loop.time()) > 0:
+                    await asyncio.sleep(wait)
+                writer.write(requests[slot])
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next(int(line[15:]) for line in head.split(b"\r\n") if line[:15].lower() == b"content-length:")
+                body = await reader.readexactly(length)
+                now = time.time()
+                lateness.append(loop.time() - due)
+                status = int(head[9:12])
+                statuses[status] = statuses.get(status, 0) + 1
+                if status == 202:
+                    accepted[json.loads(body)["id"]] = now
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(connection() for _ in range(CONNECTIONS)))
+    return loop.time() - t0
 
 
 async def run(args: argparse.Namespace) -> str:
@@ -122,7 +155,8 @@ async def run(args: argparse.Namespace) -> str:
     sink = Sink()
     smtp_port = free_port()
     controller = Controller(sink, hostname="127.0.0.1", port=smtp_port)
-    procs: list[subprocess.Popen] = []
+    ports = {name: free_port() for name in SERVICES}
+    procs: dict[str, object] = {}
     broker.start()
     pg.start()
     try:
@@ -130,32 +164,29 @@ async def run(args: argparse.Namespace) -> str:
         controller.start()
         dsn = pg.dsn("keymoment")
         env = {
-            **os.environ, "KEYMOMENT_ENV": "dev", "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
-            "KAFKA_TOPIC_PREFIX": PREFIX, "DATABASE_URL": dsn, "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(smtp_port),
-            "LOG_LEVEL": "WARNING", "PUBLIC_BASE_URL": "http://127.0.0.1:8003",
-            **dict(kv.split("=", 1) for kv in args.env),
+            **os.environ, "PYTHONPATH": str(HERE.parents[1]), "KEYMOMENT_ENV": "dev", "LOG_LEVEL": "WARNING",
+            "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers, "DATABASE_URL": dsn,
+            "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(smtp_port), "INTAKE_DEV_API_KEY": API_KEY,
+            "PUBLIC_BASE_URL": f"http://127.0.0.1:{ports['alerts']}",
+            "SURVEY_PUBLIC_BASE_URL": f"http://127.0.0.1:{ports['survey']}",
         }
-        topic = PREFIX + FEEDBACK_RECEIVED.topic
-        await ensure_topics(broker.bootstrap_servers, [topic], partitions=3)
-        for replica in range(args.replicas):
-            port = free_port()
-            procs.append(subprocess.Popen(
-                [sys.executable, "-m", "services.alerts"], cwd=ROOT, env={**env, "PORT": str(port)},
-                stdout=open(work / f"alerts-{replica}.log", "wb"), stderr=subprocess.STDOUT))
-            await wait_http(f"http://127.0.0.1:{port}/readyz", procs[-1])
-        await asyncio.sleep(args.replicas * 2)  # let the consumer group settle before offering load
+        for name, port in ports.items():
+            procs[name] = spawn([sys.executable, "-m", f"services.{name}"], {**env, "PORT": str(port)},
+                                work / f"{name}.log")
+        for name, port in ports.items():
+            await wait_http(f"http://127.0.0.1:{port}/readyz", procs[name])
+        await asyncio.sleep(3)  # consumer groups settle before the load starts
 
         rng = random.Random(5)
-        total = int(args.rate * args.seconds)
-        planned: list[tuple[str, bytes | None, list, bytes]] = []
-        for _ in range(total):
-            fb = make_feedback(rng, rng.random() < args.negative)
-            env_ = Envelope.new(FEEDBACK_RECEIVED, fb, source="/bench", key=fb.partition_key(), id=fb.id)
-            planned.append((fb.id, env_.key_bytes(), env_.headers(), env_.value()))
-
+        total = args.rate * args.seconds
+        requests = [
+            build_request("127.0.0.1", "/v1/feedback",
+                          json.dumps(make_feedback(rng, rng.random() < args.negative), ensure_ascii=False).encode(),
+                          {"X-API-Key": API_KEY})
+            for _ in range(total)
+        ]
         conn = await asyncpg.connect(dsn)
         poll_conn = await asyncpg.connect(dsn)
-        acks: dict[str, float] = {}
         seen: dict[str, float] = {}
         stop_poll = asyncio.Event()
 
@@ -169,102 +200,97 @@ async def run(args: argparse.Namespace) -> str:
                 await asyncio.sleep(0.02)
 
         poller = asyncio.create_task(poll())
-        producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap_servers, acks="all", linger_ms=5,
-                                    max_batch_size=1_048_576, enable_idempotence=False)
-        await producer.start()
-        cpu0, started = sum(cpu_seconds(p.pid) for p in procs), time.monotonic()
-        loop = asyncio.get_running_loop()
-        t0, sent, behind_max = loop.time(), 0, 0
-        futures = []
-        while sent < total:
-            due = min(total, int((loop.time() - t0) * args.rate) + 1)
-            behind_max = max(behind_max, due - sent)
-            for fid, key, headers, value in planned[sent:due]:
-                fut = await producer.send(topic, value=value, key=key, headers=headers)
-                fut.add_done_callback(lambda f, fid=fid: acks.setdefault(fid, time.time()))
-                futures.append(fut)
-            sent = due
-            await asyncio.sleep(max(0.0, t0 + sent / args.rate - loop.time()))
-        await asyncio.gather(*futures)
-        produce_seconds = loop.time() - t0
-        await producer.stop()
 
-        # drain: every event processed and every mail out
+        def cpu_now() -> dict[str, float]:
+            out = {name: cpu_seconds(p.pid) for name, p in procs.items()}
+            out |= {"postgres": _postgres_cpu(), "tansu": cpu_seconds(broker.process.pid),
+                    "load generator": cpu_seconds(os.getpid())}
+            return out
+
+        cpu0, started = cpu_now(), time.monotonic()
+        accepted: dict[str, float] = {}
+        statuses: dict[int, int] = {}
+        lateness: list[float] = []
+        offer_seconds = await _offer(ports["intake"], requests, args.rate, accepted, statuses, lateness)
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline:  # drain: every feedback scored and every mail out
             processed = await conn.fetchval("SELECT count(*) FROM alerts.processed_events")
             pending = await conn.fetchval(
                 "SELECT count(*) FROM alerts.notifications WHERE status IN ('pending', 'sending')")
-            if processed >= total and pending == 0:
+            if processed >= len(accepted) and pending == 0:
                 break
             await asyncio.sleep(0.2)
-        drain_seconds = time.monotonic() - started - produce_seconds
-        cpu = sum(cpu_seconds(p.pid) for p in procs) - cpu0
+        wall = time.monotonic() - started
+        cpu = {name: v - cpu0[name] for name, v in cpu_now().items()}
         stop_poll.set()
         await poller
         await poll_conn.close()
-        alerts = await conn.fetch("SELECT alert_id, feedback_id, raised_at FROM alerts.alerts")
+        async with httpx.AsyncClient() as client:
+            metrics = (await client.get(f"http://127.0.0.1:{ports['alerts']}/metrics")).text
+        alerts = await conn.fetch("SELECT feedback_id, raised_at FROM alerts.alerts")
         mails = await conn.fetch(
-            """SELECT a.feedback_id, n.message_id, n.status FROM alerts.notifications n
+            """SELECT a.feedback_id, n.message_id FROM alerts.notifications n
                JOIN alerts.alerts a USING (alert_id) WHERE n.kind = 'raised'""")
-        counts = dict(await conn.fetch(
-            "SELECT role, count(*) FROM alert_feedback GROUP BY role".replace("alert_feedback", "alerts.alert_feedback")))
+        grouped = await conn.fetchval("SELECT count(*) FROM alerts.alert_feedback WHERE role = 'grouped'")
         processed = await conn.fetchval("SELECT count(*) FROM alerts.processed_events")
         await conn.close()
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        for proc in procs.values():
+            stop(proc)
         controller.stop()
         pg.stop()
         broker.stop()
 
-    warm = args.warmup
-    start_cut = min(acks.values()) + warm if acks else 0
+    start_cut = min(accepted.values()) + args.warmup if accepted else 0
     stored, handler, mailed = [], [], []
     for row in alerts:
-        ack = acks.get(row["feedback_id"])
-        if ack is None or ack < start_cut:
+        at = accepted.get(row["feedback_id"])
+        if at is None or at < start_cut:
             continue
         if row["feedback_id"] in seen:
-            stored.append(seen[row["feedback_id"]] - ack)
-        handler.append(row["raised_at"].timestamp() - ack)
+            stored.append(seen[row["feedback_id"]] - at)
+        handler.append(row["raised_at"].timestamp() - at)
     for row in mails:
-        ack = acks.get(row["feedback_id"])
-        if ack is None or ack < start_cut or row["message_id"] not in sink.accepted:
-            continue
-        mailed.append(sink.accepted[row["message_id"]] - ack)
+        at = accepted.get(row["feedback_id"])
+        if at is not None and at >= start_cut and row["message_id"] in sink.accepted:
+            mailed.append(sink.accepted[row["message_id"]] - at)
+    batches = re.search(r'keymoment_consumer_batch_seconds_count\{group="alerts"\} (\S+)', metrics)
+    batch_sum = re.search(r'keymoment_consumer_batch_seconds_sum\{group="alerts"\} (\S+)', metrics)
 
     def ms(v: float) -> str:
         return f"{v * 1000:,.0f} ms"
 
+    def row_of(label: str, values: list[float], target: str) -> str:
+        p99 = ms(percentile(values, 99))
+        return (f"| {label} | {len(values):,} | {ms(percentile(values, 50))} | {ms(percentile(values, 95))} | "
+                f"{'**' + p99 + '**' if target else p99} | {ms(max(values, default=float('nan')))} | {target} |")
+
+    busy = sum(cpu.values())
     lines = [
-        header("Alerts: feedback -> alert stored -> email accepted"),
-        f"Offered load: {total:,} feedback at {args.rate:,}/s for {args.seconds}s (achieved {total / produce_seconds:,.0f}/s, "
-        f"producer at most {behind_max} behind schedule), ~{args.negative:.0%} negative, channels "
-        + ", ".join(f"{c} {w}%" for c, w in CHANNELS) + "; everything on this machine: Tansu, PostgreSQL 18, "
-        "the alerts process, the SMTP sink and the load generator.",
+        header("Alerts, whole system: intake's 202 -> alert stored -> email accepted"),
+        f"Offered load: {total:,} `POST /v1/feedback` at {args.rate:,}/s for {args.seconds}s over {CONNECTIONS} "
+        f"keep-alive connections (sent in {offer_seconds:.1f}s; statuses {statuses}; request sent at most "
+        f"{max(lateness, default=0) * 1000:,.0f} ms after its schedule, 202 p99 {ms(percentile(lateness, 99))} after it), "
+        f"~{args.negative:.0%} negative, channels " + ", ".join(f"{c} {w}%" for c, w in CHANNELS) + ".",
         "",
-        f"Processed {processed:,} events; alerts raised {len(alerts):,}; negative feedback grouped into open alerts "
-        f"{counts.get('grouped', 0):,}; 'raised' mails accepted {sum(1 for m in mails if m['message_id'] in sink.accepted):,} "
-        f"of {len(mails):,}. Drained {drain_seconds:.1f}s after the last produce ack. Alerts CPU ({args.replicas} process(es)"
-        f"{', ' + ' '.join(args.env) if args.env else ''}) "
-        f"{cpu:.1f}s over {produce_seconds + drain_seconds:.1f}s ({cpu / (produce_seconds + drain_seconds):.0%} of one core).",
+        "Everything on this machine: Tansu, PostgreSQL 18, intake, survey, alerts, reporting, the SMTP sink "
+        "and the load generator.",
         "",
-        f"Latency after the first {warm}s (clock starts at the produce ack; intake's HTTP handling not included):",
+        f"Alerts processed {processed:,} events; raised {len(alerts):,} alerts ({grouped:,} more negative feedback "
+        f"grouped into open ones); {sum(1 for m in mails if m['message_id'] in sink.accepted):,} of {len(mails):,} "
+        f"'raised' mails accepted. Alerts consumer: {float(batches.group(1)) if batches else float('nan'):,.0f} "
+        f"batches, busy {float(batch_sum.group(1)) if batch_sum else float('nan'):.1f}s of {wall:.1f}s.",
         "",
-        "| from produce ack to | n | p50 | p95 | p99 | max | target p99 |",
+        f"CPU seconds over the {wall:.1f}s run (2 cores = {2 * wall:.0f} s available; used {busy:.1f} s, "
+        f"{busy / (2 * wall):.0%}): " + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items()) + ".",
+        "",
+        f"Latency of negative feedback accepted after the first {args.warmup:g}s:",
+        "",
+        "| from intake's 202 to | n | p50 | p95 | p99 | max | target p99 |",
         "|---|---:|---:|---:|---:|---:|---:|",
-        f"| alert row committed and seen (20 ms polling) | {len(stored):,} | {ms(percentile(stored, 50))} | {ms(percentile(stored, 95))} | "
-        f"**{ms(percentile(stored, 99))}** | {ms(max(stored, default=float('nan')))} | 250 ms |",
-        f"| alert handler time (`raised_at`, before commit) | {len(handler):,} | {ms(percentile(handler, 50))} | "
-        f"{ms(percentile(handler, 95))} | {ms(percentile(handler, 99))} | {ms(max(handler, default=float('nan')))} | |",
-        f"| email accepted by SMTP (250 to DATA) | {len(mailed):,} | {ms(percentile(mailed, 50))} | {ms(percentile(mailed, 95))} | "
-        f"**{ms(percentile(mailed, 99))}** | {ms(max(mailed, default=float('nan')))} | 1,000 ms |",
+        row_of("alert row committed and seen (20 ms polling)", stored, "250 ms"),
+        row_of("alert handler's clock (`raised_at`, before the commit)", handler, ""),
+        row_of("email accepted by the SMTP server (250 to DATA)", mailed, "1,000 ms"),
         "",
     ]
     return "\n".join(lines)
@@ -275,12 +301,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=int, default=1000, help="feedback per second")
     parser.add_argument("--seconds", type=int, default=60, help="how long to offer the load")
     parser.add_argument("--negative", type=float, default=0.10, help="share of negative feedback")
-    parser.add_argument("--replicas", type=int, default=1, help="alerts processes in the consumer group")
-    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
-                        help="extra setting for the alerts processes, e.g. ALERTS_CONSUMER_MAX_RECORDS=100")
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds excluded from the latency figures")
+    parser.add_argument("--write", action="store_true", help="add the Markdown to bench/alerts/RESULTS.md")
     args = parser.parse_args(argv)
-    print(asyncio.run(run(args)))
+    text = asyncio.run(run(args))
+    print(text)
+    if args.write:
+        results = HERE / "RESULTS.md"
+        results.write_text(results.read_text(encoding="utf-8").rstrip() + "\n\n" + text, encoding="utf-8")
     return 0
 
 
