@@ -21,8 +21,8 @@ from shared.runtime import ServiceRuntime, install
 def create_app(settings: ReportingSettings) -> FastAPI:
     runtime = ServiceRuntime(settings, migrations=Path(__file__).parent / "migrations")
     ctx = Context.of(settings)
-    runtime.consume(FEEDBACK_RECEIVED, partial(handlers.on_feedback_received, ctx=ctx))
-    runtime.consume(FEEDBACK_SCORED, partial(handlers.on_feedback_scored, ctx=ctx))
+    runtime.consume_batches(FEEDBACK_RECEIVED, partial(handlers.on_feedback_received, ctx=ctx))
+    runtime.consume_batches(FEEDBACK_SCORED, partial(handlers.on_feedback_scored, ctx=ctx))
     runtime.consume(ALERT_RAISED, partial(handlers.on_alert_raised, ctx=ctx))
     runtime.consume(ALERT_UPDATED, partial(handlers.on_alert_updated, ctx=ctx))
 

@@ -1,4 +1,5 @@
-"""One function per consumed event type; each runs inside the consumer's transaction."""
+"""One function per consumed event type (feedback ones take a batch's events at once); each runs
+inside the consumer's transaction."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ from services.reporting.service import Context
 from shared.events import Envelope
 
 
-async def on_feedback_received(conn: asyncpg.Connection, event: Envelope, *, ctx: Context) -> None:
-    await service.feedback_received(conn, ctx, event.data)  # type: ignore[arg-type]
+async def on_feedback_received(conn: asyncpg.Connection, events: list[Envelope], *, ctx: Context) -> None:
+    """A batch's new feedback.received.v1 events at once (a batch handler)."""
+    await service.feedback_received(conn, ctx, [e.data for e in events])  # type: ignore[misc]
 
 
-async def on_feedback_scored(conn: asyncpg.Connection, event: Envelope, *, ctx: Context) -> None:
-    await service.feedback_scored(conn, ctx, event.data, at=event.time)  # type: ignore[arg-type]
+async def on_feedback_scored(conn: asyncpg.Connection, events: list[Envelope], *, ctx: Context) -> None:
+    """A batch's new feedback.scored.v1 events at once (a batch handler)."""
+    await service.feedback_scored(conn, ctx, [(e.data, e.time) for e in events])  # type: ignore[misc]
 
 
 async def on_alert_raised(conn: asyncpg.Connection, event: Envelope, *, ctx: Context) -> None:

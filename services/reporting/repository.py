@@ -12,56 +12,63 @@ from shared.contracts import AlertRaised, AlertUpdated, FeedbackReceived, Feedba
 from shared.db import advisory_key
 
 
-async def add_received(conn: asyncpg.Connection, fb: FeedbackReceived) -> bool:
-    """Store what intake received; True the first time this feedback is seen as
-    received (a re-sent copy under a new event id returns False)."""
-    row = await conn.fetchrow(
+async def add_received(conn: asyncpg.Connection, feedback: Sequence[FeedbackReceived]) -> set[str]:
+    """Store what intake received, a batch in one statement; returns the ids seen as received for
+    the first time (a re-sent copy under a new event id is not among them). Ids must be distinct."""
+    if not feedback:
+        return set()
+    rows = await conn.fetch(
         """INSERT INTO feedback_facts AS f
                (feedback_id, channel, location, touchpoint, rating_scale, rating_value, occurred_at, received_at,
                 received)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, true)
+           SELECT *, true FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[],
+                                      $7::timestamptz[], $8::timestamptz[])
            ON CONFLICT (feedback_id) DO UPDATE
                SET channel = EXCLUDED.channel, location = EXCLUDED.location, touchpoint = EXCLUDED.touchpoint,
                    rating_scale = EXCLUDED.rating_scale, rating_value = EXCLUDED.rating_value,
                    occurred_at = EXCLUDED.occurred_at, received_at = EXCLUDED.received_at, received = true
                WHERE NOT f.received
            RETURNING feedback_id""",
-        fb.id,
-        fb.channel.value,
-        fb.location,
-        fb.touchpoint,
-        fb.rating.scale.value if fb.rating else None,
-        fb.rating.value if fb.rating else None,
-        fb.occurred_at,
-        fb.received_at,
+        [fb.id for fb in feedback],
+        [fb.channel.value for fb in feedback],
+        [fb.location for fb in feedback],
+        [fb.touchpoint for fb in feedback],
+        [fb.rating.scale.value if fb.rating else None for fb in feedback],
+        [fb.rating.value if fb.rating else None for fb in feedback],
+        [fb.occurred_at for fb in feedback],
+        [fb.received_at for fb in feedback],
     )
-    return row is not None
+    return {r["feedback_id"] for r in rows}
 
 
-async def add_scored(conn: asyncpg.Connection, scored: FeedbackScored, *, at: datetime) -> bool:
-    """Store a feedback's MOT score; True the first time this feedback is scored."""
-    row = await conn.fetchrow(
+async def add_scored(conn: asyncpg.Connection, scored: Sequence[tuple[FeedbackScored, datetime]]) -> set[str]:
+    """Store feedback's MOT scores (each with its event time), a batch in one statement; returns
+    the ids scored for the first time. Ids must be distinct."""
+    if not scored:
+        return set()
+    rows = await conn.fetch(
         """INSERT INTO feedback_facts AS f
                (feedback_id, channel, location, touchpoint, rating_scale, rating_value, occurred_at, received_at,
                 mot, negative, scored_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[],
+                                $7::timestamptz[], $8::timestamptz[], $9::int[], $10::bool[], $11::timestamptz[])
            ON CONFLICT (feedback_id) DO UPDATE
                SET mot = EXCLUDED.mot, negative = EXCLUDED.negative, scored_at = EXCLUDED.scored_at
                WHERE f.mot IS NULL
            RETURNING feedback_id""",
-        scored.feedback_id,
-        scored.channel.value,
-        scored.location,
-        scored.touchpoint,
-        scored.rating.scale.value if scored.rating else None,
-        scored.rating.value if scored.rating else None,
-        scored.occurred_at,
-        scored.received_at,
-        scored.mot,
-        scored.negative,
-        at,
+        [s.feedback_id for s, _ in scored],
+        [s.channel.value for s, _ in scored],
+        [s.location for s, _ in scored],
+        [s.touchpoint for s, _ in scored],
+        [s.rating.scale.value if s.rating else None for s, _ in scored],
+        [s.rating.value if s.rating else None for s, _ in scored],
+        [s.occurred_at for s, _ in scored],
+        [s.received_at for s, _ in scored],
+        [s.mot for s, _ in scored],
+        [s.negative for s, _ in scored],
+        [at for _, at in scored],
     )
-    return row is not None
+    return {r["feedback_id"] for r in rows}
 
 
 async def add_to_counters(conn: asyncpg.Connection, increments: Sequence[Increment]) -> None:

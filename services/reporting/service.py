@@ -72,26 +72,41 @@ async def _place(conn: asyncpg.Connection, ctx: Context, location: str | None, t
     return (await ctx.labels.label(conn, LOCATION, location), await ctx.labels.label(conn, TOUCHPOINT, touchpoint))
 
 
-async def feedback_received(conn: asyncpg.Connection, ctx: Context, fb: FeedbackReceived) -> None:
-    if not await repo.add_received(conn, fb):
-        logger.info("feedback already counted", extra={"feedback_id": fb.id})
-        return
-    location, touchpoint = await _place(conn, ctx, fb.location, fb.touchpoint)
-    await repo.add_to_counters(conn, domain.merge(domain.received_increments(
-        channel=fb.channel.value, location=location, touchpoint=touchpoint,
-        scale=fb.rating.scale.value if fb.rating else None, value=fb.rating.value if fb.rating else None,
-    )))
+async def feedback_received(conn: asyncpg.Connection, ctx: Context, feedback: list[FeedbackReceived]) -> None:
+    """A batch of received feedback: facts in one statement, every series it moves in another."""
+    first: dict[str, FeedbackReceived] = {}
+    for fb in feedback:  # the same feedback twice in a batch (re-sent under a new event id): once
+        first.setdefault(fb.id, fb)
+    new = await repo.add_received(conn, list(first.values()))
+    increments = []
+    for fb in first.values():
+        if fb.id not in new:
+            logger.info("feedback already counted", extra={"feedback_id": fb.id})
+            continue
+        location, touchpoint = await _place(conn, ctx, fb.location, fb.touchpoint)
+        increments += domain.received_increments(
+            channel=fb.channel.value, location=location, touchpoint=touchpoint,
+            scale=fb.rating.scale.value if fb.rating else None, value=fb.rating.value if fb.rating else None,
+        )
+    await repo.add_to_counters(conn, domain.merge(increments))
 
 
-async def feedback_scored(conn: asyncpg.Connection, ctx: Context, scored: FeedbackScored, *, at: datetime) -> None:
-    if not await repo.add_scored(conn, scored, at=at):
-        logger.info("score already counted", extra={"feedback_id": scored.feedback_id})
-        return
-    location, touchpoint = await _place(conn, ctx, scored.location, scored.touchpoint)
-    await repo.add_to_counters(conn, domain.merge(domain.scored_increments(
-        channel=scored.channel.value, location=location, touchpoint=touchpoint,
-        mot=scored.mot, negative=scored.negative,
-    )))
+async def feedback_scored(conn: asyncpg.Connection, ctx: Context, scored: list[tuple[FeedbackScored, datetime]]) -> None:
+    """A batch of scores (each with its event time), as :func:`feedback_received`."""
+    first: dict[str, tuple[FeedbackScored, datetime]] = {}
+    for item in scored:
+        first.setdefault(item[0].feedback_id, item)
+    new = await repo.add_scored(conn, list(first.values()))
+    increments = []
+    for s, _ in first.values():
+        if s.feedback_id not in new:
+            logger.info("score already counted", extra={"feedback_id": s.feedback_id})
+            continue
+        location, touchpoint = await _place(conn, ctx, s.location, s.touchpoint)
+        increments += domain.scored_increments(
+            channel=s.channel.value, location=location, touchpoint=touchpoint, mot=s.mot, negative=s.negative,
+        )
+    await repo.add_to_counters(conn, domain.merge(increments))
 
 
 async def alert_raised(conn: asyncpg.Connection, ctx: Context, raised: AlertRaised) -> None:

@@ -49,8 +49,9 @@ async def test_events_become_series_and_kpis_and_redelivery_never_counts_twice(s
         await wait_until(first_two, timeout=20, what="first 2 feedback counted")
         await publish(pub, s, events[4:])
         await publish(pub, s, events[:4])  # redelivered (same event ids)
-        # the same feedback again under new event ids (a producer's retry): still once
-        await publish(pub, s, [received(ids[0], rating=("nps", 10)), scored(ids[0], 2)])
+        # the same feedback again under new event ids (a producer's retry), twice in one batch: still once
+        await publish(pub, s, [received(ids[0], rating=("nps", 10)), received(ids[0], rating=("nps", 10)),
+                               scored(ids[0], 2), scored(ids[0], 2)])
 
         async def counted() -> bool:
             m = await scrape(app.url)
