@@ -225,13 +225,14 @@ def _from_header(sender: str) -> str:
 
 
 def _address_list(name: str, addresses: list[str]) -> str:
-    parts = [formataddr(("", a), charset="utf-8") for a in addresses]
-    line, out = f"{name}: ", []
-    for i, part in enumerate(parts):
-        piece = part + ("," if i < len(parts) - 1 else "")
-        if len(line) + len(piece) + 1 > 78 and line.strip(" :") != name:
-            out.append(line.rstrip())
-            line = " "
-        line += piece + " "
-    out.append(line.rstrip())
-    return "\r\n".join(out)
+    """``Name: a, b, ...`` folded between addresses so that lines stay within 78 characters."""
+    head = line = f"{name}:"
+    lines = []
+    for i, address in enumerate(addresses):
+        piece = formataddr(("", address), charset="utf-8") + ("," if i < len(addresses) - 1 else "")
+        if line != head and len(line) + 1 + len(piece) > 78:
+            lines.append(line)
+            line = ""
+        line += " " + piece
+    lines.append(line)
+    return "\r\n".join(lines)

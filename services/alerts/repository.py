@@ -94,23 +94,6 @@ async def get_alert(conn: asyncpg.Connection, alert_id: str, *, for_update: bool
     return _alert(row) if row else None
 
 
-def _alert_row(alert: Alert) -> list[Any]:
-    values = [getattr(alert, c) for c in _ALERT_COLUMNS]
-    values[_ALERT_COLUMNS.index("customer")] = json.dumps(alert.customer) if alert.customer is not None else None
-    return values
-
-
-_INSERT_ALERT = (
-    f"INSERT INTO alerts ({_ALERT_SELECT}) VALUES ({', '.join(f'${i}' for i in range(1, len(_ALERT_COLUMNS) + 1))}) "
-    "ON CONFLICT (feedback_id) DO NOTHING RETURNING alert_id"
-)
-
-
-async def insert_alert(conn: asyncpg.Connection, alert: Alert) -> bool:
-    """Insert; False when an alert for this feedback already exists (a redelivery)."""
-    return await conn.fetchval(_INSERT_ALERT, *_alert_row(alert)) is not None
-
-
 async def insert_alerts(conn: asyncpg.Connection, alerts: list[Alert]) -> int:
     """Insert several in one statement; returns how many were new (the others existed already)."""
     if not alerts:

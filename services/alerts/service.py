@@ -355,13 +355,10 @@ async def _negatives(conn: asyncpg.Connection, ctx: Context,
     alerts they may join read once, the writes held by :class:`BatchWrites` and flushed together."""
     window = ctx.settings.alerts_group_window_seconds
     since = now - timedelta(seconds=window)
-    places = {(fb.location, fb.touchpoint) for fb, _, _ in negatives if fb.location and window > 0}
-    customers = {key for _, _, key in negatives if key}
+    places = list({(fb.location, fb.touchpoint) for fb, _, _ in negatives if fb.location and window > 0})
+    customers = list({key for _, _, key in negatives if key})
     await repo.lock_group_keys(conn, [*customers, *(f"place:{loc}/{tp}" for loc, tp in places)])
-    index = _OpenAlerts(
-        await repo.open_alerts_for(conn, customer_keys=sorted(customers), places=sorted(places, key=str), since=since),
-        since,
-    )
+    index = _OpenAlerts(await repo.open_alerts_for(conn, customer_keys=customers, places=places, since=since), since)
     w = BatchWrites(conn)
     for fb, score, customer_key in negatives:
         existing, reason = None, "customer"
@@ -376,7 +373,7 @@ async def _negatives(conn: asyncpg.Connection, ctx: Context,
     await w.flush()
 
 
-async def _raise(w: Writes, ctx: Context, fb: FeedbackReceived, score: ScoreResult,
+async def _raise(w: BatchWrites, ctx: Context, fb: FeedbackReceived, score: ScoreResult,
                  customer_key: str | None, now: datetime) -> Alert:
     severity = score.mot
     decision = ctx.router.route(location=fb.location, touchpoint=fb.touchpoint, channel=fb.channel.value,
@@ -395,19 +392,19 @@ async def _raise(w: Writes, ctx: Context, fb: FeedbackReceived, score: ScoreResu
     alert.silence_id = await _silence_for(w, alert, now)
     if alert.silence_id is None:
         alert.last_notified_at = now
-    await w.insert_alert(alert)
+    w.insert_alert(alert)
     linked = _link_kwargs(fb, score, now)
-    await w.link_feedback(alert_id=alert.alert_id, role="raised", **linked)
-    await w.add_event(alert_id=alert.alert_id, at=now, action="raised", actor="system",
-                      from_status=None, to_status=alert.status,
-                      note=f"route {decision.route}" + (f"; silenced by {alert.silence_id}" if alert.silence_id else ""))
+    w.link_feedback(alert_id=alert.alert_id, role="raised", **linked)
+    w.add_event(alert_id=alert.alert_id, at=now, action="raised", actor="system",
+                from_status=None, to_status=alert.status,
+                note=f"route {decision.route}" + (f"; silenced by {alert.silence_id}" if alert.silence_id else ""))
     await notify(w, ctx, alert, kind="raised", level=1, now=now, new_alert=True, silence_id=alert.silence_id,
                  feedback=[{**linked, "role": "raised"}])
     raised = AlertRaised(
         alert_id=alert.alert_id, feedback_id=fb.id, severity=severity, channel=fb.channel, location=fb.location,
         touchpoint=fb.touchpoint, team=alert.team, summary=alert.summary, raised_at=now, sla_due_at=alert.sla_due_at,
     )
-    await w.enqueue([(_topic(ctx, ALERT_RAISED), Envelope.new(
+    w.enqueue([(_topic(ctx, ALERT_RAISED), Envelope.new(
         ALERT_RAISED, raised, source=SOURCE, key=f"alert:{alert.alert_id}", subject=alert.alert_id,
         id=derived_id("raised", alert.alert_id), time=now,
     ))])
@@ -418,9 +415,9 @@ async def _raise(w: Writes, ctx: Context, fb: FeedbackReceived, score: ScoreResu
     return alert
 
 
-async def _group(w: Writes, ctx: Context, alert: Alert, fb: FeedbackReceived, score: ScoreResult,
+async def _group(w: BatchWrites, ctx: Context, alert: Alert, fb: FeedbackReceived, score: ScoreResult,
                  reason: str, now: datetime) -> None:
-    await w.link_feedback(alert_id=alert.alert_id, role="grouped", **_link_kwargs(fb, score, now))
+    w.link_feedback(alert_id=alert.alert_id, role="grouped", **_link_kwargs(fb, score, now))
     worse = score.mot < alert.severity
     alert.feedback_count += 1
     alert.last_feedback_at = now
@@ -429,17 +426,17 @@ async def _group(w: Writes, ctx: Context, alert: Alert, fb: FeedbackReceived, sc
         alert.severity = score.mot
         if alert.status in domain.UNACKNOWLEDGED and alert.sla_due_at is not None:
             alert.sla_due_at = min(alert.sla_due_at, _sla_due(ctx, alert.severity, alert.team, now))
-    await w.add_event(alert_id=alert.alert_id, at=now, action="grouped", actor="system",
-                      from_status=alert.status, to_status=alert.status,
-                      note=f"feedback {fb.id} (MOT {score.mot:+d}) joined by {reason}")
+    w.add_event(alert_id=alert.alert_id, at=now, action="grouped", actor="system",
+                from_status=alert.status, to_status=alert.status,
+                note=f"feedback {fb.id} (MOT {score.mot:+d}) joined by {reason}")
     interval = ctx.settings.alerts_update_min_interval_seconds
     quiet = alert.last_notified_at is not None and (now - alert.last_notified_at).total_seconds() < interval
     if worse or not quiet:
         await notify(w, ctx, alert, kind="update", level=max(alert.escalation_level, 1), now=now)
-    await w.save_alert(alert)
-    await w.enqueue([_updated_event(ctx, alert, previous=alert.status, actor="system",
-                                    note=f"grouped ({reason})", at=now,
-                                    event_id=derived_id("updated", alert.alert_id, fb.id))])
+    w.save_alert(alert)
+    w.enqueue([_updated_event(ctx, alert, previous=alert.status, actor="system",
+                              note=f"grouped ({reason})", at=now,
+                              event_id=derived_id("updated", alert.alert_id, fb.id))])
     if ctx.metrics:
         ctx.metrics.grouped.labels(reason).inc()
 

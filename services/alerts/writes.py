@@ -24,7 +24,8 @@ from shared.outbox import enqueue
 
 
 class Writes:
-    """Every write executed at once on ``conn``, inside the caller's transaction."""
+    """What a notification reads and writes, executed at once on ``conn`` (inside the caller's
+    transaction)."""
 
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
@@ -41,24 +42,8 @@ class Writes:
     async def alert_feedback(self, alert_id: str) -> list[dict[str, Any]]:
         return await repo.alert_feedback(self.conn, alert_id)
 
-    async def insert_alert(self, alert: Alert) -> bool:
-        """False when the feedback had raised its alert already (a redelivery)."""
-        return await repo.insert_alert(self.conn, alert)
-
-    async def save_alert(self, alert: Alert) -> None:
-        await repo.save_alert(self.conn, alert)
-
-    async def link_feedback(self, **link: Any) -> None:
-        await repo.link_feedback(self.conn, **link)
-
-    async def add_event(self, **event: Any) -> None:
-        await repo.add_event(self.conn, **event)
-
     async def add_notification(self, **notification: Any) -> None:
         await repo.add_notification(self.conn, **notification)
-
-    async def enqueue(self, events: list[tuple[str, Envelope]]) -> None:
-        await enqueue(self.conn, events)
 
 
 class BatchWrites(Writes):
@@ -97,25 +82,24 @@ class BatchWrites(Writes):
         stored = [] if alert_id in self._new else await super().alert_feedback(alert_id)
         return stored + self._links_of.get(alert_id, [])
 
-    async def insert_alert(self, alert: Alert) -> bool:
-        self._new[alert.alert_id] = alert  # checked at the flush
-        return True
+    def insert_alert(self, alert: Alert) -> None:
+        self._new[alert.alert_id] = alert  # inserted, and checked, at the flush
 
-    async def save_alert(self, alert: Alert) -> None:
+    def save_alert(self, alert: Alert) -> None:
         if alert.alert_id not in self._new:
             self._dirty[alert.alert_id] = alert
 
-    async def link_feedback(self, **link: Any) -> None:
+    def link_feedback(self, **link: Any) -> None:
         self._links.append(link)
         self._links_of[link["alert_id"]].append({k: v for k, v in link.items() if k != "alert_id"})
 
-    async def add_event(self, **event: Any) -> None:
+    def add_event(self, **event: Any) -> None:
         self._events.append(event)
 
     async def add_notification(self, **notification: Any) -> None:
         self._notifications.append(notification)
 
-    async def enqueue(self, events: list[tuple[str, Envelope]]) -> None:
+    def enqueue(self, events: list[tuple[str, Envelope]]) -> None:
         self._outbox.extend(events)
 
     async def flush(self) -> None:
