@@ -29,6 +29,7 @@ from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from pydantic import ValidationError
 
+from shared.errors import PermanentError, PublishUnavailable, TransientError
 from shared.events import Envelope, EnvelopeError, EventType, dlq_topic
 from shared.metrics import ConsumerMetrics
 
@@ -36,17 +37,6 @@ logger = logging.getLogger(__name__)
 
 RawMessage = tuple[str, bytes | None, list[tuple[str, bytes]], bytes]
 
-
-class PublishUnavailable(RuntimeError):
-    """Kafka did not acknowledge in time; the caller should fall back (outbox) or fail."""
-
-
-class PermanentError(Exception):
-    """Raised by a handler for an event that can never be processed: dead-letter it."""
-
-
-class TransientError(Exception):
-    """Raised by a handler for a failure that may pass (a dependency down): retry it."""
 
 
 _TRANSIENT = (

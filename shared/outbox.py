@@ -19,7 +19,8 @@ import asyncpg
 
 from shared.db import advisory_key
 from shared.events import Envelope
-from shared.kafka import PublishUnavailable, Publisher
+from shared.errors import NotDurable, PublishUnavailable
+from shared.kafka import Publisher
 
 logger = logging.getLogger(__name__)
 
@@ -163,10 +164,6 @@ class _OutboxWrite:
         if exc_type is None:
             self._relay._unrelayed = True
             self._relay.wake()
-
-
-class NotDurable(RuntimeError):
-    """Neither Kafka nor the outbox took the events: the caller must not report success."""
 
 
 async def publish_durably(

@@ -40,7 +40,8 @@ class ServiceRuntime:
     migrations: Path
     registry: CollectorRegistry = field(default_factory=new_registry)
     pool: asyncpg.Pool | None = None
-    publisher: Publisher | None = None
+    # Feedback events per consumer transaction (an effect is stored at its batch's commit).
+    consumer_max_records: int = 500
     relay: OutboxRelay | None = None
     consumers: list[ConsumerRunner] = field(default_factory=list)
     tasks: list[asyncio.Task] = field(default_factory=list)
@@ -54,6 +55,9 @@ class ServiceRuntime:
     _checks: list[Callable[[], Awaitable[str | None]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        # Built now (not connected) so that a service's context can be built whole in its
+        # app factory with the publisher in it; it connects in :meth:`start`.
+        self.publisher = Publisher(self.settings.kafka_bootstrap_servers, client_id=self.settings.service_name)
         self.consumer_metrics = ConsumerMetrics(self.registry)
         self.http_metrics = HttpMetrics(self.registry, self.settings.service_name)
         self._outbox_pending = Gauge(
@@ -108,7 +112,6 @@ class ServiceRuntime:
         if applied:
             logger.info("migrations applied", extra={"applied": applied})
         self.pool = await create_pool(dsn, schema=s.schema, min_size=s.database_pool_min, max_size=s.database_pool_max)
-        self.publisher = Publisher(s.kafka_bootstrap_servers, client_id=s.service_name)
         await self.publisher.start(wait=False)
         self.spawn(self._ensure_produced_topics(), f"{s.service_name}-topics")
         self.relay = OutboxRelay(self.pool, self.publisher, schema=s.schema)
@@ -124,6 +127,7 @@ class ServiceRuntime:
                 publisher=self.publisher,
                 topic_name=s.topic,
                 metrics=self.consumer_metrics,
+                max_records=self.consumer_max_records,
                 topic_partitions=s.kafka_topic_partitions,
                 replication_factor=s.kafka_replication_factor,
                 client_id=s.service_name,
@@ -182,8 +186,7 @@ class ServiceRuntime:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
         self.tasks.clear()
-        if self.publisher is not None:
-            await self.publisher.stop()
+        await self.publisher.stop()
         if self.pool is not None:
             await self.pool.close()
 

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from services.alerts import scheduler
 from services.alerts.api import alerts as alerts_api
 from services.alerts.api import links as links_api
-from services.alerts.clock import Clock, SystemClock
+from shared.clock import Clock, SystemClock
 from services.alerts.domain import AlertNotFound, Forbidden, InvalidTransition
 from services.alerts.handlers import Handlers
 from services.alerts.links import Signer
@@ -27,7 +27,6 @@ from services.alerts.sender import NotificationSender
 from services.alerts.service import Context
 from services.alerts.settings import AlertsSettings
 from shared.events import ALERT_RAISED, ALERT_UPDATED, FEEDBACK_RECEIVED, FEEDBACK_SCORED, SURVEY_REQUESTED
-from shared.kafka import ConsumerRunner
 from shared.runtime import ServiceRuntime, install
 
 
@@ -38,6 +37,8 @@ def create_app(settings: AlertsSettings, *, clock: Clock | None = None, scorer: 
         settings,
         migrations=Path(__file__).parent / "migrations",
         produces=[FEEDBACK_SCORED, ALERT_RAISED, ALERT_UPDATED, SURVEY_REQUESTED],
+        # An alert is stored at its batch's commit: alerts commits smaller batches than the default.
+        consumer_max_records=settings.alerts_consumer_max_records,
     )
     ctx = Context(
         settings=settings,
@@ -46,25 +47,13 @@ def create_app(settings: AlertsSettings, *, clock: Clock | None = None, scorer: 
         clock=clock or SystemClock(),
         signer=Signer(settings.link_signing_key.get_secret_value().encode()),
         metrics=AlertsMetrics(runtime.registry),
+        publish=runtime.publisher.publish,
     )
     handlers = Handlers(ctx)
+    runtime.consume_batches(FEEDBACK_RECEIVED, handlers.on_feedback_received)
     senders: list[NotificationSender] = []
 
     async def start_tasks(rt: ServiceRuntime) -> None:
-        ctx.publish = rt.publisher.publish
-        # The runtime's own consumer commits up to 500 events per transaction; an alert is only
-        # stored at its batch's commit, so alerts runs the same runner with smaller batches.
-        consumer = ConsumerRunner(
-            bootstrap_servers=settings.kafka_bootstrap_servers, group_id=settings.consumer_group,
-            handlers={}, batch_handlers={FEEDBACK_RECEIVED: handlers.on_feedback_received}, pool=rt.pool,
-            publisher=rt.publisher,
-            topic_name=settings.topic, metrics=rt.consumer_metrics, max_records=settings.alerts_consumer_max_records,
-            topic_partitions=settings.kafka_topic_partitions, replication_factor=settings.kafka_replication_factor,
-            client_id=settings.service_name, session_timeout_ms=settings.kafka_session_timeout_ms,
-            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
-        )
-        rt.consumers.append(consumer)
-        rt.spawn(consumer.run(), "alerts-consumer")
         if settings.alerts_mail_sender_enabled:
             sender = NotificationSender(rt.pool, ctx)
             sender.task = rt.spawn(sender.run(), "alerts-notification-sender")

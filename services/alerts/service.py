@@ -19,7 +19,7 @@ import asyncpg
 
 from services.alerts import domain, emails
 from services.alerts import repository as repo
-from services.alerts.clock import Clock
+from shared.clock import Clock
 from services.alerts.domain import Alert, AlertNotFound, Forbidden
 from services.alerts.links import LINK, MANAGER, Signer
 from services.alerts.metrics import AlertsMetrics
@@ -37,7 +37,7 @@ from shared.contracts import (
     SurveyRequested,
 )
 from shared.events import ALERT_RAISED, ALERT_UPDATED, FEEDBACK_SCORED, SURVEY_REQUESTED, Envelope
-from shared.kafka import PermanentError
+from shared.errors import PermanentError
 from shared.outbox import enqueue
 
 logger = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ import asyncpg
 from services.alerts import repository as repo
 from services.alerts.domain import Alert
 from shared.events import Envelope
-from shared.kafka import TransientError
+from shared.errors import TransientError
 from shared.outbox import enqueue
 
 

@@ -22,7 +22,8 @@ from services.intake.language import detect
 from shared.contracts import FeedbackIn, FeedbackReceived
 from shared.events import FEEDBACK_RECEIVED, Envelope
 from shared.kafka import Publisher
-from shared.outbox import NotDurable, OutboxRelay, publish_durably
+from shared.errors import NotDurable
+from shared.outbox import OutboxRelay, publish_durably
 
 SOURCE = "/keymoment/intake"
 

@@ -24,7 +24,7 @@ from services.survey.repository import SurveyRequest
 from services.survey.schemas import Answer, SurveyDefinition
 from shared.contracts import Channel, FeedbackReceived, Rating, SurveyDetails, SurveyRequested
 from shared.events import FEEDBACK_RECEIVED, Envelope
-from shared.kafka import PermanentError
+from shared.errors import PermanentError
 from shared.outbox import enqueue
 
 logger = logging.getLogger(__name__)

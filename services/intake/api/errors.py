@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from starlette.responses import Response
 
 from services.intake.keys import AuthError, RateLimited
-from shared.outbox import NotDurable
+from shared.errors import NotDurable
 
 RETRY_AFTER_UNAVAILABLE_S = 5
 UNAVAILABLE_DETAIL = ("feedback cannot be stored right now (broker and database unavailable); nothing was accepted, "

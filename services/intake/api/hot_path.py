@@ -28,7 +28,7 @@ from services.intake.api.errors import (
 )
 from services.intake.keys import AuthError, RateLimited
 from shared.contracts import FeedbackIn
-from shared.outbox import NotDurable
+from shared.errors import NotDurable
 
 PATH = "/v1/feedback"
 

@@ -19,7 +19,8 @@ from pydantic import ValidationError
 from services.intake.email import repository
 from services.intake.email.parse import FEEDBACK, REJECTED, parse_email
 from services.intake.service import to_event
-from shared.outbox import NotDurable, enqueue
+from shared.errors import NotDurable
+from shared.outbox import enqueue
 
 logger = logging.getLogger(__name__)
 

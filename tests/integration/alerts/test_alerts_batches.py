@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from services.alerts import service
-from services.alerts.clock import ManualClock
+from shared.clock import ManualClock
 from services.alerts.links import Signer
 from services.alerts.routing import Router
 from services.alerts.scoring import Scorer

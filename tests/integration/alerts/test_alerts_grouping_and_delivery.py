@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from keymoment.devstack.ports import free_port
-from services.alerts.clock import ManualClock
+from shared.clock import ManualClock
 from aiosmtpd.controller import Controller
 
 from tests.integration.alerts.support import (

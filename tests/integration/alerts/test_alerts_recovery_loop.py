@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from services.alerts import scheduler
-from services.alerts.clock import ManualClock
+from shared.clock import ManualClock
 from shared.contracts import AlertUpdated, SurveyRequested
 from tests.integration.alerts.support import (
     alerts_app,

@@ -1,5 +1,5 @@
-"""Time as a dependency: the service reads 'now' from a Clock, so tests can
-move time forward (SLA timers of 15 minutes are tested without waiting)."""
+"""Time as a dependency: code reads 'now' from a Clock, so tests can move time
+forward (SLA timers of 15 minutes, mail retry backoff, retention) without waiting."""
 
 from __future__ import annotations
 
