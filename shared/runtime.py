@@ -15,6 +15,7 @@ import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import asyncpg
@@ -22,6 +23,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry, Gauge
 
+from shared.clock import Clock, SystemClock
 from shared.db import create_pool, migrate, wait_for_database
 from shared.events import EventType
 from shared.kafka import BatchHandler, ConsumerRunner, Handler, Publisher, ensure_topics
@@ -42,6 +44,8 @@ class ServiceRuntime:
     pool: asyncpg.Pool | None = None
     # Feedback events per consumer transaction (an effect is stored at its batch's commit).
     consumer_max_records: int = 500
+    # The time retention is measured against (tests move it).
+    clock: Clock = field(default_factory=SystemClock)
     relay: OutboxRelay | None = None
     consumers: list[ConsumerRunner] = field(default_factory=list)
     tasks: list[asyncio.Task] = field(default_factory=list)
@@ -74,7 +78,8 @@ class ServiceRuntime:
         self._consumes_batches[event_type] = handler
 
     def retain(self, table: str, column: str, days: int) -> None:
-        """Keep rows of ``table`` (in the service's schema) for ``days`` after ``column``; older ones are deleted hourly."""
+        """Keep rows of ``table`` (in the service's schema) for ``days`` after ``column`` (by the
+        runtime's clock); older ones are deleted hourly. The one pruning mechanism of every service."""
         self._retention.append((table, column, days))
 
     def on_start(self, hook: Hook) -> None:
@@ -149,7 +154,7 @@ class ServiceRuntime:
         ]:
             try:
                 deleted = await self.pool.execute(
-                    f"DELETE FROM {table} WHERE {column} < now() - make_interval(days => $1)", days
+                    f"DELETE FROM {table} WHERE {column} < $1", self.clock.now() - timedelta(days=days)
                 )
                 logger.info("pruned old rows", extra={"table": table, "result": deleted})
             except Exception as exc:  # database briefly away: try again next round
