@@ -19,10 +19,12 @@ from datetime import timedelta
 from pathlib import Path
 
 import asyncpg
-from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
 from prometheus_client import CollectorRegistry, Gauge
 
+from shared.auth import AuthError
+from shared.auth import error_response as auth_error_response
 from shared.clock import Clock, SystemClock
 from shared.db import create_pool, migrate, wait_for_database
 from shared.events import EventType
@@ -227,8 +229,10 @@ class ServiceRuntime:
 
 
 def install(app: FastAPI, runtime: ServiceRuntime) -> None:
-    """Wire the runtime into the app: lifespan, HTTP metrics, health and metrics routes."""
+    """Wire the runtime into the app: lifespan, HTTP metrics, health and metrics routes,
+    and the one answer to a refused request (:mod:`shared.auth`)."""
     app.state.runtime = runtime
+    app.add_exception_handler(AuthError, _auth_error)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -256,6 +260,11 @@ def install(app: FastAPI, runtime: ServiceRuntime) -> None:
     async def metrics():  # noqa: ANN202 - a plain Response
         await runtime.refresh_gauges()
         return metrics_response(runtime.registry)
+
+
+async def _auth_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, AuthError)
+    return auth_error_response(exc)
 
 
 # Allocations between young-generation collections (CPython's default is 700). Request

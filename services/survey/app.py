@@ -5,6 +5,7 @@ serves the public survey pages and publishes every answered rating as
 ``feedback.received.v1`` (channel ``survey``) through the outbox.
 """
 
+from functools import partial
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -13,29 +14,35 @@ from services.survey import handlers
 from services.survey.api import admin, public
 from services.survey.invitations import InvitationSender, Mailer, smtp_mailer
 from services.survey.metrics import SurveyMetrics
+from services.survey.service import Context
 from services.survey.settings import SurveySettings
+from shared.auth import BearerAuth, StaticToken
 from shared.events import FEEDBACK_RECEIVED, SURVEY_REQUESTED
 from shared.runtime import ServiceRuntime, install
+from shared.signing import Signer
 
 
 def create_app(settings: SurveySettings, *, mailer: Mailer | None = None) -> FastAPI:
     runtime = ServiceRuntime(settings, migrations=Path(__file__).parent / "migrations", produces=[FEEDBACK_RECEIVED])
-    runtime.consume(SURVEY_REQUESTED, handlers.on_survey_requested)
-    metrics = SurveyMetrics(runtime.registry)
+    ctx = Context(
+        settings=settings,
+        metrics=SurveyMetrics(runtime.registry),
+        links=Signer(settings.link_signing_key.get_secret_value()),
+        auth=BearerAuth(StaticToken.admin(settings.admin_token)),
+    )
+    runtime.consume(SURVEY_REQUESTED, partial(handlers.on_survey_requested, ctx))
     send = mailer or smtp_mailer(settings)
-    senders: list[InvitationSender] = []
 
     async def start_sender(rt: ServiceRuntime) -> None:
-        sender = InvitationSender(rt.pool, settings, metrics, send)
+        sender = InvitationSender(rt.pool, settings, ctx.metrics, send)
         sender.task = rt.spawn(sender.run(), "survey-invitation-sender")
-        senders.append(sender)
 
-    async def stop_sender(_: ServiceRuntime) -> None:
-        for sender in senders:
+        async def stop_sender(_: ServiceRuntime) -> None:
             await sender.stop()
 
+        rt.on_stop(stop_sender)
+
     runtime.on_start(start_sender)
-    runtime.on_stop(stop_sender)
 
     app = FastAPI(
         title="Keymoment survey",
@@ -43,8 +50,7 @@ def create_app(settings: SurveySettings, *, mailer: Mailer | None = None) -> Fas
         description="Bilingual (zh-CN / en) satisfaction surveys — moment of truth, NPS, CSAT, stars and free "
         "text. Every answered rating becomes a feedback.received.v1 event; personal links are answered once.",
     )
-    app.state.survey_metrics = metrics
-    app.state.invitation_senders = senders
+    app.state.context = ctx
     install(app, runtime)
     app.include_router(public.router)
     app.include_router(admin.router)
