@@ -16,6 +16,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 import asyncpg
@@ -31,6 +32,7 @@ from shared.events import EventType
 from shared.kafka import BatchHandler, ConsumerRunner, Handler, Publisher, ensure_topics
 from shared.metrics import PREFIX, ConsumerMetrics, HttpMetrics, MetricsMiddleware, metrics_response, new_registry
 from shared.outbox import OutboxRelay
+from shared.retry import Backoff, retry_forever
 from shared.settings import ServiceSettings
 
 logger = logging.getLogger(__name__)
@@ -170,18 +172,12 @@ class ServiceRuntime:
     async def _ensure_produced_topics(self) -> None:
         s = self.settings
         topics = [s.topic(et.topic) for et in self.produces]
-        delay = 0.2
-        while topics:
-            try:
-                await ensure_topics(
-                    s.kafka_bootstrap_servers, topics,
-                    partitions=s.kafka_topic_partitions, replication_factor=s.kafka_replication_factor,
-                )
-                return
-            except Exception as exc:  # broker not up yet: keep trying in the background
-                logger.info("topics not created yet", extra={"error": repr(exc)})
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+        if topics:  # the broker may not be up yet: keep trying in the background
+            await retry_forever(
+                partial(ensure_topics, s.kafka_bootstrap_servers, topics,
+                        partitions=s.kafka_topic_partitions, replication_factor=s.kafka_replication_factor),
+                what="creating topics", backoff=Backoff(initial=0.2, maximum=5.0), logger=logger,
+            )
 
     async def stop(self) -> None:
         for hook in reversed(self._on_stop):

@@ -20,11 +20,13 @@ import secrets
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import partial
 
 import asyncpg
 
 from services.intake import repository
 from shared.contracts import Channel
+from shared.retry import Backoff, honour_cancel, retry_forever
 
 logger = logging.getLogger(__name__)
 
@@ -221,36 +223,29 @@ class KeyStore:
         self._changed.set()
 
     async def watch(self) -> None:
-        """Background task: reload on NOTIFY, and every TTL in any case (also after a lost connection)."""
-        while True:
+        """Background task: reload on NOTIFY, and every TTL in any case; after a lost
+        connection, listen again (with backoff) and reload what changed meanwhile."""
+        backoff = Backoff(initial=min(self._ttl, 0.2), maximum=min(self._ttl, 2.0))
+        await retry_forever(
+            partial(self._listen, backoff), what="api key watcher", backoff=backoff, logger=logger,
+        )
+
+    async def _listen(self, backoff: Backoff) -> None:
+        async with self._pool.acquire() as conn:
+            await conn.add_listener(NOTIFY_CHANNEL, self._notified)
             try:
-                async with self._pool.acquire() as conn:
-                    await conn.add_listener(NOTIFY_CHANNEL, self._notified)
-                    try:
-                        await self.reload()  # changes made while not listening
-                        _honour_cancel()
-                        while True:
-                            self._changed.clear()
-                            with contextlib.suppress(TimeoutError):
-                                async with asyncio.timeout(self._ttl):
-                                    await self._changed.wait()
-                            if conn.is_closed():
-                                break
-                            await self.reload()
-                            _honour_cancel()
-                    finally:
-                        if not conn.is_closed():
-                            await conn.remove_listener(NOTIFY_CHANNEL, self._notified)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                _honour_cancel()
-                logger.warning("api key watcher failed; retrying", extra={"error": repr(exc)})
-                await asyncio.sleep(min(self._ttl, 2.0))
-
-
-def _honour_cancel() -> None:
-    """Re-raise a cancellation that a library swallowed (asyncpg can, while reconnecting)."""
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
+                await self.reload()  # changes made while not listening
+                honour_cancel()
+                backoff.reset()
+                while True:
+                    self._changed.clear()
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(self._ttl):
+                            await self._changed.wait()
+                    if conn.is_closed():
+                        raise ConnectionError("the connection listening for key changes closed")
+                    await self.reload()
+                    honour_cancel()
+            finally:
+                if not conn.is_closed():
+                    await conn.remove_listener(NOTIFY_CHANNEL, self._notified)
