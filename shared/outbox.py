@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -31,6 +31,11 @@ logger = logging.getLogger(__name__)
 
 NOTIFY_CHANNEL = "keymoment_outbox"
 """The relay's wake-up channel: ``pg_notify`` it after writing outbox rows."""
+
+DurablePublish = Callable[[list[tuple[str, Envelope]]], Awaitable[str]]
+"""Makes ``(topic, event)`` pairs durable, returning ``"kafka"`` or ``"outbox"`` (or raising
+:class:`NotDurable`): what :meth:`shared.runtime.ServiceRuntime.publish_durably` does for
+service code, which never holds the Kafka client itself."""
 
 
 def outbox_row(topic: str, event: Envelope) -> tuple[str, bytes | None, str, bytes]:

@@ -28,10 +28,10 @@ from shared.auth import AuthError
 from shared.auth import error_response as auth_error_response
 from shared.clock import Clock, SystemClock
 from shared.db import create_pool, migrate, wait_for_database
-from shared.events import EventType
+from shared.events import Envelope, EventType
 from shared.kafka import BatchHandler, ConsumerRunner, Handler, Publisher, ensure_topics
 from shared.metrics import PREFIX, ConsumerMetrics, HttpMetrics, MetricsMiddleware, metrics_response, new_registry
-from shared.outbox import OutboxRelay
+from shared.outbox import OutboxRelay, publish_durably
 from shared.retry import Backoff, retry_forever
 from shared.settings import ServiceSettings
 
@@ -63,6 +63,7 @@ class ServiceRuntime:
     _checks: list[Callable[[], Awaitable[str | None]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        self.started = False  # start() finished, the service's own start-up hooks included
         # Built now (not connected) so that a service's context can be built whole in its
         # app factory with the publisher in it; it connects in :meth:`start`.
         self.publisher = Publisher(self.settings.kafka_bootstrap_servers, client_id=self.settings.service_name)
@@ -147,6 +148,14 @@ class ServiceRuntime:
             self.spawn(runner.run(), f"{s.service_name}-consumer")
         for hook in self._on_start:
             await hook(self)
+        self.started = True
+
+    async def publish_durably(self, events: list[tuple[str, Envelope]]) -> str:
+        """Make events durable: acknowledged by Kafka, or (Kafka away) committed to the outbox,
+        keeping their order behind this process's unrelayed outbox rows; ``"kafka"`` or
+        ``"outbox"``, or :class:`~shared.errors.NotDurable`. A :data:`~shared.outbox.DurablePublish`
+        for service code (call it once started)."""
+        return await publish_durably(self.publisher, self.pool, events, relay=self.relay)
 
     async def prune_once(self) -> None:
         """Delete rows past their retention: consumed event ids older than

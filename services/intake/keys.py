@@ -25,6 +25,7 @@ from functools import partial
 import asyncpg
 
 from services.intake import repository
+from shared import auth
 from shared.contracts import Channel
 from shared.retry import Backoff, honour_cancel, retry_forever
 
@@ -35,8 +36,9 @@ ANY = "*"
 NOTIFY_CHANNEL = "keymoment_intake_api_keys"
 
 
-class AuthError(Exception):
-    """Base of the key errors; ``status`` is the HTTP status the API answers with."""
+class AuthError(auth.AuthError):
+    """Base of the key errors; ``status`` is the HTTP status the API answers with (401 for a
+    missing or unknown key, 403 for a known key not allowed this, as every service answers)."""
 
     status = 401
 
@@ -153,10 +155,12 @@ class Principal:
 
 
 class KeyStore:
-    """Every active key in memory; reload on NOTIFY and every ``ttl`` seconds."""
+    """Every active key in memory; reload on NOTIFY and every ``ttl`` seconds.
 
-    def __init__(self, pool: asyncpg.Pool, *, ttl: float = 30.0) -> None:
-        self._pool = pool
+    Built with the app; :meth:`open` gives it the database (at start-up) and loads the keys."""
+
+    def __init__(self, *, ttl: float = 30.0) -> None:
+        self._pool: asyncpg.Pool | None = None
         self._ttl = ttl
         self._keys: dict[str, tuple[bytes, Principal]] = {}
         self._buckets: dict[str, TokenBucket] = {}
@@ -173,7 +177,14 @@ class KeyStore:
     def __len__(self) -> int:
         return len(self._keys)
 
+    async def open(self, pool: asyncpg.Pool) -> None:
+        """Use ``pool`` from now on and load the keys."""
+        self._pool = pool
+        await self.reload()
+
     async def reload(self) -> None:
+        if self._pool is None:
+            raise RuntimeError("the key store is not open yet")
         async with self._reload_lock:
             rows = await repository.active_keys(self._pool)
             keys: dict[str, tuple[bytes, Principal]] = {}
@@ -231,6 +242,8 @@ class KeyStore:
         )
 
     async def _listen(self, backoff: Backoff) -> None:
+        if self._pool is None:
+            raise RuntimeError("the key store is not open yet")
         async with self._pool.acquire() as conn:
             await conn.add_listener(NOTIFY_CHANNEL, self._notified)
             try:
