@@ -107,6 +107,7 @@ async def test_recovery_survey_email_form_and_feedback_event(service_env, databa
             envelope = Envelope.from_kafka(headers=messages[0].headers, key=messages[0].key, value=messages[0].value)
             fb: FeedbackReceived = envelope.data
             assert envelope.id == fb.id
+            assert envelope.source == "/keymoment/survey"  # the CloudEvents source of every survey event
             assert fb.channel == "survey" and fb.source == "survey"
             assert (fb.rating.scale, fb.rating.value) == ("mot", -2)
             assert fb.text == "行李还是没有找到，客服也没回电话。"
