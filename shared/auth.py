@@ -224,11 +224,17 @@ class BearerAuth:
 _bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <token>` (the admin token, or a scoped token).")
 
 
-def requires(auth: Callable[[Request], BearerAuth], *scopes: str) -> Callable[..., Awaitable[Principal]]:
+def context_auth(request: Request) -> BearerAuth:
+    """The app's :class:`BearerAuth`: its context's ``auth`` (the convention of every service)."""
+    return request.app.state.context.auth
+
+
+def requires(*scopes: str, auth: Callable[[Request], BearerAuth] = context_auth) -> Callable[..., Awaitable[Principal]]:
     """A FastAPI dependency: the caller's :class:`Principal` holding every one of ``scopes``
     (401 / 403 otherwise). ``auth`` finds the app's :class:`BearerAuth` for a request.
 
-        Admin = Depends(requires(lambda r: r.app.state.context.auth, ALL))
+        KpiReader = Depends(requires("kpis:read"))
+        async def route(principal: Annotated[Principal, Depends(requires())]) -> ...
     """
 
     async def dependency(

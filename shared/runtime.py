@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 from fastapi import FastAPI, Request
@@ -233,10 +234,13 @@ class ServiceRuntime:
                 self._outbox_pending.labels(self.settings.service_name).set(await self.relay.pending())
 
 
-def install(app: FastAPI, runtime: ServiceRuntime) -> None:
+def install(app: FastAPI, runtime: ServiceRuntime, *, context: object = None) -> None:
     """Wire the runtime into the app: lifespan, HTTP metrics, health and metrics routes,
-    and the one answer to a refused request (:mod:`shared.auth`)."""
+    and the one answer to a refused request (:mod:`shared.auth`). ``context`` is the
+    service's frozen ``Context`` (its components), kept as ``app.state.context`` beside
+    ``app.state.runtime``; routes reach them with :func:`app_context` and :func:`app_pool`."""
     app.state.runtime = runtime
+    app.state.context = context
     app.add_exception_handler(AuthError, _auth_error)
 
     @contextlib.asynccontextmanager
@@ -265,6 +269,17 @@ def install(app: FastAPI, runtime: ServiceRuntime) -> None:
     async def metrics():  # noqa: ANN202 - a plain Response
         await runtime.refresh_gauges()
         return metrics_response(runtime.registry)
+
+
+# Async on purpose: FastAPI runs a sync dependency in its thread pool (a thread hop per request).
+async def app_context(request: Request) -> Any:
+    """FastAPI dependency: the service's ``Context`` (``Annotated[Context, Depends(app_context)]``)."""
+    return request.app.state.context
+
+
+async def app_pool(request: Request) -> asyncpg.Pool:
+    """FastAPI dependency: the runtime's database pool."""
+    return request.app.state.runtime.pool
 
 
 async def _auth_error(_: Request, exc: Exception) -> Response:

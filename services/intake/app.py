@@ -56,14 +56,13 @@ def create_app(settings: IntakeSettings, *, hot_path: bool = True) -> FastAPI:
         sink=FeedbackSink(publish=runtime.publish_durably, topic=settings.topic(FEEDBACK_RECEIVED.topic)),
     )
     app = FastAPI(title="Keymoment intake", version="1.0", description=DESCRIPTION)
-    app.state.context = ctx
     for router in ROUTERS:
         app.include_router(router)
     feedback.document_models(app, FeedbackIn)
     if hot_path:  # added first: the innermost middleware, inside metrics, body limits and CORS
         documented = next(r for r in feedback.router.routes if r.path == PATH and "POST" in r.methods)
         app.add_middleware(FeedbackHotPath, context=ctx, route=documented)
-    install(app, runtime)
+    install(app, runtime, context=ctx)
     install_error_handlers(app)
 
     app.add_middleware(BodyLimit, limits={

@@ -43,7 +43,6 @@ def create_app(settings: ReportingSettings) -> FastAPI:
     runtime.readiness_check(refresher_ready)
 
     app = FastAPI(title="Keymoment reporting", version="1.0")
-    app.state.context = ctx
     app.include_router(kpis.router)
 
     # Registered before install()'s /metrics, so this one answers: the registry's own metrics plus the
@@ -53,5 +52,5 @@ def create_app(settings: ReportingSettings) -> FastAPI:
         await runtime.refresh_gauges()
         return Response(generate_latest(runtime.registry) + ctx.refresher.text, media_type=CONTENT_TYPE_LATEST)
 
-    install(app, runtime)
+    install(app, runtime, context=ctx)
     return app

@@ -50,8 +50,7 @@ def create_app(settings: SurveySettings, *, mailer: Mailer | None = None) -> Fas
         description="Bilingual (zh-CN / en) satisfaction surveys — moment of truth, NPS, CSAT, stars and free "
         "text. Every answered rating becomes a feedback.received.v1 event; personal links are answered once.",
     )
-    app.state.context = ctx
-    install(app, runtime)
+    install(app, runtime, context=ctx)
     app.include_router(public.router)
     app.include_router(admin.router)
     return app

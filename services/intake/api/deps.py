@@ -16,6 +16,7 @@ from fastapi.security import APIKeyHeader
 from services.intake.api.submit import authorize
 from services.intake.keys import Principal
 from services.intake.service import Context, FeedbackSink
+from shared.runtime import app_context
 
 api_key_header = APIKeyHeader(
     name="X-API-Key",
@@ -25,10 +26,6 @@ api_key_header = APIKeyHeader(
 
 
 # Async on purpose: FastAPI runs a sync dependency in its thread pool (a thread hop per request).
-async def context(request: Request) -> Context:
-    return request.app.state.context
-
-
 async def feedback_sink(request: Request) -> FeedbackSink:
     return request.app.state.context.sink
 
@@ -40,5 +37,5 @@ async def require_api_key(request: Request, key: Annotated[str | None, Security(
 
 
 ApiKey = Annotated[Principal, Depends(require_api_key)]
-Ctx = Annotated[Context, Depends(context)]
+Ctx = Annotated[Context, Depends(app_context)]
 Sink = Annotated[FeedbackSink, Depends(feedback_sink)]

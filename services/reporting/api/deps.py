@@ -5,28 +5,16 @@ from __future__ import annotations
 from typing import Annotated
 
 import asyncpg
-from fastapi import Depends, Request
+from fastapi import Depends
 
 from services.reporting.service import Context
-from shared.auth import BearerAuth, requires
+from shared.auth import requires
+from shared.runtime import app_context, app_pool
 
 KPIS_READ = "kpis:read"
 """The scope of the KPI API: company-internal figures (the admin token holds every scope)."""
 
-
-def get_ctx(request: Request) -> Context:
-    return request.app.state.context
-
-
-def get_pool(request: Request) -> asyncpg.Pool:
-    return request.app.state.runtime.pool
-
-
-def _auth(request: Request) -> BearerAuth:
-    return get_ctx(request).auth
-
-
-Ctx = Annotated[Context, Depends(get_ctx)]
-Pool = Annotated[asyncpg.Pool, Depends(get_pool)]
-KpiReader = Depends(requires(_auth, KPIS_READ))
+Ctx = Annotated[Context, Depends(app_context)]
+Pool = Annotated[asyncpg.Pool, Depends(app_pool)]
+KpiReader = Depends(requires(KPIS_READ))
 """``Authorization: Bearer <ADMIN_TOKEN>``: 401 without a token or with a wrong one, 403 without the scope."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -90,18 +91,18 @@ async def test_signed_tokens_carry_scopes_expire_and_can_be_revoked():
 def _app(auth: BearerAuth) -> FastAPI:
     settings = ServiceSettings(keymoment_env="test")
     app = FastAPI()
-    install(app, ServiceRuntime(settings, migrations=Path("/nonexistent")))  # the shared answer to refusals
-    app.state.auth = auth
+    # the shared answer to refusals; by convention the service's context holds its BearerAuth
+    install(app, ServiceRuntime(settings, migrations=Path("/nonexistent")), context=SimpleNamespace(auth=auth))
 
-    def get_auth(request: Request) -> BearerAuth:
-        return request.app.state.auth
+    def get_auth(request: Request) -> BearerAuth:  # an app keeping it elsewhere says where
+        return request.app.state.context.auth
 
-    @app.get("/kpis", dependencies=[Depends(requires(get_auth, "kpis:read"))])
+    @app.get("/kpis", dependencies=[Depends(requires("kpis:read"))])
     async def kpis() -> dict:
         return {"ok": True}
 
     @app.get("/whoami")
-    async def whoami(principal: Principal = Depends(requires(get_auth))) -> dict:
+    async def whoami(principal: Principal = Depends(requires(auth=get_auth))) -> dict:
         return {"subject": principal.subject}
 
     return app
