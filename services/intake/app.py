@@ -10,7 +10,7 @@ from services.intake.api import email as email_api
 from services.intake.api import feedback, kiosk, suggestion_box
 from services.intake.api.errors import install_error_handlers
 from services.intake.api.hot_path import PATH, FeedbackHotPath
-from services.intake.api.middleware import BodyLimit, KeyCors
+from services.intake.api.middleware import KeyCors
 from services.intake.email.smtp import install_email
 from services.intake.keys import ANY, KeyStore, hash_key, split_key
 from services.intake.service import Context, FeedbackSink
@@ -18,6 +18,7 @@ from services.intake.settings import IntakeSettings
 from services.intake.suggestion_box import MAX_FILE_BYTES as SUGGESTION_BOX_MAX_BYTES
 from shared.contracts import FeedbackIn
 from shared.events import FEEDBACK_RECEIVED
+from shared.http import BodyLimit
 from shared.runtime import ServiceRuntime, install
 
 # Every router of the service; channel routes are appended here.
@@ -70,7 +71,7 @@ def create_app(settings: IntakeSettings, *, hot_path: bool = True) -> FastAPI:
         "/v1/feedback:batch": settings.intake_max_batch_bytes,
         "/v1/email": settings.intake_email_max_bytes,
         "/v1/suggestion-box/import": SUGGESTION_BOX_MAX_BYTES + 64 * 1024,  # + multipart framing
-    })
+    }, problem=lambda detail: {"detail": detail, "errors": []})
     app.add_middleware(KeyCors, origins=lambda: ctx.keys.browser_origins)
 
     async def start_intake(rt: ServiceRuntime) -> None:

@@ -19,9 +19,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from services.intake.api.middleware import send_json
 from services.intake.api.submit import submit_feedback
 from services.intake.service import Context
+from shared.http import send_json
 
 PATH = "/v1/feedback"
 

@@ -16,12 +16,14 @@ import asyncpg
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import ValidationError
+from starlette.requests import ClientDisconnect
 
 from services.survey import repository, service, tokens
 from services.survey.api.deps import Ctx, Pool
 from services.survey.pages import pick_language, render_form, render_message
 from services.survey.schemas import Issue, Lang, ResponseIn, SurveyDefinition, validate_answers
 from services.survey.service import Context
+from shared.http import BodyTooLarge, read_body
 
 logger = logging.getLogger(__name__)
 
@@ -38,10 +40,6 @@ PAGE_HEADERS = {
 }
 _UNAVAILABLE = (OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
                 asyncpg.TooManyConnectionsError, asyncpg.CannotConnectNowError)
-
-
-class BodyTooLarge(Exception):
-    pass
 
 
 def _page(content: str, status_code: int = 200) -> HTMLResponse:
@@ -68,15 +66,12 @@ def _verify(ctx: Context, survey: SurveyDefinition, token: str | None) -> tuple[
 
 async def _read_body(request: Request) -> bytes:
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise BodyTooLarge
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise BodyTooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
+    body = await read_body(
+        request.receive, limit=MAX_BODY_BYTES, declared=int(declared) if declared and declared.isdigit() else None
+    )
+    if body is None:
+        raise ClientDisconnect
+    return body
 
 
 def _switch_url(survey_id: str, token: str | None, lang: Lang) -> str:

@@ -122,3 +122,19 @@ async def test_next_invitation_due_is_none_when_nothing_is_pending(service_env):
         await conn.execute("UPDATE survey_requests SET next_attempt_at = now() - interval '5 seconds'")
         assert await repository.next_invitation_due_in(conn) == 0.0
         await conn.execute("DELETE FROM survey_requests WHERE request_id = 'r-later'")
+
+
+async def test_a_response_body_over_the_limit_is_refused_while_read(service_env):
+    app = create_app(SurveySettings(**service_env))
+    big = b'{"answers": {"why": "' + b"x" * (300 * 1024) + b'"}}'
+
+    async def chunks():
+        for i in range(0, len(big), 16 * 1024):
+            yield big[i:i + 16 * 1024]
+
+    async with running(app) as svc, svc.client() as http:
+        declared = await http.post("/s/recovery/responses", content=big, headers={"Content-Type": "application/json"})
+        streamed = await http.post("/s/recovery/responses", content=chunks(),
+                                   headers={"Content-Type": "application/json"})
+    assert (declared.status_code, declared.json()["code"]) == (413, "too_large")
+    assert (streamed.status_code, streamed.json()["code"]) == (413, "too_large")
