@@ -77,6 +77,11 @@ class ServiceRuntime:
     def consume(self, event_type: EventType, handler: Handler) -> None:
         self._consumes[event_type] = handler
 
+    @property
+    def consumes(self) -> list[EventType]:
+        """Event types this service consumes (its consumer group reads their topics)."""
+        return [*self._consumes, *self._consumes_batches]
+
     def consume_batches(self, event_type: EventType, handler: BatchHandler) -> None:
         """Like :meth:`consume`, but the handler takes a batch's new events of this type at once."""
         self._consumes_batches[event_type] = handler
