@@ -23,7 +23,7 @@ from keymoment.serve import SERVICES  # noqa: F401 - the services `keymoment ser
 from shared.settings import ServiceSettings
 
 ROOT = Path(__file__).resolve().parents[2]
-INFRA = ("kafka", "postgres", "prometheus", "grafana", "mailpit")
+INFRA = ("kafka", "postgres", "prometheus", "grafana", "mailpit", "migrate")
 
 
 @cache
