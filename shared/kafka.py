@@ -191,7 +191,11 @@ class Publisher:
         """Connect; with ``wait=False`` keep trying in the background instead of failing."""
         if wait:
             producer = self._new_producer()
-            await producer.start()
+            try:
+                await producer.start()
+            except BaseException:
+                await producer.stop()  # a half-started producer holds a client and its connections
+                raise
             self._producer = producer
         else:
             self._connect_task = asyncio.create_task(self._connect_forever(), name=f"{self._client_id}-connect")
