@@ -10,16 +10,8 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, Protocol
 
-from services.alerts.domain import (
-    Alert,
-    AlertEvent,
-    CustomerHistory,
-    FeedbackLink,
-    ManagerToken,
-    Moment,
-    Notification,
-    Silence,
-)
+from services.alerts.domain import (Alert, AlertEvent, CustomerHistory, FeedbackLink, ManagerToken, Moment,
+                                   Notification, Silence)
 from shared.events import Envelope
 
 Events = list[tuple[str, Envelope]]

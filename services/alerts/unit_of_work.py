@@ -16,16 +16,8 @@ from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime
 
-from services.alerts.domain import (
-    Alert,
-    AlertEvent,
-    CustomerHistory,
-    FeedbackLink,
-    ManagerToken,
-    Moment,
-    Notification,
-    Silence,
-)
+from services.alerts.domain import (Alert, AlertEvent, CustomerHistory, FeedbackLink, ManagerToken, Moment,
+                                   Notification, Silence)
 from services.alerts.ports import Events, Store
 from shared.contracts import AlertStatus
 from shared.errors import TransientError

@@ -13,16 +13,8 @@ from typing import Any
 
 import asyncpg
 
-from services.alerts.domain import (
-    Alert,
-    AlertEvent,
-    CustomerHistory,
-    FeedbackLink,
-    ManagerToken,
-    Moment,
-    Notification,
-    Silence,
-)
+from services.alerts.domain import (Alert, AlertEvent, CustomerHistory, FeedbackLink, ManagerToken, Moment,
+                                   Notification, Silence)
 from services.alerts.ports import Events
 from services.alerts.repository.deliveries import NOTIFY_CHANNEL
 from services.alerts.unit_of_work import UnitOfWork

@@ -13,16 +13,8 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
-from services.alerts.domain import (
-    Alert,
-    AlertEvent,
-    CustomerHistory,
-    FeedbackLink,
-    ManagerToken,
-    Moment,
-    Notification,
-    Silence,
-)
+from services.alerts.domain import (Alert, AlertEvent, CustomerHistory, FeedbackLink, ManagerToken, Moment,
+                                   Notification, Silence)
 from services.alerts.ports import Events
 from shared.contracts import AlertStatus
 
