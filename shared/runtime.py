@@ -28,9 +28,10 @@ from prometheus_client import CollectorRegistry, Gauge
 from shared.auth import AuthError
 from shared.auth import error_response as auth_error_response
 from shared.clock import Clock, SystemClock
-from shared.db import create_pool, migrate, wait_for_database
+from shared.db import create_pool, migrate, wait_for_database, wait_for_migrations
 from shared.events import Envelope, EventType
 from shared.kafka import BatchHandler, ConsumerRunner, Handler, Publisher, ensure_topics
+from shared.kafka_security import client_security
 from shared.metrics import PREFIX, ConsumerMetrics, HttpMetrics, MetricsMiddleware, metrics_response, new_registry
 from shared.outbox import OutboxRelay, publish_durably
 from shared.retry import Backoff, retry_forever
@@ -67,7 +68,10 @@ class ServiceRuntime:
         self.started = False  # start() finished, the service's own start-up hooks included
         # Built now (not connected) so that a service's context can be built whole in its
         # app factory with the publisher in it; it connects in :meth:`start`.
-        self.publisher = Publisher(self.settings.kafka_bootstrap_servers, client_id=self.settings.service_name)
+        self.kafka_security = client_security(self.settings)  # TLS/SASL options of every Kafka client
+        self.publisher = Publisher(
+            self.settings.kafka_bootstrap_servers, client_id=self.settings.service_name, security=self.kafka_security
+        )
         self.consumer_metrics = ConsumerMetrics(self.registry)
         self.http_metrics = HttpMetrics(self.registry, self.settings.service_name)
         self._outbox_pending = Gauge(
@@ -78,6 +82,11 @@ class ServiceRuntime:
     # --- configuration (before start) -------------------------------------------------
     def consume(self, event_type: EventType, handler: Handler) -> None:
         self._consumes[event_type] = handler
+
+    @property
+    def consumes(self) -> list[EventType]:
+        """Event types this service consumes (its consumer group reads their topics)."""
+        return [*self._consumes, *self._consumes_batches]
 
     def consume_batches(self, event_type: EventType, handler: BatchHandler) -> None:
         """Like :meth:`consume`, but the handler takes a batch's new events of this type at once."""
@@ -117,7 +126,11 @@ class ServiceRuntime:
         await wait_for_database(dsn, timeout=30)
         conn = await asyncpg.connect(dsn)
         try:
-            applied = await migrate(conn, schema=s.schema, directory=self.migrations)
+            if s.migrate_on_start:
+                applied = await migrate(conn, schema=s.schema, directory=self.migrations)
+            else:  # a separate step (`keymoment migrate SERVICE`, the Kubernetes Job) applies them
+                applied = []
+                await wait_for_migrations(conn, schema=s.schema, directory=self.migrations)
         finally:
             await conn.close()
         if applied:
@@ -144,6 +157,7 @@ class ServiceRuntime:
                 client_id=s.service_name,
                 session_timeout_ms=s.kafka_session_timeout_ms,
                 fetch_max_wait_ms=s.kafka_fetch_max_wait_ms,
+                security=self.kafka_security,
             )
             self.consumers.append(runner)
             self.spawn(runner.run(), f"{s.service_name}-consumer")
@@ -185,7 +199,8 @@ class ServiceRuntime:
         if topics:  # the broker may not be up yet: keep trying in the background
             await retry_forever(
                 partial(ensure_topics, s.kafka_bootstrap_servers, topics,
-                        partitions=s.kafka_topic_partitions, replication_factor=s.kafka_replication_factor),
+                        partitions=s.kafka_topic_partitions, replication_factor=s.kafka_replication_factor,
+                        security=self.kafka_security),
                 what="creating topics", backoff=Backoff(initial=0.2, maximum=5.0), logger=logger,
             )
 
