@@ -51,7 +51,8 @@ def migrate_main(argv: list[str]) -> int:
     async def run() -> list[str]:
         await wait_for_database(settings.dsn())
         return await migrate_dsn(
-            settings.dsn(), schema=settings.schema, directory=Path(app_module.__file__).parent / "migrations"
+            settings.dsn(), schema=settings.schema, directory=Path(app_module.__file__).parent / "migrations",
+            components=settings.migration_components(),
         )
 
     applied = asyncio.run(run())

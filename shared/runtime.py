@@ -58,8 +58,6 @@ class ServiceRuntime:
     _retention: list[tuple[str, str, int]] = field(default_factory=list)
     _on_stop: list[Hook] = field(default_factory=list)
     _checks: list[Callable[[], Awaitable[str | None]]] = field(default_factory=list)
-    # Opt-in shared migration components (name, directory), applied between plumbing and the service's own.
-    _components: list[tuple[str, Path]] = field(default_factory=list)
     _on_scrape: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -94,11 +92,6 @@ class ServiceRuntime:
         runtime's clock); older ones are deleted hourly. The one pruning mechanism of every service."""
         self._retention.append((table, column, days))
 
-    def add_migrations(self, component: str, directory: Path) -> None:
-        """Give this service's schema a shared component's tables (e.g. the mail queue): its
-        migrations run after plumbing and before the service's own, recorded under ``component``."""
-        self._components.append((component, directory))
-
     def on_scrape(self, refresh: Callable[[], Awaitable[None]]) -> None:
         """Refresh database-backed gauges when ``/metrics`` is scraped (errors are logged, not raised)."""
         self._on_scrape.append(refresh)
@@ -130,15 +123,15 @@ class ServiceRuntime:
         s = self.settings
         dsn = s.dsn()
         await wait_for_database(dsn, timeout=30)
+        # Shared tables the settings fragments bring (MailSettings: the mail queue), before the service's own.
+        components = s.migration_components()
         conn = await asyncpg.connect(dsn)
         try:
             if s.migrate_on_start:
-                applied = await migrate(conn, schema=s.schema, directory=self.migrations, components=self._components)
+                applied = await migrate(conn, schema=s.schema, directory=self.migrations, components=components)
             else:  # a separate step (`keymoment migrate SERVICE`, the Kubernetes Job) applies them
                 applied = []
-                await wait_for_migrations(
-                    conn, schema=s.schema, directory=self.migrations, components=self._components
-                )
+                await wait_for_migrations(conn, schema=s.schema, directory=self.migrations, components=components)
         finally:
             await conn.close()
         if applied:

@@ -112,6 +112,18 @@ class ServiceSettings(SmtpRelaySettings):
     # The service name; subclasses fix it.
     service_name: ClassVar[str] = "keymoment"
 
+    @classmethod
+    def migration_components(cls) -> list[tuple[str, Path]]:
+        """The shared tables (``(component, migrations directory)``) that the settings fragments
+        this class includes bring, e.g. ``MailSettings``: the mail queue. Read from the class, so
+        the migration step (``keymoment migrate``) and the service agree without building the app."""
+        found: list[tuple[str, Path]] = []
+        for base in reversed(cls.__mro__):
+            component = base.__dict__.get("migration_component")
+            if component is not None and component not in found:
+                found.append(component)
+        return found
+
     @property
     def is_dev(self) -> bool:
         return self.keymoment_env in (Environment.DEV, Environment.TEST)

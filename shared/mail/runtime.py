@@ -3,26 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 from shared.mail.metrics import MailMetrics
 from shared.mail.sender import MailSender
 from shared.mail.settings import MailSettings
 from shared.runtime import ServiceRuntime
 
-COMPONENT = "mail"
-MIGRATIONS = Path(__file__).parent / "migrations"
-
-
 def use_mail_queue(runtime: ServiceRuntime, *, purposes: Sequence[str]) -> MailSender:
-    """Give the service a ``mail_queue`` table (migration component ``mail``, applied before
-    the service's own migrations), the ``keymoment_mail_*`` metrics for ``purposes``
-    (refreshed at scrape) and, unless ``MAIL_SENDER_ENABLED`` is off, a sender that runs from
-    start to stop (graceful). Call in the app factory; enqueue with ``shared.mail.queue.enqueue``."""
+    """Give the service the ``keymoment_mail_*`` metrics for ``purposes`` (refreshed at scrape)
+    and, unless ``MAIL_SENDER_ENABLED`` is off, a sender that runs from start to stop (graceful).
+    The ``mail_queue`` table comes with the settings: a settings class including
+    :class:`MailSettings` has migration component ``mail``, applied before the service's own
+    migrations (by the service at start, or by ``keymoment migrate``). Call in the app factory;
+    enqueue with ``shared.mail.queue.enqueue``."""
     settings = runtime.settings
     if not isinstance(settings, MailSettings):
         raise TypeError(f"{type(settings).__name__} must include shared.mail.settings.MailSettings")
-    runtime.add_migrations(COMPONENT, MIGRATIONS)
     sender = MailSender(
         settings, schema=settings.schema, metrics=MailMetrics(runtime.registry, purposes), clock=runtime.clock
     )

@@ -8,7 +8,8 @@ environment variables; nothing is read at import time.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Self
+from pathlib import Path
+from typing import ClassVar, Self
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -41,10 +42,15 @@ class UncertainPolicy(StrEnum):
     HOLD = "hold"  # leave it 'uncertain' for a person (shared.mail.queue.requeue); never sent twice
 
 
+MAIL_COMPONENT = ("mail", Path(__file__).parent / "migrations")
+
+
 class MailSettings(SmtpRelaySettings):
-    """The shared mail queue's settings (``shared/mail``)."""
+    """The shared mail queue's settings (``shared/mail``). A service whose settings include
+    this fragment gets the ``mail_queue`` table: migration component ``mail``."""
 
     model_config = _CONFIG
+    migration_component: ClassVar[tuple[str, Path]] = MAIL_COMPONENT
 
     mail_sender_enabled: bool = Field(
         True, description="Run the mail sender in this process (mail is queued either way; another replica sends it)."

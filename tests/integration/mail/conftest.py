@@ -17,7 +17,7 @@ from shared.db import create_pool, migrate
 from shared.mail.message import build_message, make_message_id
 from shared.mail.metrics import MailMetrics
 from shared.mail.queue import OutgoingMail
-from shared.mail.runtime import COMPONENT, MIGRATIONS
+from shared.mail.settings import MAIL_COMPONENT
 from shared.mail.sender import MailSender
 from shared.mail.settings import MailSettings
 
@@ -29,7 +29,7 @@ PURPOSES = ("alert_notification", "survey_invitation")
 async def pool(database_url, tmp_path) -> AsyncIterator[asyncpg.Pool]:
     conn = await asyncpg.connect(database_url)
     try:  # no service tables: the plumbing and the opt-in mail component only
-        await migrate(conn, schema=SCHEMA, directory=tmp_path, components=[(COMPONENT, MIGRATIONS)])
+        await migrate(conn, schema=SCHEMA, directory=tmp_path, components=[MAIL_COMPONENT])
     finally:
         await conn.close()
     pool = await create_pool(database_url, schema=SCHEMA, min_size=1, max_size=12)
