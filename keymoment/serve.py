@@ -15,8 +15,9 @@ MIGRATION_SECRETS = ("database_url",)
 def _service(name: str):
     app_module = importlib.import_module(f"services.{name}.app")
     settings_module = importlib.import_module(f"services.{name}.settings")
-    settings_cls = next(
-        v for k, v in vars(settings_module).items() if k.endswith("Settings") and k != "ServiceSettings"
+    settings_cls = next(  # the class the module defines, not a fragment it imports (MailSettings)
+        v for k, v in vars(settings_module).items()
+        if k.endswith("Settings") and isinstance(v, type) and v.__module__ == settings_module.__name__
     )
     return app_module, settings_cls
 
@@ -50,7 +51,8 @@ def migrate_main(argv: list[str]) -> int:
     async def run() -> list[str]:
         await wait_for_database(settings.dsn())
         return await migrate_dsn(
-            settings.dsn(), schema=settings.schema, directory=Path(app_module.__file__).parent / "migrations"
+            settings.dsn(), schema=settings.schema, directory=Path(app_module.__file__).parent / "migrations",
+            components=settings.migration_components(),
         )
 
     applied = asyncio.run(run())

@@ -63,6 +63,7 @@ class ServiceRuntime:
     _retention: list[tuple[str, str, int]] = field(default_factory=list)
     _on_stop: list[Hook] = field(default_factory=list)
     _checks: list[Callable[[], Awaitable[str | None]]] = field(default_factory=list)
+    _on_scrape: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.started = False  # start() finished, the service's own start-up hooks included
@@ -97,6 +98,10 @@ class ServiceRuntime:
         runtime's clock); older ones are deleted hourly. The one pruning mechanism of every service."""
         self._retention.append((table, column, days))
 
+    def on_scrape(self, refresh: Callable[[], Awaitable[None]]) -> None:
+        """Refresh database-backed gauges when ``/metrics`` is scraped (errors are logged, not raised)."""
+        self._on_scrape.append(refresh)
+
     def on_start(self, hook: Hook) -> None:
         self._on_start.append(hook)
 
@@ -124,13 +129,15 @@ class ServiceRuntime:
         s = self.settings
         dsn = s.dsn()
         await wait_for_database(dsn, timeout=30)
+        # Shared tables the settings fragments bring (MailSettings: the mail queue), before the service's own.
+        components = s.migration_components()
         conn = await asyncpg.connect(dsn)
         try:
             if s.migrate_on_start:
-                applied = await migrate(conn, schema=s.schema, directory=self.migrations)
+                applied = await migrate(conn, schema=s.schema, directory=self.migrations, components=components)
             else:  # a separate step (`keymoment migrate SERVICE`, the Kubernetes Job) applies them
                 applied = []
-                await wait_for_migrations(conn, schema=s.schema, directory=self.migrations)
+                await wait_for_migrations(conn, schema=s.schema, directory=self.migrations, components=components)
         finally:
             await conn.close()
         if applied:
@@ -247,6 +254,11 @@ class ServiceRuntime:
         if self.pool is not None:
             with contextlib.suppress(Exception):
                 self._outbox_pending.labels(self.settings.service_name).set(await self.relay.pending())
+            for refresh in self._on_scrape:
+                try:
+                    await refresh()
+                except Exception as exc:  # database briefly away: the gauge keeps its last value
+                    logger.warning("gauge refresh failed", extra={"error": repr(exc)})
 
 
 def install(app: FastAPI, runtime: ServiceRuntime, *, context: object = None) -> None:

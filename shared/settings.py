@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import ClassVar, Self
 
 from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from shared.mail.settings import SmtpRelaySettings
 
 from shared.events import event_source
 
@@ -39,8 +41,11 @@ class KafkaSaslMechanism(StrEnum):
     SCRAM_SHA_512 = "SCRAM-SHA-512"
 
 
-class ServiceSettings(BaseSettings):
-    """Settings every service reads. Field names are the environment variables."""
+class ServiceSettings(SmtpRelaySettings):
+    """Settings every service reads. Field names are the environment variables.
+
+    The ``SMTP_*`` relay fields come from :class:`shared.mail.settings.SmtpRelaySettings`
+    (until alerts includes ``MailSettings``, when they move there alone)."""
 
     model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
 
@@ -97,13 +102,6 @@ class ServiceSettings(BaseSettings):
     database_pool_min: int = Field(2, ge=1, description="Connections the pool keeps open.")
     database_pool_max: int = Field(10, ge=1, description="Most connections the pool opens.")
 
-    smtp_host: str = Field("127.0.0.1", description="SMTP relay host for outgoing mail.")
-    smtp_port: int = Field(1025, ge=1, le=65535, description="SMTP relay port.")
-    smtp_username: str | None = Field(None, description="SMTP user, if the relay needs login.")
-    smtp_password: SecretStr | None = Field(None, description="SMTP password.")
-    smtp_starttls: bool = Field(False, description="Use STARTTLS with the relay.")
-    smtp_from: str = Field("Keymoment <keymoment@localhost>", description="From address of outgoing mail.")
-
     admin_token: SecretStr | None = Field(
         None, description="Bearer token for the management APIs (required outside dev/test)."
     )
@@ -115,6 +113,18 @@ class ServiceSettings(BaseSettings):
 
     # The service name; subclasses fix it.
     service_name: ClassVar[str] = "keymoment"
+
+    @classmethod
+    def migration_components(cls) -> list[tuple[str, Path]]:
+        """The shared tables (``(component, migrations directory)``) that the settings fragments
+        this class includes bring, e.g. ``MailSettings``: the mail queue. Read from the class, so
+        the migration step (``keymoment migrate``) and the service agree without building the app."""
+        found: list[tuple[str, Path]] = []
+        for base in reversed(cls.__mro__):
+            component = base.__dict__.get("migration_component")
+            if component is not None and component not in found:
+                found.append(component)
+        return found
 
     @property
     def is_dev(self) -> bool:

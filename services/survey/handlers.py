@@ -10,4 +10,4 @@ from shared.events import Envelope
 
 
 async def on_survey_requested(ctx: Context, conn: asyncpg.Connection, event: Envelope) -> None:
-    await service.record_request(conn, event.data)  # type: ignore[arg-type]
+    await service.record_request(ctx, conn, event.data)  # type: ignore[arg-type]
