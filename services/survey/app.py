@@ -33,6 +33,7 @@ def create_app(settings: SurveySettings) -> FastAPI:
         metrics=metrics,
         links=Signer(settings.link_signing_key.get_secret_value()),
         auth=BearerAuth(StaticToken.admin(settings.admin_token)),
+        mail=mail,
     )
     runtime.consume(SURVEY_REQUESTED, partial(handlers.on_survey_requested, ctx))
 
@@ -51,7 +52,7 @@ def create_app(settings: SurveySettings) -> FastAPI:
         description="Bilingual (zh-CN / en) satisfaction surveys — moment of truth, NPS, CSAT, stars and free "
         "text. Every answered rating becomes a feedback.received.v1 event; personal links are answered once.",
     )
-    install(app, runtime, context=ctx)  # the mail sender runs on the runtime's start/stop hooks
+    install(app, runtime, context=ctx)
     app.include_router(public.router)
     app.include_router(admin.router)
     return app

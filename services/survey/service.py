@@ -30,6 +30,7 @@ from shared.contracts import Channel, FeedbackReceived, Rating, SurveyDetails, S
 from shared.events import FEEDBACK_RECEIVED, Envelope
 from shared.errors import PermanentError
 from shared.mail import queue
+from shared.mail.sender import MailSender
 from shared.outbox import enqueue
 from shared.signing import Signer
 
@@ -48,6 +49,7 @@ class Context:
     metrics: SurveyMetrics
     links: Signer  # personal survey links (services.survey.tokens)
     auth: BearerAuth  # the management API
+    mail: MailSender  # sends the queued invitations (runs on the runtime's start/stop hooks)
 
     @property
     def feedback_topic(self) -> str:

@@ -12,19 +12,17 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from keymoment.settings_doc import SERVICES, settings_classes
 from services.reporting.exposition import build_text
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICES = ("intake", "survey", "alerts", "reporting")
 STANDARD = ("process_", "python_")  # prometheus_client's own collectors, named by Prometheus convention
 NOT_BASE_UNITS = re.compile(r"_(milliseconds|microseconds|ms|minutes|hours|days|kilobytes|megabytes|kb|mb|percent)(_|$)")
 TIME_WORDS = re.compile(r"(duration|latency|_time|_age|_timestamp)")
 
 
 def _settings_class(service: str) -> type:
-    module = importlib.import_module(f"services.{service}.settings")
-    return next(v for k, v in vars(module).items()
-                if k.endswith("Settings") and k != "ServiceSettings" and isinstance(v, type))
+    return settings_classes()[service]
 
 
 def _families(service: str) -> list:

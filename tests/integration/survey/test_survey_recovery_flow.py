@@ -157,7 +157,7 @@ async def _sender_idle(svc) -> bool:
     """The sender has looked for due mail at least twice, and the gauge (refreshed at scrape) shows the sent one."""
     async with svc.client() as http:
         await http.get("/metrics")
-    return (svc.app.state.components.mail.rounds >= 2
+    return (svc.app.state.context.mail.rounds >= 2
             and svc.runtime.registry.get_sample_value("keymoment_survey_invitations", {"state": "sent"}) == 1.0)
 
 
