@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import random
 import signal
 import socket
 import time
@@ -12,6 +13,18 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def free_port_block(count: int, *, low: int = 20_000, high: int = 32_000) -> int:
+    """First port of ``count`` consecutive free ports, picked at random below the
+    ephemeral range (where :func:`free_port` and outgoing connections take theirs),
+    so that stacks started side by side rarely meet."""
+    rng = random.SystemRandom()
+    for _ in range(500):
+        base = rng.randrange(low, high - count)
+        if not any(port_in_use(port) for port in range(base, base + count)):
+            return base
+    raise RuntimeError(f"no {count} consecutive free ports between {low} and {high}")
 
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
