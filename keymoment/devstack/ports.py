@@ -1,4 +1,4 @@
-"""Small helpers for local processes: free ports, port checks, waiting."""
+"""Small helpers for local processes: free ports, port checks, waiting, stopping, log tails."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import ctypes
 import random
 import signal
 import socket
+import subprocess
 import time
+from pathlib import Path
 
 
 def free_port() -> int:
@@ -57,3 +59,24 @@ def die_with_parent(sig: int = signal.SIGTERM) -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(sig))  # PR_SET_PDEATHSIG
     except OSError:
         pass
+
+
+def terminate(process: subprocess.Popen | None, timeout: float, sig: int = signal.SIGTERM) -> None:
+    """Send ``sig`` (if still running), wait up to ``timeout``, then SIGKILL."""
+    if process is None:
+        return
+    if process.poll() is None:
+        process.send_signal(sig)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def tail(path: Path, lines: int = 40) -> str:
+    """The last lines of a log file."""
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"

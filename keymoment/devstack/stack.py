@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from keymoment.devstack.broker import TansuBroker
-from keymoment.devstack.ports import die_with_parent, free_port, port_in_use, wait_for_port
+from keymoment.devstack.ports import die_with_parent, free_port, port_in_use, tail, terminate, wait_for_port
 from keymoment.devstack.smtp_sink import Mailbox
 
 SERVICES = ("intake", "survey", "alerts", "reporting")
@@ -403,19 +403,6 @@ def spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
                                 start_new_session=True, preexec_fn=die_with_parent)
 
 
-def terminate(process: subprocess.Popen | None, timeout: float) -> None:
-    """SIGTERM (if still running), wait up to ``timeout``, then SIGKILL."""
-    if process is None:
-        return
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
 def http_status(url: str) -> int | None:
     try:
         with urllib.request.urlopen(url, timeout=1) as response:
@@ -424,10 +411,3 @@ def http_status(url: str) -> int | None:
         return exc.code
     except OSError:
         return None
-
-
-def tail(path: Path, lines: int = 40) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
