@@ -28,12 +28,13 @@ $(STAMP): $(BIN)/python pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-# Binaries the tests drive for real: Prometheus/promtool (rules, scrapes) and
-# Chromium (kiosk browser test). Debian packages; installed once if missing.
+# Binaries the tests drive for real: Prometheus/promtool (rules, scrapes),
+# Chromium (kiosk browser test) and Node.js/npm (custom-resource schema validation). Debian packages; installed once if missing.
 system-deps:
 	@missing=""; \
 	command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing nodejs npm"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing system packages:$$missing"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \

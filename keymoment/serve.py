@@ -8,6 +8,8 @@ import importlib
 from pathlib import Path
 
 SERVICES = ("intake", "survey", "alerts", "reporting")
+# The only secret the migration step needs: the Job running it is given no other.
+MIGRATION_SECRETS = ("database_url",)
 
 
 def _service(name: str):
@@ -30,6 +32,12 @@ def main(argv: list[str]) -> int:
     return 0
 
 
+def migration_settings(settings_cls: type) -> type:
+    """The service's settings class as ``keymoment migrate`` reads it: the same fields and
+    validation, but only :data:`MIGRATION_SECRETS` are required."""
+    return type(settings_cls.__name__, (settings_cls,), {"required_secrets": MIGRATION_SECRETS, "__module__": __name__})
+
+
 def migrate_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="keymoment migrate", description="Apply a service's migrations.")
     parser.add_argument("service", choices=SERVICES)
@@ -37,7 +45,7 @@ def migrate_main(argv: list[str]) -> int:
     from shared.db import migrate_dsn, wait_for_database
 
     app_module, settings_cls = _service(args.service)
-    settings = settings_cls()
+    settings = migration_settings(settings_cls)()
 
     async def run() -> list[str]:
         await wait_for_database(settings.dsn())

@@ -142,6 +142,38 @@ async def migrate(conn: asyncpg.Connection, *, schema: str, directory: Path) -> 
         await conn.execute("SELECT pg_advisory_unlock($1)", key)
 
 
+async def pending_migrations(conn: asyncpg.Connection, *, schema: str, directory: Path) -> list[str]:
+    """Migrations of this code not yet applied to ``schema`` (``component/version``). A database
+    newer than the code is not an error here: forward-only migrations keep the previous release
+    working on the new schema, which is what a rollback runs on."""
+    quoted = _quote_schema(schema)
+    components = {"plumbing": load_migrations(PLUMBING_MIGRATIONS), "service": load_migrations(directory)}
+    exists = await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{quoted}.schema_migrations")
+    applied = set()
+    if exists:
+        rows = await conn.fetch(f"SELECT component, version FROM {quoted}.schema_migrations")
+        applied = {(r["component"], r["version"]) for r in rows}
+    return [f"{c}/{m.version:04d}" for c, ms in components.items() for m in ms if (c, m.version) not in applied]
+
+
+async def wait_for_migrations(
+    conn: asyncpg.Connection, *, schema: str, directory: Path, timeout: float = 90.0
+) -> None:
+    """Bounded wait until the migration step (``keymoment migrate SERVICE``) has brought
+    ``schema`` up to this code; raises :class:`MigrationError` naming what is missing."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    delay = 0.5
+    while pending := await pending_migrations(conn, schema=schema, directory=directory):
+        if asyncio.get_running_loop().time() + delay > deadline:
+            raise MigrationError(
+                f"schema {schema} lacks migrations {pending} after {timeout:.0f}s; MIGRATE_ON_START is off, so the "
+                "migration step (`keymoment migrate SERVICE`, the migration Job) must run first"
+            )
+        logger.info("waiting for migrations", extra={"schema": schema, "pending": pending})
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 5.0)
+
+
 async def migrate_dsn(dsn: str, *, schema: str, directory: Path) -> list[str]:
     conn = await asyncpg.connect(dsn)
     try:

@@ -8,6 +8,7 @@ import time.
 from __future__ import annotations
 
 from enum import StrEnum
+from pathlib import Path
 from typing import ClassVar, Self
 
 from pydantic import Field, SecretStr, model_validator
@@ -21,6 +22,19 @@ class Environment(StrEnum):
     DEV = "dev"
     TEST = "test"
     PRODUCTION = "production"
+
+
+class KafkaSecurityProtocol(StrEnum):
+    PLAINTEXT = "PLAINTEXT"
+    SSL = "SSL"
+    SASL_PLAINTEXT = "SASL_PLAINTEXT"
+    SASL_SSL = "SASL_SSL"
+
+
+class KafkaSaslMechanism(StrEnum):
+    PLAIN = "PLAIN"
+    SCRAM_SHA_256 = "SCRAM-SHA-256"
+    SCRAM_SHA_512 = "SCRAM-SHA-512"
 
 
 class ServiceSettings(BaseSettings):
@@ -55,6 +69,19 @@ class ServiceSettings(BaseSettings):
     kafka_consumer_group: str | None = Field(
         None, description="Consumer group; defaults to the service name."
     )
+    kafka_security_protocol: KafkaSecurityProtocol = Field(
+        KafkaSecurityProtocol.PLAINTEXT,
+        description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (TLS + SASL, e.g. Strimzi's SCRAM listener).",
+    )
+    kafka_sasl_mechanism: KafkaSaslMechanism = Field(
+        KafkaSaslMechanism.SCRAM_SHA_512, description="SASL mechanism with SASL_*: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512."
+    )
+    kafka_sasl_username: str | None = Field(None, description="SASL user (required with SASL_*).")
+    kafka_sasl_password: SecretStr | None = Field(None, description="SASL password (required with SASL_*).")
+    kafka_ssl_cafile: Path | None = Field(
+        None, description="PEM file of the CA that signed the brokers' certificates (SSL/SASL_SSL); unset: the "
+        "system's trusted CAs.",
+    )
 
     database_url: SecretStr | None = Field(
         None, description="PostgreSQL DSN, e.g. postgresql://user:pass@host:5432/keymoment."
@@ -77,6 +104,11 @@ class ServiceSettings(BaseSettings):
 
     admin_token: SecretStr | None = Field(
         None, description="Bearer token for the management APIs (required outside dev/test)."
+    )
+    migrate_on_start: bool = Field(
+        True, description="Apply the database migrations at start-up (under an advisory lock). Off when a separate "
+        "step runs `keymoment migrate SERVICE` first (the Kubernetes Job): the service then waits for its schema "
+        "to be current instead.",
     )
 
     # The service name; subclasses fix it.
@@ -127,4 +159,17 @@ class ServiceSettings(BaseSettings):
                 )
         if self.database_pool_min > self.database_pool_max:
             raise ValueError("DATABASE_POOL_MIN must not exceed DATABASE_POOL_MAX")
+        return self
+
+    @model_validator(mode="after")
+    def _kafka_login(self) -> Self:
+        if self.kafka_security_protocol.startswith("SASL_"):
+            password = self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else ""
+            if not self.kafka_sasl_username or not password:
+                raise ValueError(
+                    f"KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD must be set with "
+                    f"KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol.value}"
+                )
+        if self.kafka_ssl_cafile is not None and not self.kafka_security_protocol.endswith("SSL"):
+            raise ValueError("KAFKA_SSL_CAFILE is only used with KAFKA_SECURITY_PROTOCOL=SSL or SASL_SSL")
         return self
