@@ -6,10 +6,10 @@ Generated, never edited by hand, from what the code defines:
   Kafka key, and its ``<topic>.dlq`` dead-letter channel;
 - messages: the CloudEvents binary-mode headers an :class:`~shared.events.Envelope`
   writes, and the JSON Schema of the pydantic payload model (``shared.contracts``);
-- operations: which service sends and which receives each event, read from the
-  services' code (``Envelope.new(EVENT, ...)`` and ``runtime.consume(EVENT, ...)`` /
-  ``runtime.consume_batches(EVENT, ...)``); consumers send what can never succeed
-  to the topic's ``.dlq``.
+- operations: which service sends and which receives each event, read from each
+  service's runtime as its app factory wires it (``ServiceRuntime(produces=[...])``,
+  ``runtime.consume(...)`` / ``runtime.consume_batches(...)``); consumers send what
+  can never succeed to the topic's ``.dlq``.
 
     keymoment asyncapi            print the document
     keymoment asyncapi --write    update deploy/asyncapi.yaml
@@ -22,9 +22,10 @@ official AsyncAPI 3.0.0 JSON Schema (vendored in tests/data/asyncapi/).
 from __future__ import annotations
 
 import argparse
-import ast
+import importlib
 import importlib.metadata
 import sys
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,6 @@ from shared.events import CONTENT_TYPE, EVENT_TYPES, SPEC_VERSION, Envelope, Eve
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCUMENT = ROOT / "deploy" / "asyncapi.yaml"
-SERVICES = ("intake", "survey", "alerts", "reporting")
 KAFKA_BINDING = "0.5.0"
 SCHEMAS = "#/components/schemas/{model}"
 
@@ -81,33 +81,30 @@ DLQ_HEADERS = {
 
 
 # ---------------------------------------------------------------------------- who sends / receives
-def _event_names() -> dict[str, EventType]:
-    import shared.events as events
+def runtimes() -> dict[str, Any]:
+    """Each service's :class:`~shared.runtime.ServiceRuntime` as its app factory wires it
+    (built, never started: nothing is connected)."""
+    from keymoment.settings_doc import settings_classes  # noqa: PLC0415 - imports every service
 
-    return {name: value for name, value in vars(events).items() if isinstance(value, EventType)}
+    return {
+        name: importlib.import_module(f"services.{name}.app").create_app(cls(keymoment_env="test")).state.runtime
+        for name, cls in settings_classes().items()
+    }
 
 
-def endpoints(root: Path = ROOT) -> dict[str, dict[str, set[str]]]:
-    """``{topic: {"send": {service, ...}, "receive": {service, ...}}}`` from the services' code."""
-    names = _event_names()
+def endpoints(services: Mapping[str, Any] | None = None) -> dict[str, dict[str, set[str]]]:
+    """``{topic: {"send": {service, ...}, "receive": {service, ...}}}`` from what each service's
+    runtime declares: ``produces=[...]`` and its ``consume`` / ``consume_batches`` handlers."""
+    services = runtimes() if services is None else services
     found = {et.topic: {"send": set(), "receive": set()} for et in EVENT_TYPES.values()}
-    for service in SERVICES:
-        for path in sorted((root / "services" / service).rglob("*.py")):
-            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
-                if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.args):
-                    continue
-                first = node.args[0]
-                event = names.get(first.id) if isinstance(first, ast.Name) else None
-                if event is None:
-                    continue
-                owner = node.func.value
-                if node.func.attr == "new" and isinstance(owner, ast.Name) and owner.id == "Envelope":
-                    found[event.topic]["send"].add(service)
-                elif node.func.attr in ("consume", "consume_batches"):
-                    found[event.topic]["receive"].add(service)
+    for name, runtime in services.items():
+        for event_type in runtime.produces:
+            found[event_type.topic]["send"].add(name)
+        for event_type in runtime.consumes:
+            found[event_type.topic]["receive"].add(name)
     lonely = [topic for topic, ends in found.items() if not ends["send"]]
     if lonely:
-        raise RuntimeError(f"no service publishes {', '.join(lonely)} (looked for Envelope.new(EVENT, ...))")
+        raise RuntimeError(f"no service produces {', '.join(lonely)} (ServiceRuntime(produces=[...]))")
     return found
 
 
@@ -143,9 +140,9 @@ def _headers(event_type: EventType) -> dict[str, Any]:
             "properties": {name: described[name] for name in written}}
 
 
-def build(root: Path = ROOT) -> dict[str, Any]:
-    """The AsyncAPI 3.0.0 document as a dict."""
-    ends = endpoints(root)
+def build(services: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The AsyncAPI 3.0.0 document as a dict (``services``: runtimes to read, default the real ones)."""
+    ends = endpoints(services)
     event_types = list(EVENT_TYPES.values())  # the registry's order: feedback first, as it flows
     _, definitions = models_json_schema([(et.model, "validation") for et in event_types], ref_template=SCHEMAS)
     channels: dict[str, Any] = {}
@@ -241,10 +238,10 @@ class _Dumper(yaml.SafeDumper):
         return True  # written out in full: no &anchors for readers to chase
 
 
-def render(root: Path = ROOT) -> str:
-    header = ("# Generated by `keymoment asyncapi --write` from shared/events.py, shared/contracts.py and the\n"
-              "# services' publish/consume calls. Do not edit: change the models and regenerate.\n")
-    return header + yaml.dump(build(root), Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
+def render(services: Mapping[str, Any] | None = None) -> str:
+    header = ("# Generated by `keymoment asyncapi --write` from shared/events.py, shared/contracts.py and what\n"
+              "# each service's runtime produces and consumes. Do not edit: change the code and regenerate.\n")
+    return header + yaml.dump(build(services), Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
 
 
 def main(argv: list[str] | None = None) -> int:

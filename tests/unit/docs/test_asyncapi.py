@@ -8,12 +8,13 @@ import json
 import re
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 import jsonschema
 import pytest
 import yaml
 
-from keymoment.asyncapi import DLQ_HEADERS, DOCUMENT, build, endpoints, render
+from keymoment.asyncapi import DLQ_HEADERS, DOCUMENT, build, endpoints, render, runtimes
 from shared.contracts import AlertRaised, AlertUpdated, FeedbackReceived, FeedbackScored, SurveyRequested
 from shared.events import (
     ALERT_RAISED,
@@ -64,8 +65,8 @@ def test_the_asyncapi_schema_catches_mistakes(document):
 
 def test_every_topic_and_its_dead_letters_are_channels(document):
     addresses = {channel["address"] for channel in document["channels"].values()}
-    topics = {et.topic for et in EVENT_TYPES.values()}
-    assert topics | {dlq_topic(t) for t in topics if endpoints()[t]["receive"]} == addresses
+    topics, ends = {et.topic for et in EVENT_TYPES.values()}, endpoints()
+    assert topics | {dlq_topic(t) for t in topics if ends[t]["receive"]} == addresses
 
 
 def _samples() -> list[Envelope]:
@@ -128,20 +129,22 @@ def test_dead_letter_headers_are_the_ones_the_consumer_runner_writes():
     assert set(re.findall(r'"(dlq_[a-z_]+)"', runner)) == set(DLQ_HEADERS)
 
 
-def test_senders_and_receivers_are_read_from_the_services(tmp_path):
-    intake = tmp_path / "services" / "intake"
-    intake.mkdir(parents=True)
-    (intake / "service.py").write_text(
-        "def f(data):\n    return Envelope.new(FEEDBACK_RECEIVED, data, source='/keymoment/intake', key=None)\n")
-    with pytest.raises(RuntimeError, match="no service publishes .*alert.raised.v1"):
-        endpoints(tmp_path)
-    alerts = tmp_path / "services" / "alerts"
-    alerts.mkdir()
-    (alerts / "app.py").write_text(
-        "def wire(runtime, h):\n    runtime.consume_batches(FEEDBACK_RECEIVED, h)\n"
-        + "".join(f"    Envelope.new({name}, None, source='/keymoment/alerts', key=None)\n"
-                  for name in ("FEEDBACK_SCORED", "ALERT_RAISED", "ALERT_UPDATED", "SURVEY_REQUESTED")))
-    found = endpoints(tmp_path)
-    assert found["feedback.received.v1"] == {"send": {"intake"}, "receive": {"alerts"}}
-    assert found["alert.raised.v1"] == {"send": {"alerts"}, "receive": set()}
-    assert "alertRaisedV1Dlq" not in build(tmp_path)["channels"]  # nobody consumes it: no dead letters
+def test_senders_and_receivers_are_what_the_runtimes_declare():
+    runtimes_ = runtimes()
+    found = endpoints(runtimes_)
+    for name, runtime in runtimes_.items():
+        assert {et.topic for et in runtime.produces} == {t for t, ends in found.items() if name in ends["send"]}
+        assert {et.topic for et in runtime.consumes} == {t for t, ends in found.items() if name in ends["receive"]}
+    assert found["feedback.received.v1"]["send"] >= {"intake"}
+
+
+def test_an_event_nobody_produces_is_an_error_and_unconsumed_topics_have_no_dead_letters():
+    only_intake = {"intake": SimpleNamespace(produces=[FEEDBACK_RECEIVED], consumes=[])}
+    with pytest.raises(RuntimeError, match="no service produces .*alert.raised.v1"):
+        endpoints(only_intake)
+    alerts = SimpleNamespace(produces=[FEEDBACK_SCORED, ALERT_RAISED, ALERT_UPDATED, SURVEY_REQUESTED],
+                             consumes=[FEEDBACK_RECEIVED])
+    doc = build({**only_intake, "alerts": alerts})
+    assert "feedbackReceivedV1Dlq" in doc["channels"] and "alertRaisedV1Dlq" not in doc["channels"]
+    assert {op["action"] for op in doc["operations"].values()} == {"send", "receive"}
+    assert "alertsReceivesFeedbackReceivedV1" in doc["operations"]
