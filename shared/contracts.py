@@ -72,8 +72,8 @@ def _cleaned(value: Any) -> Any:
     return clean_text(value) if isinstance(value, str) else value
 
 
-def _refuse_unstorable(value: str) -> str:
-    if (char := unstorable_character(value)) is not None:
+def _refuse_unstorable(value: Any) -> Any:
+    if isinstance(value, str) and (char := unstorable_character(value)) is not None:
         raise ValueError(f"must not contain control characters or lone surrogates (found {char})")
     return value
 
@@ -89,7 +89,7 @@ def _sane_time(value: datetime) -> datetime:
 # Free text: cleaned (see the module docstring). Strict models strip whitespace after cleaning.
 Text = Annotated[str, BeforeValidator(_cleaned)]
 # Identifiers and keys: refused when they hold a control character or lone surrogate.
-Key = Annotated[str, AfterValidator(_refuse_unstorable)]
+Key = Annotated[str, BeforeValidator(_refuse_unstorable)]
 # A point in time every consumer can store: offset required, within EARLIEST..LATEST.
 Timestamp = Annotated[datetime, AfterValidator(_sane_time)]
 
