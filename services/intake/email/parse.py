@@ -233,8 +233,9 @@ def _date(msg: Message) -> datetime | None:
 @dataclass
 class ParsedEmail:
     status: str  # accepted (it is feedback) | auto_reply | rejected
-    key: str  # the dedupe key: Message-ID and sender, else a hash of the raw bytes
+    key: str  # the dedupe key: the Message-ID (with key_sender), else a hash of the raw bytes
     reason: str | None = None
+    key_sender: str = ""  # the sender's address, lower-cased, when the key is its Message-ID
     message_id: str | None = None
     sender_name: str | None = None
     sender_address: str | None = None
@@ -279,12 +280,12 @@ def raw_key(raw: bytes) -> str:
     return "sha256:" + hashlib.sha256(raw).hexdigest()
 
 
-def message_key(raw: bytes, message_id: str | None, sender: str | None = None) -> str:
-    """The dedupe key: a Message-ID counts only together with its sender (one sender cannot claim
-    another's Message-IDs); without both, the raw bytes' hash."""
+def message_key(raw: bytes, message_id: str | None, sender: str | None = None) -> tuple[str, str]:
+    """The dedupe key ``(key, sender)``: a Message-ID counts only together with its sender (one
+    sender cannot claim another's Message-IDs); without both, the raw bytes' hash and ``""``."""
     if message_id and sender:
-        return f"{message_id}\n{sender.lower()}"
-    return raw_key(raw)
+        return message_id, sender.lower()
+    return raw_key(raw), ""
 
 
 def parse_email(raw: bytes) -> ParsedEmail:
@@ -313,7 +314,7 @@ def _parse(raw: bytes) -> ParsedEmail:
         return _reject(parsed, "no valid From address")
     parsed.sender_name = clean_text(name).strip() or None
     parsed.sender_address = address
-    parsed.key = message_key(raw, message_id, address)
+    parsed.key, parsed.key_sender = message_key(raw, message_id, address)
     parsed.recipients = [
         a for value in raw_headers(msg, "To") for _, a in getaddresses([_unsmuggle(value)])
         if a and len(a) <= 998 and not unstorable_character(a)

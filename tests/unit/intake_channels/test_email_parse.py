@@ -320,8 +320,12 @@ def test_duplicates_are_keyed_by_message_id_and_sender():
     def mail(sender: str) -> bytes:
         return f"From: {sender}\r\nMessage-ID: <same@example.com>\r\nSubject: x\r\n\r\nThe food was cold.\r\n".encode()
 
-    assert parse_email(mail("a@example.com")).key == parse_email(mail("A@Example.com")).key
-    assert parse_email(mail("a@example.com")).key != parse_email(mail("b@example.com")).key
+    def key(sender: str) -> tuple[str, str]:
+        parsed = parse_email(mail(sender))
+        return parsed.key, parsed.key_sender
+
+    assert key("a@example.com") == key("A@Example.com") == ("<same@example.com>", "a@example.com")
+    assert key("a@example.com") != key("b@example.com")
 
 
 def test_uuencoded_files_in_a_plain_body_are_attachments_not_text():
