@@ -361,3 +361,59 @@ async def test_anything_intake_accepts_every_consumer_processes(service_env):
     print(seen)
     assert seen["accepted"] >= seen["payloads"] // 4, seen
     assert seen["unstorable"] >= seen["payloads"] // 10, seen
+
+
+# --- the email channel: raw mail in ----------------------------------------------------------------------------
+
+def _header_text(value: str) -> bytes:
+    """A header value as a sloppy client writes it: raw UTF-8, lone surrogates as invalid bytes."""
+    return value.replace("\r", " ").replace("\n", " ").encode("utf-8", "surrogatepass")
+
+
+@st.composite
+def raw_mails(draw) -> bytes:
+    def pick(values: Values) -> str:
+        return draw(st.one_of(values.usual, values.awkward))
+
+    when = draw(TIMES.usual | TIMES.awkward)
+    date = when.strftime("%a, %d %b %Y %H:%M:%S ") + (when.strftime("%z") or "-0000")
+    headers = [
+        b"From: " + _header_text(pick(free_text(3))) + b" <" + _header_text(pick(EMAILS)) + b">",
+        b"To: feedback@example.com, " + _header_text(pick(EMAILS)),
+        b"Subject: " + _header_text(pick(free_text(5))),
+        b"Message-ID: <" + _header_text(pick(key_text())) + b">",
+        b"Date: " + date.encode(),
+        b"Content-Type: text/plain; charset=" + draw(st.sampled_from([b"utf-8", b"gb2312", b"big5", b"x-unknown", b'""'])),
+    ]
+    body = pick(free_text(30)).encode(draw(st.sampled_from(["utf-8", "gb18030", "big5"])), "replace")
+    return b"\r\n".join(headers) + b"\r\n\r\n" + body.replace(b"\n", b"\r\n")
+
+
+async def test_any_mail_intake_accepts_every_consumer_processes(service_env):
+    from services.intake.email.parse import FEEDBACK, parse_email
+
+    consumers = Consumers(service_env)
+    await consumers.start()
+    loop = asyncio.get_running_loop()
+    seen = {"mails": 0, "accepted": 0}
+
+    @settings(max_examples=40, deadline=None, database=None,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(st.lists(raw_mails(), min_size=1, max_size=3))
+    def property_holds(raws: list[bytes]) -> None:
+        received = []
+        for raw in raws:
+            mail = parse_email(raw)  # never raises
+            if mail.status == FEEDBACK:
+                # What the parser accepts the contract holds: to_feedback never refuses it.
+                received.append(over_the_wire(mail.to_feedback(recipient="feedback@example.com")))
+        seen["mails"] += len(raws)
+        seen["accepted"] += len(received)
+        if received:
+            asyncio.run_coroutine_threadsafe(consumers.process(received), loop).result(timeout=60)
+
+    try:
+        await asyncio.to_thread(property_holds)
+    finally:
+        await consumers.stop()
+    assert seen["accepted"] >= seen["mails"] // 4, seen
