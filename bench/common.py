@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import platform
 import shlex
-import subprocess
 import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
-
-import httpx
 
 
 def cpu_model() -> str:
@@ -60,46 +55,9 @@ def header(title: str) -> str:
     )
 
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
 def percentile(values: list[float], q: float) -> float:
     """The ``q``-th percentile (nearest rank), NaN for no values."""
     if not values:
         return float("nan")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
-
-
-def spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
-    """A service process in its own session, output appended to ``log``."""
-    return subprocess.Popen(args, env=env, cwd=ROOT, stdout=log.open("ab"), stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
-
-
-def stop(proc: subprocess.Popen | None) -> None:
-    """SIGTERM, then SIGKILL after 10 s."""
-    if proc is not None and proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-async def wait_http(url: str, proc: subprocess.Popen, *, ok: tuple[int, ...] = (200,), timeout: float = 60.0) -> None:
-    """Poll ``url`` until it answers one of ``ok``; fail fast if ``proc`` exits."""
-    deadline = time.monotonic() + timeout
-    async with httpx.AsyncClient(timeout=2) as client:
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{url}: process exited with {proc.returncode}")
-            try:
-                if (await client.get(url)).status_code in ok:
-                    return
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{url} not ready after {timeout}s")
-            await asyncio.sleep(0.2)

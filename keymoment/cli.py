@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "keys": ("services.intake.cli:keys_main", "create, list or revoke intake API keys"),
     "import": ("services.intake.cli:import_main", "import feedback files: keymoment import suggestion-box FILE.csv"),
     "demo": ("services.reporting.demo:main", "send a realistic stream of feedback into a running system"),
+    "asyncapi": ("keymoment.asyncapi:main", "print (or --write) the AsyncAPI document of the events"),
 }
 
 

@@ -19,9 +19,9 @@ def settings_classes() -> dict[str, type]:
     classes = {}
     for name in SERVICES:
         module = importlib.import_module(f"services.{name}.settings")
-        classes[name] = next(
+        classes[name] = next(  # the class the module defines, not a fragment it imports (MailSettings)
             v for k, v in vars(module).items()
-            if k.endswith("Settings") and k != "ServiceSettings" and isinstance(v, type)
+            if k.endswith("Settings") and isinstance(v, type) and v.__module__ == module.__name__
         )
     return classes
 

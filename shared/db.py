@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,14 +91,31 @@ def load_migrations(directory: Path) -> list[Migration]:
 PLUMBING_MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-async def migrate(conn: asyncpg.Connection, *, schema: str, directory: Path) -> list[str]:
+def _components(directory: Path, extra: Sequence[tuple[str, Path]]) -> dict[str, list[Migration]]:
+    """Every component's migrations in the order they apply: plumbing, the opt-in ones, the service's."""
+    reserved = {"plumbing", "service"}
+    names = [name for name, _ in extra]
+    if reserved & set(names) or len(set(names)) != len(names):
+        raise MigrationError(f"component names must be unique and not {sorted(reserved)}: {names}")
+    return {
+        "plumbing": load_migrations(PLUMBING_MIGRATIONS),
+        **{name: load_migrations(path) for name, path in extra},
+        "service": load_migrations(directory),
+    }
+
+
+async def migrate(
+    conn: asyncpg.Connection, *, schema: str, directory: Path, components: Sequence[tuple[str, Path]] = ()
+) -> list[str]:
     """Apply pending migrations to ``schema``: first the shared plumbing tables
-    (outbox, processed events), then the service's own ``directory``.
+    (outbox, processed events), then the opt-in shared ``components`` the service
+    asked for (``(name, directory)``, e.g. the mail queue), then the service's own
+    ``directory``. A service migration may therefore use a component's tables.
 
     Returns the migrations applied, as ``component/version``.
     """
     quoted = _quote_schema(schema)
-    components = {"plumbing": load_migrations(PLUMBING_MIGRATIONS), "service": load_migrations(directory)}
+    components = _components(directory, components)
     key = advisory_key(f"migrate:{schema}")
     await conn.execute("SELECT pg_advisory_lock($1)", key)
     try:
@@ -142,9 +160,46 @@ async def migrate(conn: asyncpg.Connection, *, schema: str, directory: Path) -> 
         await conn.execute("SELECT pg_advisory_unlock($1)", key)
 
 
-async def migrate_dsn(dsn: str, *, schema: str, directory: Path) -> list[str]:
+async def pending_migrations(
+    conn: asyncpg.Connection, *, schema: str, directory: Path, components: Sequence[tuple[str, Path]] = ()
+) -> list[str]:
+    """Migrations of this code not yet applied to ``schema`` (``component/version``). A database
+    newer than the code is not an error here: forward-only migrations keep the previous release
+    working on the new schema, which is what a rollback runs on."""
+    quoted = _quote_schema(schema)
+    components = _components(directory, components)
+    exists = await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{quoted}.schema_migrations")
+    applied = set()
+    if exists:
+        rows = await conn.fetch(f"SELECT component, version FROM {quoted}.schema_migrations")
+        applied = {(r["component"], r["version"]) for r in rows}
+    return [f"{c}/{m.version:04d}" for c, ms in components.items() for m in ms if (c, m.version) not in applied]
+
+
+async def wait_for_migrations(
+    conn: asyncpg.Connection, *, schema: str, directory: Path, components: Sequence[tuple[str, Path]] = (),
+    timeout: float = 90.0,
+) -> None:
+    """Bounded wait until the migration step (``keymoment migrate SERVICE``) has brought
+    ``schema`` up to this code; raises :class:`MigrationError` naming what is missing."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    delay = 0.5
+    while pending := await pending_migrations(conn, schema=schema, directory=directory, components=components):
+        if asyncio.get_running_loop().time() + delay > deadline:
+            raise MigrationError(
+                f"schema {schema} lacks migrations {pending} after {timeout:.0f}s; MIGRATE_ON_START is off, so the "
+                "migration step (`keymoment migrate SERVICE`, the migration Job) must run first"
+            )
+        logger.info("waiting for migrations", extra={"schema": schema, "pending": pending})
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 5.0)
+
+
+async def migrate_dsn(
+    dsn: str, *, schema: str, directory: Path, components: Sequence[tuple[str, Path]] = ()
+) -> list[str]:
     conn = await asyncpg.connect(dsn)
     try:
-        return await migrate(conn, schema=schema, directory=directory)
+        return await migrate(conn, schema=schema, directory=directory, components=components)
     finally:
         await conn.close()

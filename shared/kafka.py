@@ -17,9 +17,10 @@ import itertools
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -68,10 +69,12 @@ def classify(exc: BaseException) -> str:
 
 
 async def ensure_topics(
-    bootstrap_servers: str, topics: Iterable[str], *, partitions: int = 3, replication_factor: int = 1
+    bootstrap_servers: str, topics: Iterable[str], *, partitions: int = 3, replication_factor: int = 1,
+    security: Mapping[str, Any] | None = None,
 ) -> list[str]:
-    """Create the topics that do not exist yet (idempotent); returns those created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=10_000)
+    """Create the topics that do not exist yet (idempotent); returns those created.
+    ``security``: the clients' TLS/SASL options (:func:`shared.kafka_security.client_security`)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=10_000, **(security or {}))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -125,8 +128,10 @@ class Publisher:
         send_timeout: float = 5.0,
         cooldown: float = 2.0,
         linger_ms: int = 5,
+        security: Mapping[str, Any] | None = None,
     ) -> None:
         self._bootstrap = bootstrap_servers
+        self._security = dict(security or {})
         self._client_id = client_id
         self._send_timeout = send_timeout
         self._cooldown = cooldown
@@ -179,13 +184,18 @@ class Publisher:
             max_batch_size=1_048_576,
             request_timeout_ms=int(self._send_timeout * 1000),
             retry_backoff_ms=100,
+            **self._security,
         )
 
     async def start(self, *, wait: bool = True) -> None:
         """Connect; with ``wait=False`` keep trying in the background instead of failing."""
         if wait:
             producer = self._new_producer()
-            await producer.start()
+            try:
+                await producer.start()
+            except BaseException:
+                await producer.stop()  # a half-started producer holds a client and its connections
+                raise
             self._producer = producer
         else:
             self._connect_task = asyncio.create_task(self._connect_forever(), name=f"{self._client_id}-connect")
@@ -308,6 +318,7 @@ class Publisher:
             created = await ensure_topics(
                 self._bootstrap, {m[0] for m in messages},
                 partitions=self._topic_partitions, replication_factor=self._replication_factor,
+                security=self._security,
             )
             if created:
                 logger.warning("recreated missing topics before publishing", extra={"topics": created})
@@ -407,8 +418,10 @@ class ConsumerRunner:
         client_id: str | None = None,
         session_timeout_ms: int = 10_000,
         fetch_max_wait_ms: int = 50,
+        security: Mapping[str, Any] | None = None,
     ) -> None:
         self._bootstrap = bootstrap_servers
+        self._security = dict(security or {})
         self._fetch_max_wait_ms = fetch_max_wait_ms
         self._session_timeout_ms = session_timeout_ms
         self._group = group_id
@@ -455,6 +468,7 @@ class ConsumerRunner:
                     self._topics + [dlq_topic(t) for t in self._topics],
                     partitions=self._partitions,
                     replication_factor=self._replication,
+                    security=self._security,
                 )
                 consumer = AIOKafkaConsumer(
                     *self._topics,
@@ -467,6 +481,7 @@ class ConsumerRunner:
                     session_timeout_ms=self._session_timeout_ms,
                     heartbeat_interval_ms=max(self._session_timeout_ms // 4, 100),
                     fetch_max_wait_ms=self._fetch_max_wait_ms,
+                    **self._security,
                 )
                 await consumer.start()
                 self.status.running = True

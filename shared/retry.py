@@ -53,10 +53,16 @@ class Backoff:
         return delay
 
 
-def delay_for_attempt(attempt: int, *, initial: float, maximum: float, factor: float = 2.0) -> float:
+def delay_for_attempt(
+    attempt: int, *, initial: float, maximum: float, factor: float = 2.0, jitter: float = 0.0
+) -> float:
     """The capped delay before retry number ``attempt`` (1 = the first retry), for
-    retries scheduled in a database row rather than slept through."""
-    return min(initial * factor ** max(attempt - 1, 0), maximum)
+    retries scheduled in a database row rather than slept through; spread by
+    ``±jitter`` (a fraction) like :class:`Backoff`'s."""
+    delay = min(initial * factor ** max(attempt - 1, 0), maximum)
+    if jitter:
+        delay *= random.uniform(1 - jitter, 1 + jitter)
+    return delay
 
 
 async def retry_forever(

@@ -24,9 +24,10 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry, Gauge
 
 from shared.clock import Clock, SystemClock
-from shared.db import create_pool, migrate, wait_for_database
+from shared.db import create_pool, migrate, wait_for_database, wait_for_migrations
 from shared.events import EventType
 from shared.kafka import BatchHandler, ConsumerRunner, Handler, Publisher, _one_by_one, ensure_topics
+from shared.kafka_security import client_security
 from shared.metrics import PREFIX, ConsumerMetrics, HttpMetrics, MetricsMiddleware, metrics_response, new_registry
 from shared.outbox import OutboxRelay
 from shared.settings import ServiceSettings
@@ -57,11 +58,15 @@ class ServiceRuntime:
     _retention: list[tuple[str, str, int]] = field(default_factory=list)
     _on_stop: list[Hook] = field(default_factory=list)
     _checks: list[Callable[[], Awaitable[str | None]]] = field(default_factory=list)
+    _on_scrape: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         # Built now (not connected) so that a service's context can be built whole in its
         # app factory with the publisher in it; it connects in :meth:`start`.
-        self.publisher = Publisher(self.settings.kafka_bootstrap_servers, client_id=self.settings.service_name)
+        self.kafka_security = client_security(self.settings)  # TLS/SASL options of every Kafka client
+        self.publisher = Publisher(
+            self.settings.kafka_bootstrap_servers, client_id=self.settings.service_name, security=self.kafka_security
+        )
         self.consumer_metrics = ConsumerMetrics(self.registry)
         self.http_metrics = HttpMetrics(self.registry, self.settings.service_name)
         self._outbox_pending = Gauge(
@@ -72,6 +77,11 @@ class ServiceRuntime:
     # --- configuration (before start) -------------------------------------------------
     def consume(self, event_type: EventType, handler: Handler) -> None:
         self._consumes[event_type] = handler
+
+    @property
+    def consumes(self) -> list[EventType]:
+        """Event types this service consumes (its consumer group reads their topics)."""
+        return [*self._consumes, *self._consumes_batches]
 
     def consume_batches(self, event_type: EventType, handler: BatchHandler) -> None:
         """Like :meth:`consume`, but the handler takes a batch's new events of this type at once."""
@@ -86,6 +96,10 @@ class ServiceRuntime:
         """Keep rows of ``table`` (in the service's schema) for ``days`` after ``column`` (by the
         runtime's clock); older ones are deleted hourly. The one pruning mechanism of every service."""
         self._retention.append((table, column, days))
+
+    def on_scrape(self, refresh: Callable[[], Awaitable[None]]) -> None:
+        """Refresh database-backed gauges when ``/metrics`` is scraped (errors are logged, not raised)."""
+        self._on_scrape.append(refresh)
 
     def on_start(self, hook: Hook) -> None:
         self._on_start.append(hook)
@@ -114,9 +128,15 @@ class ServiceRuntime:
         s = self.settings
         dsn = s.dsn()
         await wait_for_database(dsn, timeout=30)
+        # Shared tables the settings fragments bring (MailSettings: the mail queue), before the service's own.
+        components = s.migration_components()
         conn = await asyncpg.connect(dsn)
         try:
-            applied = await migrate(conn, schema=s.schema, directory=self.migrations)
+            if s.migrate_on_start:
+                applied = await migrate(conn, schema=s.schema, directory=self.migrations, components=components)
+            else:  # a separate step (`keymoment migrate SERVICE`, the Kubernetes Job) applies them
+                applied = []
+                await wait_for_migrations(conn, schema=s.schema, directory=self.migrations, components=components)
         finally:
             await conn.close()
         if applied:
@@ -143,6 +163,7 @@ class ServiceRuntime:
                 client_id=s.service_name,
                 session_timeout_ms=s.kafka_session_timeout_ms,
                 fetch_max_wait_ms=s.kafka_fetch_max_wait_ms,
+                security=self.kafka_security,
             )
             self.consumers.append(runner)
             self.spawn(runner.run(), f"{s.service_name}-consumer")
@@ -179,6 +200,7 @@ class ServiceRuntime:
                 await ensure_topics(
                     s.kafka_bootstrap_servers, topics,
                     partitions=s.kafka_topic_partitions, replication_factor=s.kafka_replication_factor,
+                    security=self.kafka_security,
                 )
                 return
             except Exception as exc:  # broker not up yet: keep trying in the background
@@ -229,6 +251,11 @@ class ServiceRuntime:
         if self.pool is not None:
             with contextlib.suppress(Exception):
                 self._outbox_pending.labels(self.settings.service_name).set(await self.relay.pending())
+            for refresh in self._on_scrape:
+                try:
+                    await refresh()
+                except Exception as exc:  # database briefly away: the gauge keeps its last value
+                    logger.warning("gauge refresh failed", extra={"error": repr(exc)})
 
 
 def install(app: FastAPI, runtime: ServiceRuntime) -> None:

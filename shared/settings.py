@@ -8,10 +8,13 @@ import time.
 from __future__ import annotations
 
 from enum import StrEnum
+from pathlib import Path
 from typing import ClassVar, Self
 
 from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from shared.mail.settings import SmtpRelaySettings
 
 # Values that are never acceptable as a secret outside development.
 _PLACEHOLDERS = {"", "changeme", "change-me", "secret", "password", "dev", "dev-secret"}
@@ -23,8 +26,24 @@ class Environment(StrEnum):
     PRODUCTION = "production"
 
 
-class ServiceSettings(BaseSettings):
-    """Settings every service reads. Field names are the environment variables."""
+class KafkaSecurityProtocol(StrEnum):
+    PLAINTEXT = "PLAINTEXT"
+    SSL = "SSL"
+    SASL_PLAINTEXT = "SASL_PLAINTEXT"
+    SASL_SSL = "SASL_SSL"
+
+
+class KafkaSaslMechanism(StrEnum):
+    PLAIN = "PLAIN"
+    SCRAM_SHA_256 = "SCRAM-SHA-256"
+    SCRAM_SHA_512 = "SCRAM-SHA-512"
+
+
+class ServiceSettings(SmtpRelaySettings):
+    """Settings every service reads. Field names are the environment variables.
+
+    The ``SMTP_*`` relay fields come from :class:`shared.mail.settings.SmtpRelaySettings`
+    (until alerts includes ``MailSettings``, when they move there alone)."""
 
     model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
 
@@ -55,6 +74,19 @@ class ServiceSettings(BaseSettings):
     kafka_consumer_group: str | None = Field(
         None, description="Consumer group; defaults to the service name."
     )
+    kafka_security_protocol: KafkaSecurityProtocol = Field(
+        KafkaSecurityProtocol.PLAINTEXT,
+        description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (TLS + SASL, e.g. Strimzi's SCRAM listener).",
+    )
+    kafka_sasl_mechanism: KafkaSaslMechanism = Field(
+        KafkaSaslMechanism.SCRAM_SHA_512, description="SASL mechanism with SASL_*: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512."
+    )
+    kafka_sasl_username: str | None = Field(None, description="SASL user (required with SASL_*).")
+    kafka_sasl_password: SecretStr | None = Field(None, description="SASL password (required with SASL_*).")
+    kafka_ssl_cafile: Path | None = Field(
+        None, description="PEM file of the CA that signed the brokers' certificates (SSL/SASL_SSL); unset: the "
+        "system's trusted CAs.",
+    )
 
     database_url: SecretStr | None = Field(
         None, description="PostgreSQL DSN, e.g. postgresql://user:pass@host:5432/keymoment."
@@ -68,19 +100,29 @@ class ServiceSettings(BaseSettings):
     database_pool_min: int = Field(2, ge=1, description="Connections the pool keeps open.")
     database_pool_max: int = Field(10, ge=1, description="Most connections the pool opens.")
 
-    smtp_host: str = Field("127.0.0.1", description="SMTP relay host for outgoing mail.")
-    smtp_port: int = Field(1025, ge=1, le=65535, description="SMTP relay port.")
-    smtp_username: str | None = Field(None, description="SMTP user, if the relay needs login.")
-    smtp_password: SecretStr | None = Field(None, description="SMTP password.")
-    smtp_starttls: bool = Field(False, description="Use STARTTLS with the relay.")
-    smtp_from: str = Field("Keymoment <keymoment@localhost>", description="From address of outgoing mail.")
-
     admin_token: SecretStr | None = Field(
         None, description="Bearer token for the management APIs (required outside dev/test)."
+    )
+    migrate_on_start: bool = Field(
+        True, description="Apply the database migrations at start-up (under an advisory lock). Off when a separate "
+        "step runs `keymoment migrate SERVICE` first (the Kubernetes Job): the service then waits for its schema "
+        "to be current instead.",
     )
 
     # The service name; subclasses fix it.
     service_name: ClassVar[str] = "keymoment"
+
+    @classmethod
+    def migration_components(cls) -> list[tuple[str, Path]]:
+        """The shared tables (``(component, migrations directory)``) that the settings fragments
+        this class includes bring, e.g. ``MailSettings``: the mail queue. Read from the class, so
+        the migration step (``keymoment migrate``) and the service agree without building the app."""
+        found: list[tuple[str, Path]] = []
+        for base in reversed(cls.__mro__):
+            component = base.__dict__.get("migration_component")
+            if component is not None and component not in found:
+                found.append(component)
+        return found
 
     @property
     def is_dev(self) -> bool:
@@ -127,4 +169,17 @@ class ServiceSettings(BaseSettings):
                 )
         if self.database_pool_min > self.database_pool_max:
             raise ValueError("DATABASE_POOL_MIN must not exceed DATABASE_POOL_MAX")
+        return self
+
+    @model_validator(mode="after")
+    def _kafka_login(self) -> Self:
+        if self.kafka_security_protocol.startswith("SASL_"):
+            password = self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else ""
+            if not self.kafka_sasl_username or not password:
+                raise ValueError(
+                    f"KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD must be set with "
+                    f"KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol.value}"
+                )
+        if self.kafka_ssl_cafile is not None and not self.kafka_security_protocol.endswith("SSL"):
+            raise ValueError("KAFKA_SSL_CAFILE is only used with KAFKA_SECURITY_PROTOCOL=SSL or SASL_SSL")
         return self

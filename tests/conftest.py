@@ -2,12 +2,15 @@
 started once per session on free ports and torn down at the end. Each test
 gets its own topics (a random prefix), consumer groups and database, so tests
 cannot leak into each other.
+
+Every test under tests/integration/ carries the ``integration`` marker and
+every test under tests/e2e/ the ``e2e`` marker (``make test-unit``,
+``test-integration`` and ``test-e2e`` select on them); ``browser`` and
+``prometheus`` are set by the tests that need those binaries.
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
 import shutil
 import tempfile
 import uuid
@@ -16,10 +19,21 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from keymoment.devstack.ports import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 KAFKA_TEST_SESSION_TIMEOUT_MS = 3_000
+LEVEL_BY_DIRECTORY = {"integration": "integration", "e2e": "e2e"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark each test with its level from the directory it lives in."""
+    tests = ROOT / "tests"
+    for item in items:
+        if not item.path.is_relative_to(tests):
+            continue
+        level = LEVEL_BY_DIRECTORY.get(item.path.relative_to(tests).parts[0])
+        if level is not None:
+            item.add_marker(level)
 
 
 @pytest.fixture(scope="session")
@@ -30,33 +44,30 @@ def workdir():
 
 
 @pytest.fixture(scope="session")
-def kafka_broker(workdir, request):
-    """A Tansu broker (Kafka wire protocol, memory storage); log dumped if a test failed."""
-    from keymoment.devstack.broker import TansuBroker
+def stack(workdir, request):
+    """The session's Tansu broker (Kafka wire protocol, memory storage) and PostgreSQL
+    (``keymoment.devstack.Stack``); their logs are printed if a test failed."""
+    from keymoment.devstack.stack import Stack
 
-    broker = TansuBroker(free_port(), workdir / "broker.log")
-    broker.start()
-    yield broker
-    if request.session.testsfailed:
-        print(f"\n--- broker log (last lines) ---\n{broker.log_tail(60)}")
-    broker.stop()
-
-
-@pytest.fixture(scope="session")
-def kafka_bootstrap(kafka_broker) -> str:
-    return kafka_broker.bootstrap_servers
+    with Stack(workdir, kafka=True, postgres=True, database=None) as running:
+        yield running
+        if request.session.testsfailed:
+            print(f"\n--- stack logs (last lines) ---\n{running.log_tails(60)}")
 
 
 @pytest.fixture(scope="session")
-def postgres_server(workdir, request):
-    from keymoment.devstack.postgres import EmbeddedPostgres
+def kafka_broker(stack):
+    return stack.broker
 
-    server = EmbeddedPostgres(workdir / "pg", free_port(), workdir / "postgres.log")
-    server.start()
-    yield server
-    if request.session.testsfailed:
-        print(f"\n--- postgres log (last lines) ---\n{server.log_tail(40)}")
-    server.stop()
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(stack) -> str:
+    return stack.bootstrap_servers
+
+
+@pytest.fixture(scope="session")
+def postgres_server(stack):
+    return stack.postgres
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """Alerts benchmark, the whole system: intake's 2xx -> alert stored -> email accepted.
 
-Starts its own Tansu broker, embedded PostgreSQL, an SMTP sink (aiosmtpd, in this
-process) and all four services as separate processes (``python -m services.<name>``,
+Starts its own Tansu broker, embedded PostgreSQL, the dev SMTP sink (aiosmtpd, its own
+process, stamping each mail with the moment DATA arrived) and all four services as separate processes (``python -m services.<name>``,
 as deployed), then posts feedback to intake's ``POST /v1/feedback`` at a fixed rate
 (mixed channels, ~10 % negative; 100 keep-alive connections, each request sent at its
 scheduled time) and measures, per negative feedback:
@@ -11,8 +11,8 @@ scheduled time) and measures, per negative feedback:
 - to email accepted: from the same 202 to the SMTP sink answering 250 to the alert's mail
   (matched by Message-ID).
 
-CPU seconds of every component (each service, PostgreSQL, Tansu, this load generator) are
-reported: on a 2-core machine they say how much headroom the figures had.
+CPU seconds of every component (each service, PostgreSQL, Tansu, the SMTP sink, this load
+generator) are reported: on a 2-core machine they say how much headroom the figures had.
 
     python -m bench.alerts.run [--rate 1000] [--seconds 60] [--write]
 """
@@ -27,21 +27,18 @@ import random
 import re
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import asyncpg
 import httpx
-from aiosmtpd.controller import Controller
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.common import cpu_seconds, header, percentile, spawn, stop, wait_http  # noqa: E402
+from bench.common import cpu_seconds, header, percentile  # noqa: E402
 from bench.intake.load import build_request  # noqa: E402
-from keymoment.devstack.broker import TansuBroker  # noqa: E402
-from keymoment.devstack.ports import free_port  # noqa: E402
-from keymoment.devstack.postgres import EmbeddedPostgres  # noqa: E402
+from keymoment.devstack.smtp_sink import Mailbox  # noqa: E402
+from keymoment.devstack.stack import KAFKA, SMTP, Stack  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 API_KEY = "km_dev_bench-alerts-not-a-secret"
@@ -89,20 +86,14 @@ def make_feedback(rng: random.Random, negative: bool) -> dict:
     return body
 
 
-class Sink:
-    """SMTP sink recording when each Message-ID was accepted."""
-
-    def __init__(self) -> None:
-        self.accepted: dict[str, float] = {}
-        self.lock = threading.Lock()
-
-    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 - aiosmtpd API
-        now = time.time()
-        match = re.search(rb"(?im)^Message-ID:\s*(<[^>]+>)", envelope.original_content or envelope.content)
+def accepted_by_message_id(mailbox: Mailbox) -> dict[str, float]:
+    """When the SMTP sink accepted each mail (DATA arrived), by Message-ID."""
+    accepted = {}
+    for mail in mailbox.messages():
+        match = re.search(rb"(?im)^Message-ID:\s*(<[^>]+>)", mail.raw)
         if match:
-            with self.lock:
-                self.accepted[match.group(1).decode()] = now
-        return "250 OK"
+            accepted[match.group(1).decode()] = mail.accepted_at
+    return accepted
 
 
 def _postgres_cpu() -> float:
@@ -150,31 +141,11 @@ async def _offer(port: int, requests: list[bytes], rate: int, accepted: dict[str
 
 async def run(args: argparse.Namespace) -> str:
     work = Path(tempfile.mkdtemp(prefix="bench-alerts-"))
-    broker = TansuBroker(free_port(), work / "broker.log")
-    pg = EmbeddedPostgres(work / "pg", free_port(), work / "postgres.log")
-    sink = Sink()
-    smtp_port = free_port()
-    controller = Controller(sink, hostname="127.0.0.1", port=smtp_port)
-    ports = {name: free_port() for name in SERVICES}
-    procs: dict[str, object] = {}
-    broker.start()
-    pg.start()
-    try:
-        pg.create_database("keymoment")
-        controller.start()
-        dsn = pg.dsn("keymoment")
-        env = {
-            **os.environ, "PYTHONPATH": str(HERE.parents[1]), "KEYMOMENT_ENV": "dev", "LOG_LEVEL": "WARNING",
-            "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers, "DATABASE_URL": dsn,
-            "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(smtp_port), "INTAKE_DEV_API_KEY": API_KEY,
-            "PUBLIC_BASE_URL": f"http://127.0.0.1:{ports['alerts']}",
-            "SURVEY_PUBLIC_BASE_URL": f"http://127.0.0.1:{ports['survey']}",
-        }
-        for name, port in ports.items():
-            procs[name] = spawn([sys.executable, "-m", f"services.{name}"], {**env, "PORT": str(port)},
-                                work / f"{name}.log")
-        for name, port in ports.items():
-            await wait_http(f"http://127.0.0.1:{port}/readyz", procs[name])
+    env = {"PYTHONPATH": str(HERE.parents[1]), "KEYMOMENT_ENV": "dev", "LOG_LEVEL": "WARNING",
+           "INTAKE_DEV_API_KEY": API_KEY}
+    with Stack(work, smtp=True, services=SERVICES, database="keymoment", env=env) as stack:
+        dsn = stack.database_url
+        ports = {name: stack.port(name) for name in SERVICES}
         await asyncio.sleep(3)  # consumer groups settle before the load starts
 
         rng = random.Random(5)
@@ -202,9 +173,9 @@ async def run(args: argparse.Namespace) -> str:
         poller = asyncio.create_task(poll())
 
         def cpu_now() -> dict[str, float]:
-            out = {name: cpu_seconds(p.pid) for name, p in procs.items()}
-            out |= {"postgres": _postgres_cpu(), "tansu": cpu_seconds(broker.process.pid),
-                    "load generator": cpu_seconds(os.getpid())}
+            out = {name: cpu_seconds(stack.process(name).pid) for name in SERVICES}
+            out |= {"postgres": _postgres_cpu(), "tansu": cpu_seconds(stack.process(KAFKA).pid),
+                    "smtp sink": cpu_seconds(stack.process(SMTP).pid), "load generator": cpu_seconds(os.getpid())}
             return out
 
         cpu0, started = cpu_now(), time.monotonic()
@@ -234,12 +205,7 @@ async def run(args: argparse.Namespace) -> str:
         grouped = await conn.fetchval("SELECT count(*) FROM alerts.alert_feedback WHERE role = 'grouped'")
         processed = await conn.fetchval("SELECT count(*) FROM alerts.processed_events")
         await conn.close()
-    finally:
-        for proc in procs.values():
-            stop(proc)
-        controller.stop()
-        pg.stop()
-        broker.stop()
+        sink_accepted = accepted_by_message_id(stack.mailbox)
 
     start_cut = min(accepted.values()) + args.warmup if accepted else 0
     stored, handler, mailed = [], [], []
@@ -252,8 +218,8 @@ async def run(args: argparse.Namespace) -> str:
         handler.append(row["raised_at"].timestamp() - at)
     for row in mails:
         at = accepted.get(row["feedback_id"])
-        if at is not None and at >= start_cut and row["message_id"] in sink.accepted:
-            mailed.append(sink.accepted[row["message_id"]] - at)
+        if at is not None and at >= start_cut and row["message_id"] in sink_accepted:
+            mailed.append(sink_accepted[row["message_id"]] - at)
     batches = re.search(r'keymoment_consumer_batch_seconds_count\{group="alerts"\} (\S+)', metrics)
     batch_sum = re.search(r'keymoment_consumer_batch_seconds_sum\{group="alerts"\} (\S+)', metrics)
 
@@ -277,7 +243,7 @@ async def run(args: argparse.Namespace) -> str:
         "and the load generator.",
         "",
         f"Alerts processed {processed:,} events; raised {len(alerts):,} alerts ({grouped:,} more negative feedback "
-        f"grouped into open ones); {sum(1 for m in mails if m['message_id'] in sink.accepted):,} of {len(mails):,} "
+        f"grouped into open ones); {sum(1 for m in mails if m['message_id'] in sink_accepted):,} of {len(mails):,} "
         f"'raised' mails accepted. Alerts consumer: {float(batches.group(1)) if batches else float('nan'):,.0f} "
         f"batches, busy {float(batch_sum.group(1)) if batch_sum else float('nan'):.1f}s of {wall:.1f}s.",
         "",

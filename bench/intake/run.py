@@ -19,18 +19,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 import tempfile
 from pathlib import Path
 
-import asyncpg
-
-from bench.common import cpu_seconds, header, spawn, stop, wait_http
+from bench.common import cpu_seconds, header
 from bench.intake.load import build_request, closed_loop, open_loop
-from keymoment.devstack.broker import TansuBroker
-from keymoment.devstack.ports import free_port
-from keymoment.devstack.postgres import EmbeddedPostgres
+from keymoment.devstack.stack import ServiceSpec, Stack
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -48,25 +43,16 @@ SAMPLES = [
 ]
 
 
+BARE = ServiceSpec("bare", (sys.executable, "-m", "bench.intake.bare", "--port", "{port}"), ready_path="/docs",
+                   ready_status=(200, 404, 405))
+
+
 async def measure(seconds: float, connections: int) -> dict:
     work = Path(tempfile.mkdtemp(prefix="bench-intake-"))
-    broker = TansuBroker(free_port(), work / "broker.log")
-    pg = EmbeddedPostgres(work / "pg", free_port(), work / "pg.log")
-    intake = bare = None
-    try:
-        broker.start()
-        pg.start()
-        admin = await asyncpg.connect(pg.dsn("postgres"))
-        await admin.execute("CREATE DATABASE bench")
-        await admin.close()
-        intake_port, bare_port = free_port(), free_port()
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "KEYMOMENT_ENV": "dev", "PORT": str(intake_port),
-               "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers, "DATABASE_URL": pg.dsn("bench"),
-               "INTAKE_DEV_API_KEY": DEV_KEY, "LOG_LEVEL": "WARNING"}
-        intake = spawn([sys.executable, "-m", "services.intake"], env, work / "intake.log")
-        bare = spawn([sys.executable, "-m", "bench.intake.bare", "--port", str(bare_port)], env, work / "bare.log")
-        await wait_http(f"http://127.0.0.1:{intake_port}/readyz", intake)
-        await wait_http(f"http://127.0.0.1:{bare_port}/docs", bare, ok=(200, 404, 405))
+    env = {"PYTHONPATH": str(ROOT), "KEYMOMENT_ENV": "dev", "INTAKE_DEV_API_KEY": DEV_KEY, "LOG_LEVEL": "WARNING"}
+    with Stack(work, services=("intake", BARE), database="bench", env=env) as stack:
+        intake_port, bare_port = stack.port("intake"), stack.port("bare")
+        intake, bare = stack.process("intake"), stack.process("bare")
 
         auth = {"X-API-Key": DEV_KEY}
         singles = [build_request("127.0.0.1", "/v1/feedback", json.dumps(s, ensure_ascii=False).encode(), auth)
@@ -111,11 +97,6 @@ async def measure(seconds: float, connections: int) -> dict:
             "paced_p99_ms": paced.percentile(99) * 1000, "paced_max_ms": max(paced.latencies) * 1000,
             "paced_statuses": paced.statuses, "paced_requests": paced.requests,
         }
-    finally:
-        stop(intake)
-        stop(bare)
-        pg.stop()
-        broker.stop()
 
 
 def report(r: dict) -> str:

@@ -13,7 +13,7 @@ then measures, each against a reference in the same run:
 - outbox: events written to the outbox in transactions of 100 and relayed to
   Kafka, against publishing them directly.
 
-    python -m bench.pipeline.run [-n 20000]
+    python -m bench.pipeline.run [-n 20000] [--write]
 """
 
 from __future__ import annotations
@@ -30,9 +30,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from bench.common import header
-from keymoment.devstack.broker import TansuBroker
-from keymoment.devstack.ports import free_port
-from keymoment.devstack.postgres import EmbeddedPostgres
+from keymoment.devstack.stack import Stack
 from shared.contracts import FeedbackReceived
 from shared.db import create_pool, migrate
 from shared.events import FEEDBACK_RECEIVED, Envelope
@@ -192,19 +190,13 @@ async def measure(n: int, bootstrap: str, dsn: str) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Shared plumbing vs bare aiokafka")
     parser.add_argument("-n", type=int, default=20_000, help="events per measurement")
+    parser.add_argument("--write", action="store_true", help="store the Markdown in bench/pipeline/RESULTS.md")
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
-        broker = TansuBroker(free_port(), Path(tmp) / "broker.log")
-        pg = EmbeddedPostgres(Path(tmp) / "pg", free_port(), Path(tmp) / "pg.log")
-        broker.start()
-        pg.start()
-        try:
-            rows = asyncio.run(measure(args.n, broker.bootstrap_servers, pg.dsn()))
-        finally:
-            broker.stop()
-            pg.stop()
+    with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp, Stack(Path(tmp), database=None) as stack:
+        rows = asyncio.run(measure(args.n, stack.bootstrap_servers, stack.dsn()))
     out = header("Foundation: shared Kafka/PostgreSQL plumbing vs bare aiokafka") + "\n" + "\n".join(rows) + "\n"
-    (Path(__file__).parent / "RESULTS.md").write_text(out, encoding="utf-8")
+    if args.write:
+        (Path(__file__).parent / "RESULTS.md").write_text(out, encoding="utf-8")
     print(out)
     return 0
 

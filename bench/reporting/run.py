@@ -26,7 +26,6 @@ import os
 import random
 import re
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -34,10 +33,8 @@ from pathlib import Path
 import asyncpg
 import httpx
 
-from bench.common import header, percentile, spawn, stop, wait_http
-from keymoment.devstack.broker import TansuBroker
-from keymoment.devstack.ports import free_port
-from keymoment.devstack.postgres import EmbeddedPostgres
+from bench.common import header, percentile
+from keymoment.devstack.stack import Stack
 from services.reporting.demo import DemoStream
 
 HERE = Path(__file__).resolve().parent
@@ -147,36 +144,14 @@ async def exposition(pool_dsn: str, reporting_url: str, *, combos: int, requests
 
 async def measure(seconds: float, rate: float, combos: int) -> dict:
     work = Path(tempfile.mkdtemp(prefix="bench-reporting-"))
-    broker = TansuBroker(free_port(), work / "broker.log")
-    pg = EmbeddedPostgres(work / "pg", free_port(), work / "pg.log")
-    intake = reporting = None
-    try:
-        broker.start()
-        pg.start()
-        admin = await asyncpg.connect(pg.dsn("postgres"))
-        await admin.execute("CREATE DATABASE bench")
-        await admin.close()
-        intake_port, reporting_port = free_port(), free_port()
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "KEYMOMENT_ENV": "dev",
-               "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers, "DATABASE_URL": pg.dsn("bench"),
-               "INTAKE_DEV_API_KEY": DEV_KEY, "LOG_LEVEL": "WARNING"}
-        intake = spawn([sys.executable, "-m", "services.intake"], {**env, "PORT": str(intake_port)},
-                        work / "intake.log")
-        reporting = spawn([sys.executable, "-m", "services.reporting"], {**env, "PORT": str(reporting_port)},
-                           work / "reporting.log")
-        intake_url, reporting_url = f"http://127.0.0.1:{intake_port}", f"http://127.0.0.1:{reporting_port}"
-        await wait_http(f"{intake_url}/readyz", intake)
-        await wait_http(f"{reporting_url}/readyz", reporting)
+    env = {"PYTHONPATH": str(ROOT), "KEYMOMENT_ENV": "dev", "INTAKE_DEV_API_KEY": DEV_KEY, "LOG_LEVEL": "WARNING"}
+    with Stack(work, services=("intake", "reporting"), database="bench", env=env) as stack:
+        intake_url, reporting_url = stack.url("intake"), stack.url("reporting")
         await freshness(intake_url, reporting_url, rate=rate, seconds=2)  # warm-up: topics, group, caches
         fresh = await freshness(intake_url, reporting_url, rate=rate, seconds=seconds)
-        expo = await exposition(pg.dsn("bench"), reporting_url, combos=combos, requests=200)
+        expo = await exposition(stack.database_url, reporting_url, combos=combos, requests=200)
         return {"seconds": seconds, "rate": rate, "combos": combos, "fresh": fresh, "expo": expo,
                 "load": os.getloadavg()}
-    finally:
-        stop(intake)
-        stop(reporting)
-        pg.stop()
-        broker.stop()
 
 
 def report(r: dict) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from keymoment.devstack.ports import die_with_parent, wait_for_port
+from keymoment.devstack.ports import die_with_parent, tail, terminate, wait_for_port
 
 
 def tansu_binary() -> Path:
@@ -46,17 +46,7 @@ class TansuBroker:
             raise RuntimeError(f"Tansu broker did not start: {exc}\n--- broker log ---\n{self.log_tail()}") from exc
 
     def log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+        return tail(self.log_path, lines)
 
     def stop(self, timeout: float = 5.0) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        terminate(self.process, timeout)

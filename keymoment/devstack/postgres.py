@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from keymoment.devstack.ports import die_with_parent, wait_for_port
+from keymoment.devstack.ports import die_with_parent, tail, terminate, wait_for_port
 
 SYSTEM_USER = "embedded_postgres"
 
@@ -137,17 +137,7 @@ class EmbeddedPostgres:
             )
 
     def log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+        return tail(self.log_path, lines)
 
     def stop(self, timeout: float = 8.0) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(2)  # SIGINT: fast shutdown
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        terminate(self.process, timeout, signal.SIGINT)  # SIGINT: PostgreSQL's fast shutdown

@@ -1,12 +1,14 @@
-"""The alert and its recovery loop: states, allowed moves, severity words.
+"""The alert and its recovery loop: states, allowed moves, severity words, and
+the rows an alert's life writes (feedback links, history steps, notifications,
+customer moments, silences, manager tokens).
 
 Pure data and rules; no I/O.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from shared.contracts import AlertStatus
@@ -93,7 +95,6 @@ class Alert:
     last_feedback_at: datetime
     last_notified_at: datetime | None
     updated_at: datetime
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def is_open(self) -> bool:
@@ -103,6 +104,119 @@ class Alert:
     def next_step(self) -> str | None:
         """The MOT-loop step that comes next (explore, offer, action, confirm), None when none does."""
         return NEXT_STEP.get(self.status)
+
+
+@dataclass(slots=True)
+class FeedbackLink:
+    """A feedback linked to an alert: the one that raised it, a grouped one or a recovery answer."""
+
+    feedback_id: str
+    alert_id: str
+    role: str  # raised | grouped | recovery_answer
+    mot: int
+    confidence: float
+    cues: list[str]
+    escalation: list[str]
+    channel: str
+    location: str | None
+    touchpoint: str | None
+    text: str | None
+    rating: dict[str, Any] | None
+    language: str | None
+    occurred_at: datetime | None
+    received_at: datetime
+    linked_at: datetime
+
+
+@dataclass(slots=True)
+class AlertEvent:
+    """One step of an alert's history: who did what when."""
+
+    alert_id: str
+    at: datetime
+    action: str
+    actor: str
+    from_status: str | None
+    to_status: str | None
+    note: str | None
+
+
+@dataclass(slots=True)
+class Notification:
+    """One rendered mail to an escalation level's recipients (sent later by the sender);
+    ``suppressed`` when a silence matched."""
+
+    notification_id: str
+    alert_id: str
+    kind: str  # raised | escalation | update | reopened
+    level: int
+    seq: int
+    recipients: list[str]
+    subject: str
+    body_text: str
+    body_html: str
+    message_id: str
+    status: str  # pending | suppressed when written
+    silence_id: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Moment:
+    """A scored feedback of a known customer: their contact history."""
+
+    customer_key: str
+    feedback_id: str
+    mot: int
+    channel: str
+    location: str | None
+    touchpoint: str | None
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerHistory:
+    """A customer's last and worst moment in the history window, and how many there were."""
+
+    last: Moment | None = None
+    worst: Moment | None = None
+    count: int = 0
+
+
+@dataclass(slots=True)
+class Silence:
+    silence_id: str
+    matchers: dict[str, Any]
+    starts_at: datetime
+    ends_at: datetime
+    created_by: str
+    comment: str
+    created_at: datetime
+    expired_by: str | None = None
+
+    def active(self, now: datetime) -> bool:
+        return self.starts_at <= now < self.ends_at
+
+    def matches(self, alert: Alert) -> bool:
+        return silence_matches(self.matchers, location=alert.location, touchpoint=alert.touchpoint,
+                               channel=alert.channel, severity=alert.severity, team=alert.team)
+
+    def expire(self, now: datetime, *, by: str) -> None:
+        """End it now (never before it starts; an earlier end stays)."""
+        self.ends_at = max(self.starts_at + timedelta(microseconds=1), min(self.ends_at, now))
+        self.expired_by = self.expired_by or by
+
+
+@dataclass(slots=True)
+class ManagerToken:
+    """The revocable record of a manager's API token (the token itself is signed)."""
+
+    token_id: str
+    email: str
+    issued_by: str
+    issued_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None = None
 
 
 def summarise(text: str | None, *, channel: str, mot: int, limit: int = 80) -> str:

@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr
-from typing import Any
 
-from services.alerts.domain import SEVERITY_TEXT, STEP_TEXT, Alert
+from services.alerts.domain import SEVERITY_TEXT, STEP_TEXT, Alert, CustomerHistory, FeedbackLink, Moment
 
 KIND_TEXT = {
     "raised": ("新警报", "New alert"),
@@ -48,11 +47,12 @@ def _place(alert: Alert) -> str:
     return " · ".join(p for p in (alert.location, alert.touchpoint) if p) or alert.channel
 
 
-def _moment_line(row: Any | None) -> tuple[str, str]:
-    if row is None:
+def _moment_line(moment: Moment | None) -> tuple[str, str]:
+    if moment is None:
         return ("无", "none")
-    where = " · ".join(p for p in (row["location"], row["touchpoint"]) if p) or row["channel"]
-    return (f"MOT {row['mot']:+d}，{_when(row['at'])}，{where}", f"MOT {row['mot']:+d} on {_when(row['at'])} at {where}")
+    where = " · ".join(p for p in (moment.location, moment.touchpoint) if p) or moment.channel
+    at = _when(moment.at)
+    return (f"MOT {moment.mot:+d}，{at}，{where}", f"MOT {moment.mot:+d} on {at} at {where}")
 
 
 def subject(kind: str, alert: Alert) -> str:
@@ -62,15 +62,15 @@ def subject(kind: str, alert: Alert) -> str:
 
 
 def render(
-    *, kind: str, alert: Alert, feedback: list[dict[str, Any]], history: dict[str, Any], links: list[Link], level: int,
+    *, kind: str, alert: Alert, feedback: list[FeedbackLink], history: CustomerHistory, links: list[Link], level: int,
 ) -> Rendered:
     """The mail for one notification; ``feedback`` newest last, ``history`` from the customer's moments."""
     sev_zh, sev_en = SEVERITY_TEXT[alert.severity]
     kind_zh, kind_en = KIND_TEXT[kind]
     step = alert.next_step
     step_zh, step_en = STEP_TEXT[step] if step else ("无", "none")
-    last_zh, last_en = _moment_line(history.get("last"))
-    worst_zh, worst_en = _moment_line(history.get("worst"))
+    last_zh, last_en = _moment_line(history.last)
+    worst_zh, worst_en = _moment_line(history.worst)
     shown = feedback[-5:]
     sla = _when(alert.sla_due_at) if alert.sla_due_at else "-"
 
@@ -86,15 +86,15 @@ def render(
     ]
     for item in shown:
         lines += [
-            f"--- 反馈 / Feedback {item['feedback_id']} ({item['channel']}, {_when(item['received_at'])}) ---",
-            f"MOT {item['mot']:+d}  置信度 / confidence {item['confidence']:.2f}",
-            f"线索 / Cues: {', '.join(item['cues'][:8]) or '-'}",
-            (item["text"] or "(无文字 / no text)"),
+            f"--- 反馈 / Feedback {item.feedback_id} ({item.channel}, {_when(item.received_at)}) ---",
+            f"MOT {item.mot:+d}  置信度 / confidence {item.confidence:.2f}",
+            f"线索 / Cues: {', '.join(item.cues[:8]) or '-'}",
+            (item.text or "(无文字 / no text)"),
             "",
         ]
     if alert.customer_key:
         lines += [
-            f"客户近期接触 / Customer's recent contacts ({history.get('count', 0)} 次 / contacts):",
+            f"客户近期接触 / Customer's recent contacts ({history.count} 次 / contacts):",
             f"  最近一次 / Last: {last_zh} | {last_en}",
             f"  最差一次 / Worst: {worst_zh} | {worst_en}",
         ]
@@ -110,17 +110,17 @@ def render(
     colour = {-3: "#b71c1c", -2: "#e65100", -1: "#f9a825"}[alert.severity]
     items_html = "".join(
         f"""<div style="border-left:4px solid {colour};padding:6px 10px;margin:10px 0;background:#fafafa">
-<div style="color:#555;font-size:12px">{e(item['channel'])} · {e(_when(item['received_at']))} · MOT {item['mot']:+d}
- · 置信度 confidence {item['confidence']:.2f}</div>
-<div style="white-space:pre-wrap;margin:6px 0">{e(item['text'] or '(无文字 / no text)')}</div>
-<div style="color:#555;font-size:12px">线索 / Cues: {e(', '.join(item['cues'][:8]) or '-')}</div></div>"""
+<div style="color:#555;font-size:12px">{e(item.channel)} · {e(_when(item.received_at))} · MOT {item.mot:+d}
+ · 置信度 confidence {item.confidence:.2f}</div>
+<div style="white-space:pre-wrap;margin:6px 0">{e(item.text or '(无文字 / no text)')}</div>
+<div style="color:#555;font-size:12px">线索 / Cues: {e(', '.join(item.cues[:8]) or '-')}</div></div>"""
         for item in shown
     )
     if alert.customer_key:
         history_html = (
             f"<li>最近一次 / Last: {e(last_zh)} | {e(last_en)}</li>"
             f"<li>最差一次 / Worst: {e(worst_zh)} | {e(worst_en)}</li>"
-            f"<li>近期接触 / Recent contacts: {history.get('count', 0)}</li>"
+            f"<li>近期接触 / Recent contacts: {history.count}</li>"
         )
     else:
         history_html = "<li>匿名反馈 / anonymous feedback</li>"

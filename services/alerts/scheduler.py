@@ -1,55 +1,41 @@
-"""The SLA scheduler: escalates alerts nobody acknowledged in time.
-
-Timers are columns (``alerts.sla_due_at``), so they survive restarts; each
-round takes due alerts with ``FOR UPDATE SKIP LOCKED``, so replicas can all
-run it without escalating one alert twice.
+"""The SLA scheduler: every ``ALERTS_SCHEDULER_INTERVAL_SECONDS`` it escalates the alerts nobody
+acknowledged in time (``escalation.escalate_due``, one transaction per round of up to
+:data:`ROUND` alerts) and refreshes the open-alerts gauge. A round that fails (the database
+away) is retried with the shared backoff. Old customer moments are pruned by the runtime
+(``ServiceRuntime.retain``), not here.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
-import time
-from datetime import timedelta
 
 import asyncpg
 
-from services.alerts import repository as repo
-from services.alerts import service
+from services.alerts import admin, escalation
+from services.alerts.context import Context
+from services.alerts.repository import reading, unit_of_work
+from shared.retry import Backoff, retry_forever
 
-logger = logging.getLogger(__name__)
-
-
-async def run_once(pool: asyncpg.Pool, ctx: service.Context, *, limit: int = 100) -> list[str]:
-    async with pool.acquire() as conn, conn.transaction():
-        return await service.escalate_due(conn, ctx, limit=limit)
+ROUND = 100
 
 
-PRUNE_EVERY_SECONDS = 3600.0
+async def run_once(pool: asyncpg.Pool, ctx: Context, *, limit: int = ROUND) -> list[str]:
+    """One round of escalation in its own transaction; returns the ids of the escalated alerts."""
+    async with unit_of_work(pool) as uow:
+        return await escalation.escalate_due(uow, ctx, limit=limit)
 
 
-async def prune_history(pool: asyncpg.Pool, ctx: service.Context) -> int:
-    """Forget customer moments older than ALERTS_HISTORY_DAYS (they are no longer 'recent')."""
-    before = ctx.clock.now() - timedelta(days=ctx.settings.alerts_history_days)
-    async with pool.acquire() as conn:
-        return await repo.prune_moments(conn, before=before)
+async def _round(pool: asyncpg.Pool, ctx: Context) -> None:
+    while len(await run_once(pool, ctx)) == ROUND:
+        pass  # a backlog: keep going
+    async with reading(pool) as repo:
+        await admin.refresh_open_gauge(repo, ctx)
 
 
-async def run(pool: asyncpg.Pool, ctx: service.Context) -> None:
+async def run(pool: asyncpg.Pool, ctx: Context) -> None:
     interval = ctx.settings.alerts_scheduler_interval_seconds
-    last_prune = 0.0
+    backoff = Backoff(initial=interval, maximum=max(interval, 5.0))
     while True:
-        try:
-            while len(await run_once(pool, ctx)) == 100:
-                pass  # a backlog: keep going
-            async with pool.acquire() as conn:
-                await service.refresh_open_gauge(conn, ctx)
-            if time.monotonic() - last_prune > PRUNE_EVERY_SECONDS:
-                last_prune = time.monotonic()
-                pruned = await prune_history(pool, ctx)
-                logger.info("pruned customer history", extra={"deleted": pruned})
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # database away: next round
-            logger.warning("SLA scheduler round failed", extra={"error": repr(exc)})
+        await retry_forever(lambda: _round(pool, ctx), what="SLA scheduler round", backoff=backoff)
+        backoff.reset()
         await asyncio.sleep(interval)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from services.alerts.domain import Alert
+from services.alerts import queries
+from services.alerts.domain import Alert, Silence
 
 Glob = Annotated[str, Field(min_length=1, max_length=200)]
 
@@ -73,6 +75,10 @@ class SilenceOut(BaseModel):
     expired_by: str | None = None
     active: bool
 
+    @classmethod
+    def of(cls, silence: Silence, *, active: bool) -> SilenceOut:
+        return cls(**asdict(silence), active=active)
+
 
 class TokenIn(_In):
     ttl_days: int | None = Field(None, ge=1, le=3650)
@@ -122,6 +128,17 @@ class AlertDetail(AlertOut):
     feedback: list[dict[str, Any]]
     history: list[dict[str, Any]]
     notifications: list[dict[str, Any]]
+
+    @classmethod
+    def from_detail(cls, detail: queries.AlertDetail) -> AlertDetail:
+        alert = detail.alert
+
+        def row(item: Any) -> dict[str, Any]:
+            return {k: v for k, v in asdict(item).items() if k != "alert_id"}
+
+        return cls(**AlertOut.of(alert).model_dump(), recipients=alert.recipients, silence_id=alert.silence_id,
+                   feedback=[row(f) for f in detail.feedback], history=[row(h) for h in detail.history],
+                   notifications=detail.notifications)
 
 
 class AlertList(BaseModel):

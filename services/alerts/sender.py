@@ -28,6 +28,7 @@ import logging
 import random
 import time
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from email.utils import parseaddr
 
@@ -35,8 +36,8 @@ import aiosmtplib
 import asyncpg
 
 from services.alerts import emails
-from services.alerts import repository as repo
-from services.alerts.service import Context
+from services.alerts.context import Context
+from services.alerts.repository import NOTIFY_CHANNEL, NotificationDeliveries
 
 logger = logging.getLogger(__name__)
 
@@ -129,8 +130,8 @@ class SmtpSession:
 class NotificationSender:
     """Background task: claim due notifications and mail them over a few SMTP sessions."""
 
-    def __init__(self, pool: asyncpg.Pool, ctx: Context, *, poll_interval: float = 1.0) -> None:
-        self._pool = pool
+    def __init__(self, pool: Callable[[], asyncpg.Pool], ctx: Context, *, poll_interval: float = 1.0) -> None:
+        self._pool = pool  # the runtime's pool, which exists once the runtime started
         self._ctx = ctx
         self._s = ctx.settings
         self._poll = poll_interval
@@ -158,13 +159,13 @@ class NotificationSender:
         backoff = 0.2
         while not self._stopping:
             try:
-                async with self._pool.acquire() as listener:
-                    await listener.add_listener(repo.NOTIFY_CHANNEL, self.wake)
+                async with self._pool().acquire() as listener:
+                    await listener.add_listener(NOTIFY_CHANNEL, self.wake)
                     try:
                         await self._loop()
                     finally:
                         with contextlib.suppress(Exception):
-                            await listener.remove_listener(repo.NOTIFY_CHANNEL, self.wake)
+                            await listener.remove_listener(NOTIFY_CHANNEL, self.wake)
                 backoff = 0.2
             except asyncio.CancelledError:
                 raise
@@ -189,23 +190,24 @@ class NotificationSender:
     async def settle_stale(self) -> list[str]:
         """Rows left 'sending' past the lease (a process died mid-send) become uncertain (or pending)."""
         now = self._ctx.clock.now()
-        async with self._pool.acquire() as conn:
-            ids = await repo.settle_stale_sending(
-                conn, claimed_before=now - timedelta(seconds=self._s.alerts_sending_lease_seconds),
+        async with self._pool().acquire() as conn:
+            ids = await NotificationDeliveries(conn).settle_stale_sending(
+                claimed_before=now - timedelta(seconds=self._s.alerts_sending_lease_seconds),
                 resend=self._s.alerts_resend_uncertain, now=now,
             )
         if ids:
             logger.warning("notifications with unknown SMTP outcome after a crash",
                            extra={"notification_ids": ids, "resend": self._s.alerts_resend_uncertain})
-            if self._ctx.metrics and not self._s.alerts_resend_uncertain:
+            if not self._s.alerts_resend_uncertain:
                 self._ctx.metrics.emails.labels("uncertain").inc(len(ids))
         return ids
 
     async def send_due(self) -> int:
         """Claim and send one round of due notifications; returns how many were claimed."""
         batch = len(self._sessions) * 8
-        async with self._pool.acquire() as conn:
-            claimed = await repo.claim_notifications(conn, now=self._ctx.clock.now(), limit=batch, worker=self.worker)
+        async with self._pool().acquire() as conn:
+            claimed = await NotificationDeliveries(conn).claim_notifications(
+                now=self._ctx.clock.now(), limit=batch, worker=self.worker)
         if not claimed:
             return 0
         queues: list[list[asyncpg.Record]] = [claimed[i:: len(self._sessions)] for i in range(len(self._sessions))]
@@ -215,8 +217,9 @@ class NotificationSender:
     async def _send_queue(self, session: SmtpSession, queue: list[asyncpg.Record]) -> None:
         for index, row in enumerate(queue):
             if self._stopping and index > 0:
-                async with self._pool.acquire() as conn:
-                    await repo.release_claims(conn, worker=self.worker, ids=[r["notification_id"] for r in queue[index:]])
+                async with self._pool().acquire() as conn:
+                    await NotificationDeliveries(conn).release_claims(
+                        worker=self.worker, ids=[r["notification_id"] for r in queue[index:]])
                 return
             await self._send_one(session, row)
 
@@ -235,27 +238,26 @@ class NotificationSender:
             outcome, error, permanent = "retry", str(exc), exc.permanent
         except Unknown as exc:
             outcome, error = "uncertain", str(exc)
-        if metrics:
-            metrics.email_seconds.observe(time.perf_counter() - started)
+        metrics.email_seconds.observe(time.perf_counter() - started)
         now = self._ctx.clock.now()
-        async with self._pool.acquire() as conn:
+        async with self._pool().acquire() as conn:
+            deliveries = NotificationDeliveries(conn)
             if outcome == "sent":
-                await repo.mark_sent(conn, row["notification_id"], at=now)
+                await deliveries.mark_sent(row["notification_id"], at=now)
                 self.sent_total += 1
             elif outcome == "uncertain":
                 if self._s.alerts_resend_uncertain:
-                    await repo.mark_retry(conn, row["notification_id"], error=error, next_attempt_at=now)
+                    await deliveries.mark_retry(row["notification_id"], error=error, next_attempt_at=now)
                 else:
-                    await repo.mark_uncertain(conn, row["notification_id"], error=error)
+                    await deliveries.mark_uncertain(row["notification_id"], error=error)
             else:
                 exhausted = permanent or row["attempts"] >= self._s.alerts_smtp_max_attempts
                 delay = min(2.0 * 2 ** (row["attempts"] - 1), self._s.alerts_smtp_max_backoff_seconds)
                 delay *= random.uniform(0.8, 1.2)
-                await repo.mark_retry(conn, row["notification_id"], error=error,
-                                      next_attempt_at=None if exhausted else now + timedelta(seconds=delay))
+                await deliveries.mark_retry(row["notification_id"], error=error,
+                                            next_attempt_at=None if exhausted else now + timedelta(seconds=delay))
                 outcome = "failed" if exhausted else "retry"
-        if metrics:
-            metrics.emails.labels(outcome).inc()
+        metrics.emails.labels(outcome).inc()
         log = logger.info if outcome == "sent" else logger.warning
         log("notification " + outcome, extra={
             "notification_id": row["notification_id"], "alert_id": row["alert_id"], "attempt": row["attempts"],

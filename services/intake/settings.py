@@ -8,6 +8,8 @@ from shared.settings import ServiceSettings
 
 class IntakeSettings(ServiceSettings):
     service_name: ClassVar[str] = "intake"
+    # Intake has no management API (keys are managed with `keymoment keys`): no admin token.
+    required_secrets: ClassVar[tuple[str, ...]] = ("database_url",)
     port: int = Field(8001, ge=1, le=65535, description="HTTP port of intake.")
 
     intake_dev_api_key: SecretStr | None = Field(

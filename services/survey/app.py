@@ -1,41 +1,49 @@
 """Survey: satisfaction surveys (MOT, NPS, CSAT, stars, free text); responses become feedback.
 
-Consumes ``survey.requested.v1`` (invitations sent by email in the background),
-serves the public survey pages and publishes every answered rating as
+Consumes ``survey.requested.v1`` (the invitation is rendered and queued on the
+shared mail queue in the same transaction; its sender mails it), serves the
+public survey pages and publishes every answered rating as
 ``feedback.received.v1`` (channel ``survey``) through the outbox.
 """
 
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.survey import handlers
+from services.survey import handlers, invitations
 from services.survey.api import admin, public
-from services.survey.invitations import InvitationSender, Mailer, smtp_mailer
 from services.survey.metrics import SurveyMetrics
+from services.survey.service import Context
 from services.survey.settings import SurveySettings
 from shared.events import FEEDBACK_RECEIVED, SURVEY_REQUESTED
+from shared.mail.runtime import use_mail_queue
+from shared.mail.sender import MailSender
 from shared.runtime import ServiceRuntime, install
 
 
-def create_app(settings: SurveySettings, *, mailer: Mailer | None = None) -> FastAPI:
+@dataclass(frozen=True)
+class Components:
+    context: Context
+    mail: MailSender
+
+
+def create_app(settings: SurveySettings) -> FastAPI:
     runtime = ServiceRuntime(settings, migrations=Path(__file__).parent / "migrations", produces=[FEEDBACK_RECEIVED])
-    runtime.consume(SURVEY_REQUESTED, handlers.on_survey_requested)
-    metrics = SurveyMetrics(runtime.registry)
-    send = mailer or smtp_mailer(settings)
-    senders: list[InvitationSender] = []
+    mail = use_mail_queue(runtime, purposes=[invitations.PURPOSE])
+    metrics = SurveyMetrics(runtime.registry, mail.metrics)
+    ctx = Context(settings=settings, clock=runtime.clock)
+    runtime.consume(SURVEY_REQUESTED, partial(handlers.on_survey_requested, ctx))
 
-    async def start_sender(rt: ServiceRuntime) -> None:
-        sender = InvitationSender(rt.pool, settings, metrics, send)
-        sender.task = rt.spawn(sender.run(), "survey-invitation-sender")
-        senders.append(sender)
+    async def queue_backlog(rt: ServiceRuntime) -> None:
+        await invitations.queue_backlog(rt.pool, settings, rt.clock)
 
-    async def stop_sender(_: ServiceRuntime) -> None:
-        for sender in senders:
-            await sender.stop()
+    async def refresh_gauge() -> None:
+        await invitations.refresh_gauge(runtime.pool, metrics)
 
-    runtime.on_start(start_sender)
-    runtime.on_stop(stop_sender)
+    runtime.on_start(queue_backlog)
+    runtime.on_scrape(refresh_gauge)
 
     app = FastAPI(
         title="Keymoment survey",
@@ -44,7 +52,7 @@ def create_app(settings: SurveySettings, *, mailer: Mailer | None = None) -> Fas
         "text. Every answered rating becomes a feedback.received.v1 event; personal links are answered once.",
     )
     app.state.survey_metrics = metrics
-    app.state.invitation_senders = senders
+    app.state.components = Components(context=ctx, mail=mail)
     install(app, runtime)
     app.include_router(public.router)
     app.include_router(admin.router)

@@ -8,5 +8,5 @@ from services.survey import service
 from shared.events import Envelope
 
 
-async def on_survey_requested(conn: asyncpg.Connection, event: Envelope) -> None:
-    await service.record_request(conn, event.data)
+async def on_survey_requested(ctx: service.Context, conn: asyncpg.Connection, event: Envelope) -> None:
+    await service.record_request(ctx, conn, event.data)

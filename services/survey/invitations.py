@@ -1,56 +1,55 @@
-"""Survey invitation emails: composing them and the background sender.
+"""Survey invitations: rendered when a request is recorded and sent through the
+shared mail queue (``shared/mail``, purpose ``survey_invitation``).
 
-Delivery state lives in ``survey_requests.delivery_status``. The sender
-claims one due invitation at a time (``pending`` -> ``sending``, attempts+1,
-``FOR UPDATE SKIP LOCKED`` so replicas never share one), sends it over SMTP
-and records ``sent`` — or reschedules it with exponential backoff after a
-transient failure, or marks it ``failed`` after a permanent rejection or the
-last attempt. A graceful shutdown lets the send in flight finish first.
-
-Residual crash window: if the process dies after the SMTP relay accepted a
-message and before ``sent`` was committed (a few milliseconds), the row stays
-``sending``; once the lease (``SURVEY_INVITATION_LEASE_SECONDS``) has passed it
-is sent again. That second copy has the same ``Message-ID`` and the same
-link, and the link can only be answered once, so at worst the customer sees
-a duplicate mail, never a duplicate response. We prefer that to losing the
-invitation.
+The invitation's bytes are built and queued in the transaction that records
+the ``survey.requested.v1``, so a recorded request always has its mail (or is
+"unsendable": no usable email address). Delivery — retries through an SMTP
+outage of any length, per-recipient refusals, crash recovery, the uncertain
+policy — is the queue's; the invitation's delivery state is its mail's state.
+Every copy of one invitation has the same ``Message-ID`` and the same link,
+and a link answers once, so a resent copy can never become a second response.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import html
 import logging
-import time
-from collections.abc import Awaitable, Callable
-from datetime import timedelta
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.utils import formatdate, parseaddr
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-import aiosmtplib
 import asyncpg
 
 from services.survey import repository, tokens
-from services.survey.metrics import DELIVERY_STATES, SurveyMetrics
+from services.survey.metrics import DELIVERY_STATES, INVITATION_PURPOSE, SurveyMetrics
 from services.survey.pages import MOT_FACES, lang_order
-from services.survey.repository import SurveyRequest
 from services.survey.schemas import QuestionType, SurveyDefinition
 from services.survey.settings import SurveySettings
+from shared.clock import Clock
+from shared.contracts import Customer
+from shared.mail import queue
+from shared.mail.message import InvalidAddress, build_message, make_message_id, normalize_address, sender_domain
+from shared.mail.queue import MailStatus, OutgoingMail
 
 logger = logging.getLogger(__name__)
 
-MAX_BACKOFF_SECONDS = 3600.0
+PURPOSE = INVITATION_PURPOSE
 
 
-class SendFailed(Exception):
-    def __init__(self, message: str, *, permanent: bool) -> None:
-        super().__init__(message)
-        self.permanent = permanent
+def invitation_mail_id(request_id: str) -> str:
+    """The mail of a request's invitation (migration 0005 writes the same ids)."""
+    return f"survey-invitation:{request_id}"
 
 
-Mailer = Callable[[EmailMessage], Awaitable[None]]
+def usable_address(customer: Customer) -> str | None:
+    """The customer's address as the mail queue sends to it; None when there is none we can send to."""
+    if not customer.email:
+        return None
+    try:
+        return normalize_address(customer.email)
+    except InvalidAddress as exc:
+        logger.warning("invitation unsendable", extra={"reason": str(exc).split(":")[0]})
+        return None
 
 
 def survey_link(settings: SurveySettings, *, survey_id: str, request_id: str) -> str:
@@ -65,21 +64,21 @@ def survey_link(settings: SurveySettings, *, survey_id: str, request_id: str) ->
 
 def message_id_for(request_id: str, sender: str) -> str:
     """The same Message-ID for every copy of one invitation (a resend after a crash)."""
-    domain = parseaddr(sender)[1].rpartition("@")[2] or "keymoment.invalid"
-    return f"<survey.{hashlib.sha256(request_id.encode()).hexdigest()[:32]}@{domain}>"
+    return make_message_id(f"survey.{hashlib.sha256(request_id.encode()).hexdigest()[:32]}", sender_domain(sender))
 
 
-def compose_invitation(
-    request: SurveyRequest, survey: SurveyDefinition, *, link: str, sender: str, ttl_days: int
-) -> EmailMessage:
+def render_invitation(
+    *, request_id: str, customer: Customer, address: str, language: str | None, survey: SurveyDefinition,
+    link: str, sender: str, ttl_days: int, date: datetime,
+) -> bytes:
     """A bilingual (zh-CN / en) invitation: plain text and HTML, UTF-8, RFC 2047 subject.
 
     The customer's preferred language comes first. For a first MOT question the
     HTML offers the seven faces as links that open the form with that face
     preselected; nothing is recorded until the customer submits (mail scanners
     follow links)."""
-    langs = lang_order(request.language)
-    name = (request.customer.name or "").strip()
+    langs = lang_order(language)
+    name = (customer.name or "").strip()
     greeting = {"zh-CN": f"{name}您好：" if name else "您好：", "en": f"Dear {name}," if name else "Hello,"}
     ask = {
         "zh-CN": "请花一分钟告诉我们您的感受，只需点击下面的链接：",
@@ -135,169 +134,88 @@ def compose_invitation(
         + f'<p style="color:#555;font-size:13px">{e(validity[langs[0]])}<br>{e(validity[langs[1]])}<br>'
         f'<a href="{e(link)}" style="color:#555;word-break:break-all">{e(link)}</a></p></body></html>'
     )
-
-    msg = EmailMessage()
-    msg["Subject"] = f"{survey.title.get(langs[0])} / {survey.title.get(langs[1])}"
-    msg["From"] = sender
-    msg["To"] = Address(display_name=name, addr_spec=request.customer.email) if name else request.customer.email
-    msg["Date"] = formatdate(localtime=False, usegmt=True)
-    msg["Message-ID"] = message_id_for(request.request_id, sender)
-    msg["Content-Language"] = ", ".join(langs)
-    msg["Auto-Submitted"] = "auto-generated"
-    msg.set_content(plain, charset="utf-8")
-    msg.add_alternative(html_body, subtype="html", charset="utf-8")
-    return msg
+    return build_message(
+        sender=sender,
+        to=[(name, address)],
+        subject=f"{survey.title.get(langs[0])} / {survey.title.get(langs[1])}",
+        text=plain,
+        html=html_body,
+        message_id=message_id_for(request_id, sender),
+        date=date,
+        language=", ".join(langs),
+    )
 
 
-def smtp_mailer(settings: SurveySettings) -> Mailer:
-    """Send through the configured relay; classify failures as permanent or transient."""
-
-    async def send(message: EmailMessage) -> None:
-        try:
-            await aiosmtplib.send(
-                message,
-                hostname=settings.smtp_host,
-                port=settings.smtp_port,
-                username=settings.smtp_username,
-                password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
-                start_tls=settings.smtp_starttls,
-                timeout=settings.smtp_timeout_seconds,
-            )
-        except aiosmtplib.SMTPRecipientsRefused as exc:
-            permanent = all(r.code >= 500 for r in exc.recipients)
-            raise SendFailed(f"recipient refused ({', '.join(str(r.code) for r in exc.recipients)})",
-                             permanent=permanent) from exc
-        except aiosmtplib.SMTPDataError as exc:
-            raise SendFailed(f"message refused: {exc.code}", permanent=exc.code >= 500) from exc
-        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-            raise SendFailed(f"{type(exc).__name__}: {exc}", permanent=False) from exc
-
-    return send
+def invitation(
+    settings: SurveySettings, *, request_id: str, customer: Customer, address: str, language: str | None,
+    survey: SurveyDefinition, now: datetime,
+) -> OutgoingMail:
+    """The complete invitation mail of one request, ready to queue."""
+    link = survey_link(settings, survey_id=survey.id, request_id=request_id)
+    message = render_invitation(
+        request_id=request_id, customer=customer, address=address, language=language, survey=survey, link=link,
+        sender=settings.smtp_from, ttl_days=settings.survey_link_ttl_days, date=now,
+    )
+    return OutgoingMail(
+        mail_id=invitation_mail_id(request_id), purpose=PURPOSE, ref=request_id,
+        message_id=message_id_for(request_id, settings.smtp_from), recipients=(address,), message=message,
+    )
 
 
-class InvitationSender:
-    """Background task sending due invitations; one per process (replicas coordinate via the database)."""
+# --- the upgrade backlog (migration 0005) ---------------------------------------------------
+async def queue_backlog(pool: asyncpg.Pool, settings: SurveySettings, clock: Clock, *, batch: int = 200) -> int:
+    """Render and queue the invitations the sender before the mail queue had not delivered
+    (same Message-ID as its attempts); replicas starting together share the work."""
+    done = 0
+    surveys: dict[str, SurveyDefinition | None] = {}
+    while True:
+        async with pool.acquire() as conn, conn.transaction():
+            requests = await repository.claim_backlog(conn, limit=batch)
+            if not requests:
+                break
+            now = clock.now()
+            mails: list[OutgoingMail] = []
+            settled: dict[str, str | None] = {}
+            for request in requests:
+                if request.survey_id not in surveys:
+                    surveys[request.survey_id] = await repository.survey_definition(conn, request.survey_id)
+                survey, address = surveys[request.survey_id], usable_address(request.customer)
+                if survey is None or address is None:
+                    settled[request.request_id] = None
+                    continue
+                mails.append(invitation(settings, request_id=request.request_id, customer=request.customer,
+                                        address=address, language=request.language, survey=survey, now=now))
+                settled[request.request_id] = mails[-1].mail_id
+            await queue.enqueue(conn, mails, now=now)
+            await repository.settle_backlog(conn, settled)
+        done += len(requests)
+    if done:
+        logger.info("invitations from before the mail queue queued", extra={"requests": done})
+    return done
 
-    def __init__(
-        self,
-        pool: asyncpg.Pool,
-        settings: SurveySettings,
-        metrics: SurveyMetrics,
-        mailer: Mailer,
-        *,
-        stop_timeout: float = 10.0,
-    ) -> None:
-        self._pool = pool
-        self._settings = settings
-        self._metrics = metrics
-        self._mailer = mailer
-        self._wake = asyncio.Event()
-        self._stopping = False
-        self._stop_timeout = stop_timeout
-        self._surveys: dict[str, SurveyDefinition] = {}  # immutable once created: safe to cache
-        self.task: asyncio.Task | None = None
-        self.last_error: str | None = None
 
-    def wake(self, *_: object) -> None:
-        self._wake.set()
+# --- delivery state (the mail's) ----------------------------------------------------------
+@dataclass(frozen=True)
+class InvitationDelivery:
+    state: str  # a mail state, or unsendable
+    mail: MailStatus | None  # None: unsendable, or not rendered yet (upgrade backlog)
 
-    async def stop(self) -> None:
-        """Let the send in flight finish (bounded), then return; the runtime cancels what is left."""
-        self._stopping = True
-        self._wake.set()
-        if self.task is not None and not self.task.done():
-            try:
-                await asyncio.wait_for(asyncio.shield(self.task), self._stop_timeout)
-            except (TimeoutError, asyncio.CancelledError):
-                logger.warning("invitation sender did not stop in time", extra={"timeout_s": self._stop_timeout})
-            except Exception:  # its failure is logged by the runtime's done-callback
-                pass
 
-    async def run(self) -> None:
-        backoff = 0.2
-        while not self._stopping:
-            try:
-                async with self._pool.acquire() as conn:
-                    await conn.add_listener(repository.INVITATION_CHANNEL, self.wake)
-                    try:
-                        await self._loop(conn)
-                    finally:
-                        await conn.remove_listener(repository.INVITATION_CHANNEL, self.wake)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # database down: back off and retry, never give up
-                self.last_error = repr(exc)
-                logger.warning("invitation sender failed; retrying", extra={"error": repr(exc), "backoff_s": backoff})
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+async def delivery(conn: asyncpg.Connection, request_id: str) -> InvitationDelivery | None:
+    """The delivery state of a request's invitation; None for an unknown request."""
+    request = await repository.get_request(conn, request_id)
+    if request is None:
+        return None
+    if request.mail_id is None:
+        return InvitationDelivery("unsendable", None)
+    mail = (await queue.statuses(conn, [request.mail_id])).get(request.mail_id)
+    return InvitationDelivery(mail.state.value if mail else "pending", mail)
 
-    async def _loop(self, conn: asyncpg.Connection) -> None:
-        s = self._settings
-        while not self._stopping:
-            self._wake.clear()
-            while not self._stopping and await self._send_one(conn):
-                pass
-            await self._refresh_gauge(conn)
-            self.last_error = None
-            due = await repository.next_invitation_due_in(conn)
-            timeout = s.survey_invitation_poll_seconds if due is None else min(due, s.survey_invitation_poll_seconds)
-            if self._stopping:
-                return
-            try:
-                await asyncio.wait_for(self._wake.wait(), max(timeout, 0.01))
-            except TimeoutError:
-                pass
 
-    async def _refresh_gauge(self, conn: asyncpg.Connection) -> None:
-        counts = await repository.delivery_counts(conn)
-        for state in DELIVERY_STATES:
-            self._metrics.invitations.labels(state).set(counts.get(state, 0))
-
-    async def _survey(self, conn: asyncpg.Connection, survey_id: str) -> SurveyDefinition | None:
-        if survey_id not in self._surveys:
-            stored = await repository.get_survey(conn, survey_id)
-            if stored is None:
-                return None
-            self._surveys[survey_id] = stored.definition
-        return self._surveys[survey_id]
-
-    async def _send_one(self, conn: asyncpg.Connection) -> bool:
-        """Claim and send one due invitation; False when none is due."""
-        s = self._settings
-        claimed = await repository.claim_due_invitations(
-            conn, limit=1, lease_seconds=s.survey_invitation_lease_seconds
-        )
-        if not claimed:
-            return False
-        request = claimed[0]
-        log = {"request_id": request.request_id, "survey_id": request.survey_id, "attempt": request.attempts}
-        survey = await self._survey(conn, request.survey_id)
-        if survey is None or not request.customer.email:  # not reachable via the handler; kept safe
-            await repository.mark_failed(conn, request.request_id, error="no survey or no email address")
-            self._metrics.invitations_failed.labels("rejected").inc()
-            return True
-        link = survey_link(s, survey_id=survey.id, request_id=request.request_id)
-        message = compose_invitation(request, survey, link=link, sender=s.smtp_from, ttl_days=s.survey_link_ttl_days)
-        started = time.perf_counter()
-        try:
-            await self._mailer(message)
-        except SendFailed as exc:
-            if exc.permanent:
-                await repository.mark_failed(conn, request.request_id, error=str(exc))
-                self._metrics.invitations_failed.labels("rejected").inc()
-                logger.warning("invitation rejected", extra={**log, "error": str(exc)})
-            elif request.attempts >= s.survey_invitation_max_attempts:
-                await repository.mark_failed(conn, request.request_id, error=str(exc))
-                self._metrics.invitations_failed.labels("retries_exhausted").inc()
-                logger.error("invitation failed; giving up", extra={**log, "error": str(exc)})
-            else:
-                delay = min(s.survey_invitation_retry_seconds * 2 ** (request.attempts - 1), MAX_BACKOFF_SECONDS)
-                await repository.mark_retry(conn, request.request_id, delay_seconds=delay, error=str(exc))
-                self._metrics.invitation_retries.inc()
-                logger.warning("invitation send failed; will retry", extra={**log, "error": str(exc), "retry_in_s": delay})
-            return True
-        self._metrics.send_seconds.observe(time.perf_counter() - started)
-        await repository.mark_sent(conn, request.request_id, message_id=message["Message-ID"])
-        self._metrics.invitations_sent.inc()
-        logger.info("invitation sent", extra=log)
-        return True
+async def refresh_gauge(pool: asyncpg.Pool, metrics: SurveyMetrics) -> None:
+    """``keymoment_survey_invitations{state}`` from the mail queue (at scrape time)."""
+    async with pool.acquire() as conn:
+        counts = await queue.state_counts(conn, purpose=PURPOSE)
+        outside = await repository.invitations_outside_the_queue(conn)
+    for state in DELIVERY_STATES:
+        metrics.invitations.labels(state).set(counts.get(state, 0) + outside.get(state, 0))

@@ -11,8 +11,6 @@ import asyncpg
 from services.survey.schemas import StoredSurvey, SurveyDefinition, SurveySummary
 from shared.contracts import Customer
 
-INVITATION_CHANNEL = "keymoment_survey_invitations"
-
 
 # --- surveys ---------------------------------------------------------------------------
 async def create_survey(conn: asyncpg.Connection, survey: SurveyDefinition) -> datetime | None:
@@ -42,8 +40,9 @@ async def get_survey(conn: asyncpg.Connection | asyncpg.Pool, survey_id: str) ->
     )
 
 
-async def survey_exists(conn: asyncpg.Connection, survey_id: str) -> bool:
-    return await conn.fetchval("SELECT EXISTS (SELECT 1 FROM surveys WHERE survey_id = $1)", survey_id)
+async def survey_definition(conn: asyncpg.Connection, survey_id: str) -> SurveyDefinition | None:
+    definition = await conn.fetchval("SELECT definition FROM surveys WHERE survey_id = $1", survey_id)
+    return None if definition is None else SurveyDefinition.model_validate_json(definition)
 
 
 async def list_surveys(conn: asyncpg.Connection | asyncpg.Pool, *, limit: int, offset: int) -> list[SurveySummary]:
@@ -78,13 +77,10 @@ class SurveyRequest:
     language: str | None
     location: str | None
     touchpoint: str | None
-    delivery_status: str
-    attempts: int
+    mail_id: str | None  # its invitation in mail_queue; None: no usable email address
 
 
-_REQUEST_COLUMNS = (
-    "request_id, survey_id, kind, alert_id, customer, language, location, touchpoint, delivery_status, attempts"
-)
+_REQUEST_COLUMNS = "request_id, survey_id, kind, alert_id, customer, language, location, touchpoint, mail_id"
 
 
 def _request(row: asyncpg.Record) -> SurveyRequest:
@@ -97,8 +93,7 @@ def _request(row: asyncpg.Record) -> SurveyRequest:
         language=row["language"],
         location=row["location"],
         touchpoint=row["touchpoint"],
-        delivery_status=row["delivery_status"],
-        attempts=row["attempts"],
+        mail_id=row["mail_id"],
     )
 
 
@@ -114,19 +109,17 @@ async def add_request(
     location: str | None,
     touchpoint: str | None,
     requested_at: datetime,
-    delivery_status: str,
+    mail_id: str | None,
 ) -> bool:
     """Record a request; False when it was already recorded (a redelivered or repeated request)."""
     inserted = await conn.fetchval(
         """INSERT INTO survey_requests (request_id, survey_id, kind, alert_id, customer, language, location,
-                                        touchpoint, requested_at, delivery_status)
+                                        touchpoint, requested_at, mail_id)
            VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10)
            ON CONFLICT (request_id) DO NOTHING RETURNING true""",
         request_id, survey_id, kind, alert_id, customer.model_dump_json(exclude_none=True),
-        language, location, touchpoint, requested_at, delivery_status,
+        language, location, touchpoint, requested_at, mail_id,
     )
-    if inserted and delivery_status == "pending":
-        await conn.execute("SELECT pg_notify($1, '')", INVITATION_CHANNEL)  # delivered on commit
     return bool(inserted)
 
 
@@ -136,68 +129,36 @@ async def get_request(conn: asyncpg.Connection, request_id: str, *, lock: bool =
     return _request(row) if row else None
 
 
-async def claim_due_invitations(conn: asyncpg.Connection, *, limit: int, lease_seconds: float) -> list[SurveyRequest]:
-    """Move due invitations to ``sending`` and return them. Several senders never
-    claim the same row (SKIP LOCKED). A row left in ``sending`` longer than the
-    lease belongs to a sender that crashed mid-send and is claimed again."""
+async def invitations_outside_the_queue(conn: asyncpg.Connection | asyncpg.Pool) -> dict[str, int]:
+    """Invitations whose state is not a mail's: ``unsendable`` (no usable address) and
+    ``pending`` ones still in the upgrade backlog (not rendered yet)."""
+    row = await conn.fetchrow(
+        """SELECT (SELECT count(*) FROM survey_requests WHERE mail_id IS NULL) AS unsendable,
+                  (SELECT count(*) FROM survey_invitation_backlog) AS backlog"""
+    )
+    return {"unsendable": row["unsendable"], "pending": row["backlog"]}
+
+
+# Invitations the sender before the mail queue had not delivered (migration 0005).
+async def claim_backlog(conn: asyncpg.Connection, *, limit: int) -> list[SurveyRequest]:
+    """Take (lock, in the caller's transaction) up to ``limit`` requests from the backlog."""
     rows = await conn.fetch(
-        f"""UPDATE survey_requests SET delivery_status = 'sending', claimed_at = now(), attempts = attempts + 1
-            WHERE request_id IN (
-                SELECT request_id FROM survey_requests
-                WHERE (delivery_status = 'pending' AND next_attempt_at <= now())
-                   OR (delivery_status = 'sending' AND claimed_at < now() - make_interval(secs => $2))
-                ORDER BY next_attempt_at
-                LIMIT $1
-                FOR UPDATE SKIP LOCKED)
-            RETURNING {_REQUEST_COLUMNS}""",
+        f"""SELECT {_REQUEST_COLUMNS} FROM survey_requests WHERE request_id IN (
+                SELECT request_id FROM survey_invitation_backlog ORDER BY request_id LIMIT $1
+                FOR UPDATE SKIP LOCKED)""",
         limit,
-        lease_seconds,
     )
     return [_request(r) for r in rows]
 
 
-async def next_invitation_due_in(conn: asyncpg.Connection) -> float | None:
-    """Seconds until the next pending invitation is due (0 if overdue), None if none is pending."""
-    # Not greatest(..., 0) in SQL: greatest() skips NULLs, so "nothing pending" became "due now"
-    # and the sender polled the database every 10 ms for ever.
-    seconds = await conn.fetchval(
-        """SELECT extract(epoch FROM min(next_attempt_at) - now())::float8
-           FROM survey_requests WHERE delivery_status = 'pending'"""
-    )
-    return None if seconds is None else max(seconds, 0.0)
-
-
-async def mark_sent(conn: asyncpg.Connection, request_id: str, *, message_id: str) -> None:
+async def settle_backlog(conn: asyncpg.Connection, mail_ids: dict[str, str | None]) -> None:
+    """Each request's invitation mail (None: unsendable); they leave the backlog."""
     await conn.execute(
-        """UPDATE survey_requests SET delivery_status = 'sent', sent_at = now(), message_id = $2, last_error = NULL
-           WHERE request_id = $1""",
-        request_id,
-        message_id,
+        """UPDATE survey_requests r SET mail_id = m.mail_id
+           FROM unnest($1::text[], $2::text[]) AS m (request_id, mail_id) WHERE r.request_id = m.request_id""",
+        list(mail_ids), list(mail_ids.values()),
     )
-
-
-async def mark_retry(conn: asyncpg.Connection, request_id: str, *, delay_seconds: float, error: str) -> None:
-    await conn.execute(
-        """UPDATE survey_requests SET delivery_status = 'pending', claimed_at = NULL, last_error = $3,
-                  next_attempt_at = now() + make_interval(secs => $2)
-           WHERE request_id = $1""",
-        request_id,
-        delay_seconds,
-        error[:1000],
-    )
-
-
-async def mark_failed(conn: asyncpg.Connection, request_id: str, *, error: str) -> None:
-    await conn.execute(
-        "UPDATE survey_requests SET delivery_status = 'failed', last_error = $2 WHERE request_id = $1",
-        request_id,
-        error[:1000],
-    )
-
-
-async def delivery_counts(conn: asyncpg.Connection | asyncpg.Pool) -> dict[str, int]:
-    rows = await conn.fetch("SELECT delivery_status, count(*) AS n FROM survey_requests GROUP BY delivery_status")
-    return {r["delivery_status"]: r["n"] for r in rows}
+    await conn.execute("DELETE FROM survey_invitation_backlog WHERE request_id = ANY ($1::text[])", list(mail_ids))
 
 
 # --- responses ---------------------------------------------------------------------------

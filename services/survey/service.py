@@ -19,12 +19,15 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from services.survey import repository
+from services.survey import invitations, repository
 from services.survey.repository import SurveyRequest
 from services.survey.schemas import Answer, SurveyDefinition
+from services.survey.settings import SurveySettings
+from shared.clock import Clock
 from shared.contracts import Channel, FeedbackReceived, Rating, SurveyDetails, SurveyRequested
 from shared.events import FEEDBACK_RECEIVED, Envelope
 from shared.errors import PermanentError
+from shared.mail import queue
 from shared.outbox import enqueue
 
 logger = logging.getLogger(__name__)
@@ -46,6 +49,14 @@ class AlreadyAnswered(Exception):
 
 class UnknownRequest(Exception):
     """A correctly signed link whose request this service does not know."""
+
+
+@dataclass(frozen=True)
+class Context:
+    """What survey's use cases need besides a connection; built whole in ``create_app``."""
+
+    settings: SurveySettings
+    clock: Clock
 
 
 @dataclass(frozen=True)
@@ -177,22 +188,22 @@ async def submit_response(
     return Submitted(response_id, [e.id for e in events])
 
 
-async def record_request(conn: asyncpg.Connection, req: SurveyRequested) -> bool:
-    """Record a ``survey.requested.v1``; the invitation sender picks it up after commit.
+async def record_request(ctx: Context, conn: asyncpg.Connection, req: SurveyRequested) -> bool:
+    """Record a ``survey.requested.v1`` and queue its invitation mail in the same transaction.
 
     ``kind`` names the survey to ask (``recovery`` is built in). A kind without
     a survey can never succeed: it is dead-lettered (replayable once the
-    survey exists). A customer without an email address is recorded as
-    ``unsendable``.
+    survey exists). A customer without a usable email address is recorded
+    with no invitation (``unsendable``).
     """
-    survey_id = req.kind
-    if not await repository.survey_exists(conn, survey_id):
-        raise PermanentError(f"no survey {survey_id!r} for survey request kind {req.kind!r}")
-    status = "pending" if req.customer.email else "unsendable"
+    survey = await repository.survey_definition(conn, req.kind)
+    if survey is None:
+        raise PermanentError(f"no survey {req.kind!r} for survey request kind {req.kind!r}")
+    address = invitations.usable_address(req.customer)
     inserted = await repository.add_request(
         conn,
         request_id=req.request_id,
-        survey_id=survey_id,
+        survey_id=survey.id,
         kind=req.kind,
         alert_id=req.alert_id,
         customer=req.customer,
@@ -200,11 +211,16 @@ async def record_request(conn: asyncpg.Connection, req: SurveyRequested) -> bool
         location=req.location,
         touchpoint=req.touchpoint,
         requested_at=req.requested_at,
-        delivery_status=status,
+        mail_id=invitations.invitation_mail_id(req.request_id) if address else None,
     )
+    if inserted and address:
+        now = ctx.clock.now()
+        mail = invitations.invitation(ctx.settings, request_id=req.request_id, customer=req.customer,
+                                      address=address, language=req.language, survey=survey, now=now)
+        await queue.enqueue(conn, [mail], now=now)
     logger.info(
         "survey request recorded" if inserted else "survey request already recorded",
-        extra={"request_id": req.request_id, "survey_id": survey_id, "alert_id": req.alert_id,
-               "delivery_status": status},
+        extra={"request_id": req.request_id, "survey_id": survey.id, "alert_id": req.alert_id,
+               "invitation": "queued" if address else "unsendable"},
     )
     return inserted

@@ -4,10 +4,13 @@ from typing import ClassVar
 
 from pydantic import Field, SecretStr, field_validator
 
+from shared.mail.settings import MailSettings
 from shared.settings import ServiceSettings
 
 
-class SurveySettings(ServiceSettings):
+class SurveySettings(ServiceSettings, MailSettings):
+    """Survey's own settings; invitations are sent through the shared mail queue (``MAIL_*``)."""
+
     service_name: ClassVar[str] = "survey"
     port: int = Field(8002, ge=1, le=65535, description="HTTP port of survey.")
 
@@ -20,19 +23,6 @@ class SurveySettings(ServiceSettings):
         description="Public URL of this service as customers reach it; survey links start with it.",
     )
     survey_link_ttl_days: int = Field(30, ge=1, le=365, description="How long a personal survey link stays valid.")
-    survey_invitation_max_attempts: int = Field(
-        6, ge=1, le=50, description="SMTP attempts per invitation before it is marked failed."
-    )
-    survey_invitation_retry_seconds: float = Field(
-        30.0, gt=0, description="Delay before the first retry of a failed send; doubles per attempt (capped at 1 h)."
-    )
-    survey_invitation_poll_seconds: float = Field(
-        5.0, gt=0, description="How often the sender looks for due invitations without a wake-up notification."
-    )
-    survey_invitation_lease_seconds: float = Field(
-        600.0, gt=0, description="A send claimed this long ago and never finished (a crash) is tried again."
-    )
-    smtp_timeout_seconds: float = Field(30.0, gt=0, description="Timeout of one SMTP conversation.")
 
     required_secrets: ClassVar[tuple[str, ...]] = (*ServiceSettings.required_secrets, "link_signing_key")
     dev_secret_defaults: ClassVar[dict[str, str]] = {

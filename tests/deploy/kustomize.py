@@ -2,10 +2,12 @@
 
 ``kubectl`` is not part of the Python toolchain ``make test`` installs, so the
 tests render the overlays themselves. Only these kustomization fields are
-understood: ``resources`` (files and directories), ``namespace``,
-``labels`` (metadata labels only), ``images``, ``replicas`` and ``patches``
-given by ``path`` (strategic-merge patches that name their target by kind and
-name). Anything else raises :class:`Unsupported`, so a kustomization that
+understood: ``resources`` (files and directories), ``components`` (``kind:
+Component`` directories with ``resources`` and ``patches``, applied in order
+after the resources and before the other fields, as kustomize does),
+``namespace``, ``labels`` (metadata labels only), ``images``, ``replicas`` and
+``patches`` given by ``path`` (strategic-merge patches that name their target
+by kind and name). Anything else raises :class:`Unsupported`, so a kustomization that
 grows a new feature fails loudly here instead of being rendered wrongly.
 Where ``kubectl`` is installed, a test checks this rendering against
 ``kubectl kustomize`` object by object.
@@ -19,7 +21,8 @@ from typing import Any
 
 import yaml
 
-SUPPORTED = {"apiVersion", "kind", "resources", "namespace", "labels", "images", "replicas", "patches"}
+SUPPORTED = {"apiVersion", "kind", "resources", "components", "namespace", "labels", "images", "replicas", "patches"}
+COMPONENT_FIELDS = {"apiVersion", "kind", "resources", "patches"}
 CLUSTER_SCOPED = {
     "Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "PersistentVolume",
     "StorageClass", "PriorityClass", "IngressClass", "ValidatingWebhookConfiguration",
@@ -42,27 +45,29 @@ class Unsupported(ValueError):
     """The kustomization uses a feature this renderer does not implement."""
 
 
-def build(directory: Path) -> list[dict[str, Any]]:
+def load(directory: Path) -> dict[str, Any]:
+    return yaml.safe_load((Path(directory) / "kustomization.yaml").read_text(encoding="utf-8"))
+
+
+def build(directory: Path, kustomization: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Render ``directory``'s kustomization (or ``kustomization``, its paths relative to ``directory``)."""
     directory = Path(directory)
-    kustomization = yaml.safe_load((directory / "kustomization.yaml").read_text(encoding="utf-8"))
+    kustomization = kustomization if kustomization is not None else load(directory)
+    if kustomization.get("kind", "Kustomization") != "Kustomization":
+        raise Unsupported(f"{directory}: a {kustomization['kind']} is not built on its own")
     unknown = set(kustomization) - SUPPORTED
     if unknown:
         raise Unsupported(f"{directory}: kustomization fields not supported by the test renderer: {sorted(unknown)}")
 
-    objects: list[dict[str, Any]] = []
-    for entry in kustomization.get("resources", []):
-        path = (directory / entry).resolve()
-        if path.is_dir():
-            objects += build(path)
-        else:
-            objects += [doc for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")) if doc]
-
-    for patch in kustomization.get("patches", []):
-        if set(patch) != {"path"}:
-            raise Unsupported(f"{directory}: only `patches: - path: FILE` is supported, got {patch}")
-        for doc in yaml.safe_load_all((directory / patch["path"]).read_text(encoding="utf-8")):
-            if doc:
-                _apply_patch(objects, doc, where=f"{directory}/{patch['path']}")
+    objects = _resources(directory, kustomization)
+    for entry in kustomization.get("components", []):
+        component_dir = (directory / entry).resolve()
+        component = load(component_dir)
+        if component.get("kind") != "Component" or set(component) - COMPONENT_FIELDS:
+            raise Unsupported(f"{component_dir}: expected a kind: Component with {sorted(COMPONENT_FIELDS)}")
+        objects += _resources(component_dir, component)
+        _patches(objects, component_dir, component)
+    _patches(objects, directory, kustomization)
 
     if namespace := kustomization.get("namespace"):
         for obj in objects:
@@ -87,6 +92,26 @@ def build(directory: Path) -> list[dict[str, Any]]:
         for obj in matched:
             obj["spec"]["replicas"] = int(replicas["count"])
     return objects
+
+
+def _resources(directory: Path, kustomization: dict[str, Any]) -> list[dict[str, Any]]:
+    objects: list[dict[str, Any]] = []
+    for entry in kustomization.get("resources", []):
+        path = (directory / entry).resolve()
+        if path.is_dir():
+            objects += build(path)
+        else:
+            objects += [doc for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")) if doc]
+    return objects
+
+
+def _patches(objects: list[dict[str, Any]], directory: Path, kustomization: dict[str, Any]) -> None:
+    for patch in kustomization.get("patches", []):
+        if set(patch) != {"path"}:
+            raise Unsupported(f"{directory}: only `patches: - path: FILE` is supported, got {patch}")
+        for doc in yaml.safe_load_all((directory / patch["path"]).read_text(encoding="utf-8")):
+            if doc:
+                _apply_patch(objects, doc, where=f"{directory}/{patch['path']}")
 
 
 def _apply_patch(objects: list[dict[str, Any]], patch: dict[str, Any], *, where: str) -> None:

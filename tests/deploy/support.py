@@ -23,7 +23,7 @@ from keymoment.serve import SERVICES  # noqa: F401 - the services `keymoment ser
 from shared.settings import ServiceSettings
 
 ROOT = Path(__file__).resolve().parents[2]
-INFRA = ("kafka", "postgres", "prometheus", "grafana", "mailpit")
+INFRA = ("kafka", "postgres", "prometheus", "grafana", "mailpit", "migrate")
 
 
 @cache
@@ -213,3 +213,62 @@ def environment(service: dict) -> dict[str, str]:
     if isinstance(env, list):
         env = dict(item.split("=", 1) for item in env)
     return {key: "" if value is None else str(value) for key, value in env.items()}
+
+
+# --- what the code does with secrets and topics --------------------------------------------
+
+# Variables asyncpg reads itself when the DSN leaves user or password out (the CloudNativePG
+# component's workloads log in with their role's Secret this way).
+LIBPQ_ENV = {"PGUSER", "PGPASSWORD"}
+
+
+@cache
+def code_attributes(service: str) -> frozenset[str]:
+    """Attribute names the code a service runs refers to (``x.admin_token``): the modules its
+    app imports from this repository (services.<service>, shared), found by reading them."""
+    import ast
+
+    todo, seen, names = [f"services.{service}.app"], set(), set()
+    while todo:
+        module = todo.pop()
+        if module in seen:
+            continue
+        seen.add(module)
+        path = ROOT / (module.replace(".", "/") + ".py")
+        if not path.is_file():
+            path = ROOT / module.replace(".", "/") / "__init__.py"
+            if not path.is_file():
+                continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute):
+                names.add(node.attr)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                todo.append(node.module)
+                todo += [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                todo += [a.name for a in node.names]
+        todo = [m for m in todo if m.split(".")[0] in ("shared", "services") and
+                (not m.startswith("services.") or m.startswith(f"services.{service}"))]
+    return frozenset(names)
+
+
+def secrets_used(service: str) -> set[str]:
+    """Secret settings (as variables) the service's code reads."""
+    return {name for name in secret_fields(service) if name.lower() in code_attributes(service)}
+
+
+@cache
+def service_topics() -> dict[str, dict]:
+    """Per service: topics it produces and consumes and its consumer group, from its app."""
+    return load_generator().service_topics()
+
+
+@cache
+def load_generator():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("deploy_k8s_generate", ROOT / "deploy" / "k8s" / "generate.py")
+    generate = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generate)
+    return generate

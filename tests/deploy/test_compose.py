@@ -133,8 +133,11 @@ def test_app_service_port_and_readiness_check_match_settings(name, compose):
 @pytest.mark.parametrize("name", SERVICES)
 def test_app_service_starts_after_healthy_dependencies(name, compose):
     depends = compose["services"][name]["depends_on"]
-    assert {"kafka", "postgres"} <= set(depends)
+    assert {"kafka", "postgres", "migrate"} <= set(depends)
     for dependency, how in depends.items():
+        if dependency == "migrate":
+            assert how["condition"] == "service_completed_successfully"
+            continue
         assert how["condition"] == "service_healthy"
         assert "healthcheck" in compose["services"][dependency], f"{dependency} has no health check to wait for"
 
@@ -149,7 +152,8 @@ def test_infrastructure_health_checks(compose):
     assert "pg_isready" in " ".join(services["postgres"]["healthcheck"]["test"])
     assert "kafka-broker-api-versions" in " ".join(services["kafka"]["healthcheck"]["test"])
     for name in INFRA:
-        assert services[name]["healthcheck"]["test"], f"{name} has no health check"
+        if name != "migrate":  # a one-shot step: it completes instead
+            assert services[name]["healthcheck"]["test"], f"{name} has no health check"
 
 
 @pytest.mark.parametrize("name", SERVICES)
@@ -198,3 +202,21 @@ def test_kafka_forgets_events_before_the_consumers_forget_their_ids(compose):
         env = environment(compose["services"][name])
         days = int(env.get("PROCESSED_EVENTS_RETENTION_DAYS") or build_settings(name, env).processed_events_retention_days)
         assert kafka_hours < days * 24, f"{name}: dedupe window {days} d is not longer than Kafka's {kafka_hours} h"
+
+
+def test_the_migration_step_runs_first_with_only_the_database(compose):
+    """The same step as the Kubernetes Jobs: `keymoment migrate SERVICE` for every service,
+    then the services start with MIGRATE_ON_START=false."""
+    from keymoment.serve import MIGRATION_SECRETS, _service, migration_settings
+
+    step = compose["services"]["migrate"]
+    script = " ".join(step["entrypoint"])
+    assert "python -m keymoment migrate $s || exit 1" in script  # compose's $$ is a literal $ for the shell
+    assert all(name in script for name in SERVICES)
+    assert step["depends_on"]["postgres"]["condition"] == "service_healthy"
+    env = environment(step)
+    assert set(env) == {"KEYMOMENT_ENV", *(s.upper() for s in MIGRATION_SECRETS)}
+    for name in SERVICES:
+        migration_settings(_service(name)[1])(**{k.lower(): v for k, v in env.items()})
+        assert environment(compose["services"][name])["MIGRATE_ON_START"] == "false"
+        assert environment(compose["services"][name])["DATABASE_URL"] == env["DATABASE_URL"]

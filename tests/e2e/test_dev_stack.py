@@ -1,8 +1,11 @@
-"""`keymoment dev` (what `make dev` runs): every component ready, then SIGINT
-leaves no process and no listening port behind."""
+"""`keymoment dev` (what `make dev` runs), on ports of its own (``--port-base``):
+every component ready, then SIGINT leaves no process and no listening port behind.
 
-import os
-import signal
+How long start-up and stop take is a benchmark figure (``python -m bench.devstack.run``),
+not asserted here: the timeouts below are generous so a busy machine is no failure.
+"""
+
+import socket
 import subprocess
 import sys
 import time
@@ -11,63 +14,61 @@ from pathlib import Path
 
 import pytest
 
-from keymoment.devstack.ports import port_in_use
-from keymoment.devstack.run import INTAKE_SMTP_PORT, KAFKA_PORT, POSTGRES_PORT, SERVICES, SMTP_SINK_PORT
+from keymoment.devstack.devrun import DevRun, running
+from keymoment.devstack.ports import free_port_block, port_in_use
+from keymoment.devstack.stack import Ports
 
 ROOT = Path(__file__).resolve().parents[2]
-PORTS = [*SERVICES.values(), KAFKA_PORT, POSTGRES_PORT, SMTP_SINK_PORT, INTAKE_SMTP_PORT]
+PORT_COUNT = 8  # Ports.from_base: four services, broker, PostgreSQL, SMTP sink, intake's SMTP listener
+READY_TIMEOUT = 180.0
+STOP_TIMEOUT = 60.0
 
 pytestmark = pytest.mark.e2e
 
 
-def _ready(port: int) -> bool:
+def _ready(url: str) -> bool:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
+        with urllib.request.urlopen(f"{url}/readyz", timeout=5) as r:
             return r.status == 200
     except OSError:
         return False
 
 
+def _all_ports(ports: Ports) -> list[int]:
+    return [*ports.services.values(), ports.kafka, ports.postgres, ports.smtp, ports.intake_smtp]
+
+
 def test_dev_stack_starts_ready_and_stops_clean(tmp_path):
-    busy = [p for p in PORTS if port_in_use(p)]
-    if busy:
-        pytest.fail(f"dev ports already in use (is a `make dev` running?): {busy}")
-    env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "SMTP_HOST")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "keymoment", "dev", "--var", str(tmp_path / "var")],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    output: list[str] = []
+    base = free_port_block(PORT_COUNT)
+    dev = DevRun(tmp_path / "var", base, cwd=ROOT)
+    assert sorted(_all_ports(dev.ports)) == list(range(base, base + PORT_COUNT))
+    children: set[int] = set()
     try:
-        started = time.monotonic()
-        for raw in proc.stdout:
-            output.append(raw)
-            if "all components ready" in raw or proc.poll() is not None:
-                break
-            assert time.monotonic() - started < 60, "".join(output)
-        elapsed = time.monotonic() - started
-        text = "".join(output)
-        assert "all components ready" in text, text
-        assert elapsed < 20, f"took {elapsed:.1f}s to be ready\n{text}"
-        for name, port in SERVICES.items():
-            assert _ready(port), f"{name} /readyz not 200"
-            assert f"{name}" in text and f"http://127.0.0.1:{port}" in text
+        dev.wait_for(timeout=READY_TIMEOUT)
+        dev.wait_for("Ctrl-C stops everything.", timeout=READY_TIMEOUT)  # the banner's last line
+        text = dev.output
+        for name, port in dev.ports.services.items():
+            url = f"http://127.0.0.1:{port}"
+            assert _ready(url), f"{name} /readyz not 200"
+            assert name in text and url in text
+        assert f"127.0.0.1:{dev.ports.kafka}" in text and f"127.0.0.1:{dev.ports.postgres}/keymoment" in text
+        assert f"smtp://127.0.0.1:{dev.ports.smtp}" in text
+        assert port_in_use(dev.ports.intake_smtp), "intake's SMTP listener is not listening"
         api_key = (tmp_path / "var" / "dev-api-key").read_text().strip()
         admin = (tmp_path / "var" / "dev-admin-token").read_text().strip()
         assert api_key and admin and api_key != admin
+        assert f"dev API key (all channels, unlimited): {api_key}" in text
+        children = dev.descendants()
+        assert len(children) >= 7, children  # broker, PostgreSQL, SMTP sink, four services
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(12)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            pytest.fail("keymoment dev did not stop within 10 s of SIGINT")
-    deadline = time.monotonic() + 2
-    while time.monotonic() < deadline and any(port_in_use(p) for p in PORTS):
+        dev.interrupt(timeout=STOP_TIMEOUT)
+    assert dev.process.returncode == 0, dev.output
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(port_in_use(p) for p in _all_ports(dev.ports)):
         time.sleep(0.1)
-    assert [p for p in PORTS if port_in_use(p)] == [], "ports still listening after stop"
-    patterns = [str(tmp_path), r"-m services\.(intake|survey|alerts|reporting)$", "keymoment.devstack.smtp_sink",
-                f"tansu broker --listener-url tcp://127.0.0.1:{KAFKA_PORT}"]
+    assert [p for p in _all_ports(dev.ports) if port_in_use(p)] == [], "ports still listening after stop"
+    assert [pid for pid in children if running(pid)] == [], "processes left behind"
+    patterns = [str(tmp_path), f"tansu broker --listener-url tcp://127.0.0.1:{dev.ports.kafka}"]
     leftovers = [
         pid for pattern in patterns
         for pid in subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout.split()
@@ -76,20 +77,28 @@ def test_dev_stack_starts_ready_and_stops_clean(tmp_path):
 
 
 def test_a_port_in_use_is_a_one_line_error(tmp_path):
-    import socket
-
-    if port_in_use(SERVICES["survey"]):
-        pytest.fail("port 8002 already in use")
+    base = free_port_block(PORT_COUNT)
+    survey = Ports.from_base(base).services["survey"]
     with socket.socket() as holder:
         holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        holder.bind(("127.0.0.1", SERVICES["survey"]))
+        holder.bind(("127.0.0.1", survey))
         holder.listen()
         done = subprocess.run(
-            [sys.executable, "-m", "keymoment", "dev", "--var", str(tmp_path / "var")],
-            cwd=ROOT, capture_output=True, text=True, timeout=60,
+            [sys.executable, "-m", "keymoment", "dev", "--var", str(tmp_path / "var"), "--port-base", str(base)],
+            cwd=ROOT, capture_output=True, text=True, timeout=READY_TIMEOUT,
         )
     assert done.returncode == 1
     assert done.stderr.strip().splitlines()[-1] == (
-        "keymoment dev: port 8002 (survey (HTTP)) is already in use; stop whatever holds it"
+        f"keymoment dev: port {survey} (survey (HTTP)) is already in use; stop whatever holds it"
     )
     assert "Traceback" not in done.stderr
+
+
+def test_the_default_ports_are_the_readme_ones():
+    ports = Ports.dev()
+    assert dict(ports.services) == {"intake": 8001, "survey": 8002, "alerts": 8003, "reporting": 8004}
+    assert (ports.kafka, ports.postgres, ports.smtp, ports.intake_smtp) == (9092, 5433, 1025, 2525)
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for port in (*ports.services.values(), ports.kafka, ports.postgres, ports.smtp):
+        assert f"127.0.0.1:{port}" in readme, port
+    assert f"SMTP listener on port {ports.intake_smtp}" in readme

@@ -7,10 +7,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
 
-from services.alerts import repository as repo
-from services.alerts import service
+from services.alerts import admin, queries, recovery
 from services.alerts.api.deps import AdminActor, Ctx, CurrentActor, Pool
-from services.alerts.domain import AlertNotFound
+from services.alerts.domain import Silence
+from services.alerts.repository import reading, unit_of_work
 from services.alerts.schemas import (
     AlertDetail,
     AlertList,
@@ -29,7 +29,7 @@ router = APIRouter(prefix="/v1")
 
 @router.get("/alerts", response_model=AlertList, tags=["alerts"], summary="List alerts, newest first")
 async def list_alerts(
-    ctx: Ctx, pool: Pool, actor: CurrentActor,
+    pool: Pool, actor: CurrentActor,
     status_: Annotated[list[AlertStatus] | None, Query(alias="status")] = None,
     severity: Annotated[list[int] | None, Query(description="-3, -2, -1; repeat for several")] = None,
     location: str | None = None,
@@ -38,10 +38,10 @@ async def list_alerts(
     before: Annotated[datetime | None, Query(description="Raised before: the next page")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> AlertList:
-    async with pool.acquire() as conn:
-        alerts = await repo.list_alerts(
-            conn, status=[s.value for s in status_] if status_ else None, severity=severity, location=location,
-            team=team, since=since, recipient=None if actor.admin else actor.name, limit=limit, before=before,
+    async with reading(pool) as repo:
+        alerts = await queries.list_alerts(
+            repo, actor=actor, status=[s.value for s in status_] if status_ else None, severity=severity,
+            location=location, team=team, since=since, before=before, limit=limit,
         )
     return AlertList(
         alerts=[AlertOut.of(a) for a in alerts],
@@ -52,45 +52,36 @@ async def list_alerts(
 @router.get("/alerts/{alert_id}", response_model=AlertDetail, tags=["alerts"],
             summary="One alert with its feedback, history of transitions and notifications")
 async def get_alert(alert_id: str, pool: Pool, actor: CurrentActor) -> AlertDetail:
-    async with pool.acquire() as conn:
-        alert = await repo.get_alert(conn, alert_id)
-        if alert is None:
-            raise AlertNotFound(alert_id)
-        if not actor.may_act_on(alert):
-            raise HTTPException(status.HTTP_403_FORBIDDEN, "not on this alert's team")
-        feedback = await repo.alert_feedback(conn, alert_id)
-        history = await repo.alert_events(conn, alert_id)
-        notifications = await repo.alert_notifications(conn, alert_id)
-    base = AlertOut.of(alert).model_dump()
-    return AlertDetail(**base, recipients=alert.recipients, silence_id=alert.silence_id, feedback=feedback,
-                       history=history, notifications=notifications)
+    async with reading(pool) as repo:
+        detail = await queries.alert_detail(repo, alert_id, actor=actor)
+    return AlertDetail.from_detail(detail)
 
 
 @router.post("/alerts/{alert_id}/ack", response_model=AlertOut, tags=["alerts"], summary="Acknowledge")
 async def acknowledge(alert_id: str, ctx: Ctx, pool: Pool, actor: CurrentActor, body: Note | None = None) -> AlertOut:
-    async with pool.acquire() as conn, conn.transaction():
-        alert = await service.acknowledge(conn, ctx, alert_id, actor=actor, note=body.note if body else None)
+    async with unit_of_work(pool) as uow:
+        alert = await recovery.acknowledge(uow, ctx, alert_id, actor=actor, note=body.note if body else None)
     return AlertOut.of(alert)
 
 
 @router.post("/alerts/{alert_id}/transition", response_model=AlertOut, tags=["alerts"],
              summary="Take the next MOT-loop step (explore, offer, action, confirm); 409 if out of order")
 async def transition(alert_id: str, body: TransitionIn, ctx: Ctx, pool: Pool, actor: CurrentActor) -> AlertOut:
-    async with pool.acquire() as conn, conn.transaction():
-        alert = await service.transition(conn, ctx, alert_id, step=body.step, actor=actor, note=body.note)
+    async with unit_of_work(pool) as uow:
+        alert = await recovery.transition(uow, ctx, alert_id, step=body.step, actor=actor, note=body.note)
     return AlertOut.of(alert)
 
 
 @router.post("/alerts/{alert_id}/resolve", response_model=AlertOut, tags=["alerts"],
              summary="Resolve; asks the customer a recovery survey when they have an email address")
 async def resolve(alert_id: str, ctx: Ctx, pool: Pool, actor: CurrentActor, body: Note | None = None) -> AlertOut:
-    async with pool.acquire() as conn, conn.transaction():
-        alert = await service.resolve(conn, ctx, alert_id, actor=actor, note=body.note if body else None)
+    async with unit_of_work(pool) as uow:
+        alert = await recovery.resolve(uow, ctx, alert_id, actor=actor, note=body.note if body else None)
     return AlertOut.of(alert)
 
 
-def _silence_out(row: dict, now: datetime) -> SilenceOut:
-    return SilenceOut(**row, active=row["starts_at"] <= now < row["ends_at"])
+def _silence_out(silence: Silence, now: datetime) -> SilenceOut:
+    return SilenceOut.of(silence, active=silence.active(now))
 
 
 @router.post("/silences", response_model=SilenceOut, status_code=201, tags=["silences"],
@@ -98,30 +89,29 @@ def _silence_out(row: dict, now: datetime) -> SilenceOut:
 async def create_silence(body: SilenceIn, ctx: Ctx, pool: Pool, actor: CurrentActor) -> SilenceOut:
     if body.ends_at <= ctx.clock.now():
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "ends_at is in the past")
-    async with pool.acquire() as conn:
-        row = await service.create_silence(
-            conn, ctx, matchers=body.matchers.model_dump(exclude_none=True), starts_at=body.starts_at,
+    async with unit_of_work(pool) as uow:
+        silence = await admin.create_silence(
+            uow, ctx, matchers=body.matchers.model_dump(exclude_none=True), starts_at=body.starts_at,
             ends_at=body.ends_at, actor=actor, comment=body.comment,
         )
-    return _silence_out(row, ctx.clock.now())
+    return _silence_out(silence, ctx.clock.now())
 
 
 @router.get("/silences", response_model=list[SilenceOut], tags=["silences"], summary="Active and pending silences")
 async def list_silences(ctx: Ctx, pool: Pool, _: CurrentActor, include_expired: bool = False) -> list[SilenceOut]:
     now = ctx.clock.now()
-    async with pool.acquire() as conn:
-        rows = await repo.list_silences(conn, now=now, include_expired=include_expired)
-    return [_silence_out(r, now) for r in rows]
+    async with reading(pool) as repo:
+        silences = await queries.list_silences(repo, now=now, include_expired=include_expired)
+    return [_silence_out(s, now) for s in silences]
 
 
 @router.delete("/silences/{silence_id}", response_model=SilenceOut, tags=["silences"], summary="Expire a silence now")
 async def expire_silence(silence_id: str, ctx: Ctx, pool: Pool, actor: CurrentActor) -> SilenceOut:
-    now = ctx.clock.now()
-    async with pool.acquire() as conn:
-        row = await repo.expire_silence(conn, silence_id, now=now, by=actor.name)
-    if row is None:
+    async with unit_of_work(pool) as uow:
+        silence = await admin.expire_silence(uow, ctx, silence_id, actor=actor)
+    if silence is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no silence {silence_id}")
-    return _silence_out(row, now)
+    return _silence_out(silence, ctx.clock.now())
 
 
 @router.post("/managers/{email}/tokens", response_model=TokenOut, status_code=201, tags=["managers"],
@@ -130,14 +120,14 @@ async def issue_token(
     email: Annotated[str, Path(pattern=r"^[^@\s]+@[^@\s]+$", max_length=320)],
     ctx: Ctx, pool: Pool, actor: AdminActor, body: TokenIn | None = None,
 ) -> TokenOut:
-    async with pool.acquire() as conn:
-        issued = await service.issue_manager_token(conn, ctx, email=email, actor=actor,
-                                                   ttl_days=body.ttl_days if body else None)
-    return TokenOut(**issued)
+    async with unit_of_work(pool) as uow:
+        token, record = await admin.issue_manager_token(uow, ctx, email=email, actor=actor,
+                                                        ttl_days=body.ttl_days if body else None)
+    return TokenOut(token=token, token_id=record.token_id, email=record.email, expires_at=record.expires_at)
 
 
 @router.delete("/managers/tokens/{token_id}", status_code=204, tags=["managers"], summary="Revoke a manager token")
 async def revoke_token(token_id: str, ctx: Ctx, pool: Pool, _: AdminActor) -> None:
-    async with pool.acquire() as conn:
-        if not await repo.revoke_token(conn, token_id, now=ctx.clock.now()):
+    async with unit_of_work(pool) as uow:
+        if not await admin.revoke_manager_token(uow, ctx, token_id):
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no token {token_id}")

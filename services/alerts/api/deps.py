@@ -14,13 +14,13 @@ from typing import Annotated
 import asyncpg
 from fastapi import Depends, HTTPException, Request, status
 
-from services.alerts import repository as repo
+from services.alerts.context import Actor, Context
 from services.alerts.links import MANAGER, TokenExpired, TokenInvalid
-from services.alerts.service import Actor, Context
+from services.alerts.repository import reading
 
 
 def get_ctx(request: Request) -> Context:
-    return request.app.state.alerts_ctx
+    return request.app.state.alerts.ctx
 
 
 def get_pool(request: Request) -> asyncpg.Pool:
@@ -49,8 +49,8 @@ async def current_actor(request: Request, ctx: Ctx, pool: Pool) -> Actor:
         raise _unauthorised("manager token expired") from None
     except TokenInvalid:
         raise _unauthorised("invalid token") from None
-    async with pool.acquire() as conn:
-        if not await repo.token_usable(conn, payload.get("t", ""), payload.get("e", "")):
+    async with reading(pool) as repo:
+        if not await repo.token_usable(payload.get("t", ""), payload.get("e", "")):
             raise _unauthorised("manager token revoked")
     return Actor(payload["e"])
 

@@ -15,11 +15,12 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from services.alerts import repository as repo
-from services.alerts import service
+from services.alerts import queries, recovery
 from services.alerts.api.deps import Ctx, Pool
+from services.alerts.context import Actor
 from services.alerts.domain import SEVERITY_TEXT, STEP_TEXT, AlertNotFound, Forbidden, InvalidTransition
 from services.alerts.links import LINK, TokenExpired, TokenInvalid
+from services.alerts.repository import reading, unit_of_work
 
 router = APIRouter(tags=["email links"])
 
@@ -55,9 +56,10 @@ async def _resolve_token(ctx: Ctx, pool: Pool, token: str) -> tuple[dict, dict] 
         return _problem("链接无效", "This link is not valid.", 404)
     if payload.get("do") not in ACTION_TEXT:
         return _problem("链接无效", "This link is not valid.", 404)
-    async with pool.acquire() as conn:
-        notification = await repo.notification_for_link(conn, payload.get("n", ""))
-    if notification is None or notification["alert_id"] != payload.get("a"):
+    async with reading(pool) as repo:
+        notification = await queries.link_target(repo, notification_id=payload.get("n", ""),
+                                                 alert_id=payload.get("a", ""))
+    if notification is None:
         return _problem("链接无效", "This link is not valid.", 404)
     return payload, notification
 
@@ -68,8 +70,8 @@ async def confirm_page(token: str, ctx: Ctx, pool: Pool) -> HTMLResponse:
     if isinstance(resolved, HTMLResponse):
         return resolved
     payload, notification = resolved
-    async with pool.acquire() as conn:
-        alert = await repo.get_alert(conn, payload["a"])
+    async with reading(pool) as repo:
+        alert = await queries.get_alert(repo, payload["a"])
     if alert is None:
         return _problem("警报不存在", "This alert no longer exists.", 404)
     zh, en = ACTION_TEXT[payload["do"]]
@@ -102,18 +104,18 @@ async def do_action(token: str, request: Request, ctx: Ctx, pool: Pool) -> HTMLR
         if len(recipients) != 1:
             return _problem("请选择您的邮箱", "Choose which recipient you are.", 400)
         who = next(iter(recipients))
-    actor = service.Actor(who)
+    actor = Actor(who)
     try:
-        async with pool.acquire() as conn, conn.transaction():
-            alert = await service.apply_action(conn, ctx, payload["a"], action=payload["do"], actor=actor,
-                                               note=note and f"{note} (via email link)" or "via email link")
+        async with unit_of_work(pool) as uow:
+            alert = await recovery.apply_action(uow, ctx, payload["a"], action=payload["do"], actor=actor,
+                                                note=note and f"{note} (via email link)" or "via email link")
     except AlertNotFound:
         return _problem("警报不存在", "This alert no longer exists.", 404)
     except Forbidden:
         return _problem("无权操作", "You are no longer on this alert's team.", 403)
     except InvalidTransition as exc:
-        async with pool.acquire() as conn:
-            current = await repo.get_alert(conn, payload["a"])
+        async with reading(pool) as repo:
+            current = await queries.get_alert(repo, payload["a"])
         by = f" ({current.acknowledged_by})" if current and current.acknowledged_by else ""
         return _problem(
             f"无需操作：警报当前状态为 {exc.status}{by}",

@@ -7,19 +7,23 @@ from pathlib import Path
 
 import pytest
 
-from services.alerts import service
-from shared.clock import ManualClock
+from prometheus_client import CollectorRegistry
+
+from services.alerts import handlers
+from services.alerts.context import Context
 from services.alerts.links import Signer
+from services.alerts.metrics import AlertsMetrics
 from services.alerts.routing import Router
 from services.alerts.scoring import Scorer
 from services.alerts.settings import AlertsSettings
+from shared.clock import ManualClock
 from shared.db import create_pool, migrate
 from shared.events import ALERT_RAISED, ALERT_UPDATED
 from tests.integration.alerts.support import feedback
 
 pytestmark = pytest.mark.integration
 
-MIGRATIONS = Path(service.__file__).parent / "migrations"
+MIGRATIONS = Path(handlers.__file__).parent / "migrations"
 
 
 @pytest.fixture
@@ -33,8 +37,9 @@ async def batch_ctx(service_env):
     async def publish(events):
         published.extend(events)
 
-    ctx = service.Context(settings=s, scorer=Scorer.load(), router=Router.load(s.routes_path(), base_sla=s.sla_seconds()),
-                          clock=ManualClock(), signer=Signer(b"k" * 32), publish=publish)
+    ctx = Context(settings=s, scorer=Scorer.load(), router=Router.load(s.routes_path(), base_sla=s.sla_seconds()),
+                  clock=ManualClock(), signer=Signer(b"k" * 32), metrics=AlertsMetrics(CollectorRegistry()),
+                  publish=publish)
     try:
         yield pool, ctx, published
     finally:
@@ -43,7 +48,7 @@ async def batch_ctx(service_env):
 
 async def _consume(pool, ctx, events) -> None:
     async with pool.acquire() as conn, conn.transaction():
-        await service.on_feedback(conn, ctx, events)
+        await handlers.on_feedback_received(ctx, conn, events)
 
 
 async def test_one_batch_raises_and_groups_as_one_by_one_would(batch_ctx):

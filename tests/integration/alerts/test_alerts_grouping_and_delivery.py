@@ -168,7 +168,7 @@ async def test_a_mail_whose_smtp_outcome_is_unknown_after_a_crash_is_not_resent(
         async with alerts_app(s, clock=clock) as app, database(database_url) as db:
             await wait_mail(smtp, 1)
             clock.advance(seconds=s.alerts_sending_lease_seconds + 1)
-            sender = app.app.state.notification_senders[0]
+            sender = app.app.state.alerts.sender
             assert len(await sender.settle_stale()) == 1
             [stale] = await db.notifications(a1["alert_id"])
             [fresh] = await db.notifications(a2["alert_id"])

@@ -41,7 +41,7 @@ async def test_unacknowledged_alert_escalates_after_its_sla_then_ack_stops_the_t
             assert round((alert["sla_due_at"] - alert["raised_at"]).total_seconds()) == 600
             clock.advance(minutes=9)
             clock.advance(seconds=59)
-            assert await scheduler.run_once(app.runtime.pool, app.app.state.alerts_ctx) == []
+            assert await scheduler.run_once(app.runtime.pool, app.app.state.alerts.ctx) == []
             assert (await db.alert_for(tap.data.id))["escalation_level"] == 1
             clock.advance(seconds=2)
             await wait_mail(smtp, 2)

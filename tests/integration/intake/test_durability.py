@@ -4,12 +4,12 @@ accepted feedback downstream exactly once; Kafka AND PostgreSQL down means 503."
 from __future__ import annotations
 
 import asyncio
-import time
+import logging
 
 import asyncpg
 
-from keymoment.devstack.broker import TansuBroker
 from keymoment.devstack.ports import free_port
+from keymoment.devstack.stack import KAFKA, Stack
 from services.intake.app import create_app
 from services.reporting.app import create_app as create_reporting
 from services.reporting.settings import ReportingSettings
@@ -17,19 +17,19 @@ from tests.integration.intake.support import dev_headers, intake, intake_setting
 from tests.support.services import running, wait_until
 
 N = 1000
+FELL_BACK = "kafka unavailable; writing to outbox"  # shared.outbox logs it for each request that waited for Kafka
 
 
-async def test_broker_outage_loses_nothing_and_duplicates_nothing(service_env, database_url, tmp_path):
-    broker = TansuBroker(free_port(), tmp_path / "broker.log")
-    broker.start()
+async def test_broker_outage_loses_nothing_and_duplicates_nothing(service_env, database_url, tmp_path, caplog):
+    broker = Stack(tmp_path, kafka=True, postgres=False).start()  # its own broker: this test stops it
     env = {**service_env, "kafka_bootstrap_servers": broker.bootstrap_servers}
     conn = await asyncpg.connect(database_url)
     try:
         async with intake(env, intake_publish_timeout_seconds=1.0) as svc, running(
             create_reporting(ReportingSettings(**env))
         ), svc.client() as http:
-            broker.stop()
-            started = time.monotonic()
+            broker.stop_component(KAFKA)
+            caplog.set_level(logging.WARNING, logger="shared.outbox")
             gate = asyncio.Semaphore(32)
 
             async def post(i: int) -> tuple[int, str]:
@@ -40,18 +40,17 @@ async def test_broker_outage_loses_nothing_and_duplicates_nothing(service_env, d
                     return r.status_code, r.json().get("id")
 
             results = await asyncio.gather(*(post(i) for i in range(N)))
-            accept_seconds = time.monotonic() - started
             assert [status for status, _ in results] == [202] * N
             ids = {feedback_id for _, feedback_id in results}
             assert len(ids) == N
             assert await conn.fetchval("SELECT count(*) FROM intake.outbox") == N
             assert await conn.fetchval("SELECT count(*) FROM reporting.feedback_facts") == 0
-            # While Kafka is down only the first requests wait (at most the publish timeout);
-            # the rest go straight to the outbox.
-            assert accept_seconds < 20, accept_seconds
+            # While Kafka is down only the first requests wait (at most the publish timeout): those
+            # in flight when it went (32 at most); the rest go straight to the outbox.
+            waited = [r for r in caplog.records if r.name == "shared.outbox" and r.getMessage().startswith(FELL_BACK)]
+            assert 1 <= len(waited) <= 32, len(waited)
 
-            broker = TansuBroker(broker.port, tmp_path / "broker-restarted.log")  # memory storage: empty broker
-            broker.start()
+            broker.start_component(KAFKA)  # same port; memory storage: an empty broker
 
             async def all_downstream() -> bool:
                 return await conn.fetchval("SELECT count(*) FROM reporting.feedback_facts") >= N
@@ -94,10 +93,9 @@ async def test_kafka_and_postgres_down_is_503_never_2xx(service_env, database_ur
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
                 db_name,
             )
-            started = time.monotonic()
-            both_down = [await http.post("/v1/feedback", headers=dev_headers(svc), json=body) for _ in range(3)]
-            batch = await http.post("/v1/feedback:batch", headers=dev_headers(svc), json=[body, body])
-            elapsed = time.monotonic() - started
+            async with asyncio.timeout(60):  # answered, never hanging (generous: a busy machine is no failure)
+                both_down = [await http.post("/v1/feedback", headers=dev_headers(svc), json=body) for _ in range(3)]
+                batch = await http.post("/v1/feedback:batch", headers=dev_headers(svc), json=[body, body])
         finally:
             await admin.execute(f'ALTER DATABASE "{db_name}" ALLOW_CONNECTIONS true')
             await admin.close()
@@ -105,4 +103,3 @@ async def test_kafka_and_postgres_down_is_503_never_2xx(service_env, database_ur
     assert all(r.headers["Retry-After"].isdigit() for r in both_down)
     assert "nothing was accepted" in both_down[0].json()["detail"]
     assert batch.status_code == 503 and batch.headers["Retry-After"]
-    assert elapsed < 20, elapsed

@@ -105,20 +105,3 @@ async def test_admin_api_and_public_survey(service_env, kafka_bootstrap):
 
 async def _drained(svc) -> bool:
     return await svc.runtime.relay.pending() == 0
-
-
-async def test_next_invitation_due_is_none_when_nothing_is_pending(service_env):
-    """Nothing pending must not read as "due now": the sender would poll the database every 10 ms."""
-    from services.survey import repository
-
-    settings = SurveySettings(**service_env, survey_invitation_poll_seconds=3600)  # the sender stays out of the way
-    async with running(create_app(settings)) as svc, svc.runtime.pool.acquire() as conn:
-        assert await repository.next_invitation_due_in(conn) is None
-        survey_id = await conn.fetchval("SELECT survey_id FROM surveys LIMIT 1")
-        await conn.execute(
-            """INSERT INTO survey_requests (request_id, kind, customer, requested_at, survey_id, next_attempt_at)
-               VALUES ('r-later', 'recovery', '{}', now(), $1, now() + interval '60 seconds')""", survey_id)
-        assert 50 < await repository.next_invitation_due_in(conn) <= 60
-        await conn.execute("UPDATE survey_requests SET next_attempt_at = now() - interval '5 seconds'")
-        assert await repository.next_invitation_due_in(conn) == 0.0
-        await conn.execute("DELETE FROM survey_requests WHERE request_id = 'r-later'")

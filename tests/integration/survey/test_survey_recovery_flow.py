@@ -8,9 +8,9 @@ import re
 from email.header import decode_header, make_header
 from urllib.parse import urlsplit
 
-import asyncpg
 import pytest
 
+from services.survey import invitations
 from services.survey.app import create_app
 from services.survey.settings import SurveySettings
 from shared.contracts import FeedbackReceived
@@ -53,16 +53,11 @@ async def test_recovery_survey_email_form_and_feedback_event(service_env, databa
             await wait_until(lambda: len(smtp.messages) >= 1, timeout=20, what="the invitation email")
             await wait_until(lambda: consumer.status.processed >= 4, timeout=20, what="all four events consumed")
 
-            conn = await asyncpg.connect(database_url)
-            try:
-                async def settled() -> bool:
-                    rows = await conn.fetch("SELECT request_id, delivery_status FROM survey.survey_requests")
-                    return {r["delivery_status"] for r in rows} == {"sent", "unsendable"}
+            async def settled() -> bool:
+                return set((await delivery_states(svc)).values()) == {"sent", "unsendable"}
 
-                await wait_until(settled, timeout=10, what="delivery states recorded")
-                states = dict(await conn.fetch("SELECT request_id, delivery_status FROM survey.survey_requests"))
-            finally:
-                await conn.close()
+            await wait_until(settled, timeout=10, what="delivery states recorded")
+            states = await delivery_states(svc)
             assert states == {request_event.data.request_id: "sent", no_email.data.request_id: "unsendable"}
             assert len(smtp.messages) == 1, "exactly one email for one request"
 
@@ -124,24 +119,19 @@ async def test_recovery_survey_email_form_and_feedback_event(service_env, databa
 
 async def test_transient_smtp_failure_is_retried_and_sent_once(service_env, database_url):
     with SmtpServer(CollectingSmtp(refuse_first=1)) as smtp:
-        app = create_app(settings(service_env, smtp_port_of(smtp), survey_invitation_retry_seconds=0.05))
+        app = create_app(settings(service_env, smtp_port_of(smtp), mail_retry_initial_seconds=0.05))
         async with running(app) as svc:
             event = survey_requested(language="en", name=None)
             await publish(service_env, event)
             await wait_until(lambda: len(smtp.messages) == 1, timeout=20, what="the retried invitation")
-            conn = await asyncpg.connect(database_url)
-            try:
-                async def sent() -> bool:
-                    return await conn.fetchval(
-                        "SELECT delivery_status FROM survey.survey_requests WHERE request_id = $1",
-                        event.data.request_id) == "sent"
+            async def sent() -> bool:
+                return (await delivery_states(svc))[event.data.request_id] == "sent"
 
-                await wait_until(sent, timeout=10, what="sent state")
-                row = await conn.fetchrow("SELECT attempts, message_id FROM survey.survey_requests")
-            finally:
-                await conn.close()
-            assert smtp.refused == 1 and row["attempts"] == 2
-            assert smtp.messages[0]["Message-ID"] == row["message_id"]
+            await wait_until(sent, timeout=10, what="sent state")
+            async with svc.runtime.pool.acquire() as conn:
+                row = (await invitations.delivery(conn, event.data.request_id)).mail
+            assert smtp.refused == 1 and row.attempts == 2
+            assert smtp.messages[0]["Message-ID"] == row.message_id
             plain = smtp.messages[0].get_body(("plain",)).get_content()
             assert plain.startswith("Hello,"), "English first when the request asks for English"
             async with svc.client() as http:
@@ -150,6 +140,7 @@ async def test_transient_smtp_failure_is_retried_and_sent_once(service_env, data
         # restart: the sent invitation is not sent again
         async with running(create_app(settings(service_env, smtp_port_of(smtp)))) as svc2:
             await wait_until(lambda: _sender_idle(svc2), timeout=10, what="sender loop ran")
+            assert (await delivery_states(svc2)) == {event.data.request_id: "sent"}
         assert len(smtp.messages) == 1
 
 
@@ -161,5 +152,16 @@ async def _outbox_empty(svc) -> bool:
     return await svc.runtime.relay.pending() == 0
 
 
-def _sender_idle(svc) -> bool:
-    return svc.runtime.registry.get_sample_value("keymoment_survey_invitations", {"state": "sent"}) == 1.0
+async def _sender_idle(svc) -> bool:
+    """The sender has looked for due mail at least twice, and the gauge (refreshed at scrape) shows the sent one."""
+    async with svc.client() as http:
+        await http.get("/metrics")
+    return (svc.app.state.components.mail.rounds >= 2
+            and svc.runtime.registry.get_sample_value("keymoment_survey_invitations", {"state": "sent"}) == 1.0)
+
+
+async def delivery_states(svc) -> dict[str, str]:
+    """Each recorded request's invitation delivery state (the mail queue's, or unsendable)."""
+    async with svc.runtime.pool.acquire() as conn:
+        ids = [r["request_id"] for r in await conn.fetch("SELECT request_id FROM survey_requests")]
+        return {request_id: (await invitations.delivery(conn, request_id)).state for request_id in ids}

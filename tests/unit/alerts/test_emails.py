@@ -7,7 +7,7 @@ import email.policy
 from datetime import UTC, datetime
 
 from services.alerts import emails
-from services.alerts.domain import Alert
+from services.alerts.domain import Alert, CustomerHistory, FeedbackLink, Moment
 
 NOW = datetime(2026, 5, 1, 9, 30, tzinfo=UTC)
 
@@ -24,15 +24,21 @@ def _alert(**overrides) -> Alert:
     return Alert(**{**values, **overrides})
 
 
-FEEDBACK = [{
-    "feedback_id": "f-1", "channel": "email", "received_at": NOW, "mot": -3, "confidence": 0.99,
-    "cues": ["escalation:regulator:'12315'"], "text": "<script>alert(1)</script> 我要打12315投诉",
-}]
+FEEDBACK = [FeedbackLink(
+    feedback_id="f-1", alert_id="a-1", role="raised", channel="email", received_at=NOW, mot=-3, confidence=0.99,
+    cues=["escalation:regulator:'12315'"], escalation=["regulator"], text="<script>alert(1)</script> 我要打12315投诉",
+    location="上海门店", touchpoint="收银台", rating=None, language="zh-CN", occurred_at=None, linked_at=NOW,
+)]
 
 
 def test_rendered_mail_is_bilingual_with_history_step_and_links():
-    history = {"last": {"mot": 2, "at": NOW, "location": "store-1", "touchpoint": None, "channel": "kiosk"},
-               "worst": {"mot": -2, "at": NOW, "location": None, "touchpoint": None, "channel": "web"}, "count": 4}
+    history = CustomerHistory(
+        last=Moment(customer_key="id:c-1", feedback_id="f-0", mot=2, at=NOW, location="store-1", touchpoint=None,
+                    channel="kiosk"),
+        worst=Moment(customer_key="id:c-1", feedback_id="f-00", mot=-2, at=NOW, location=None, touchpoint=None,
+                     channel="web"),
+        count=4,
+    )
     links = [emails.Link("确认收到", "Acknowledge", "https://alerts.example/l/tok&x")]
     mail = emails.render(kind="raised", alert=_alert(), feedback=FEEDBACK, history=history, links=links, level=1)
     assert mail.subject == "[MOT -3 严重/critical] 上海门店 · 收银台: 你们把我的行李弄丢了"
@@ -44,7 +50,7 @@ def test_rendered_mail_is_bilingual_with_history_step_and_links():
 
 
 def test_message_is_multipart_alternative_utf8_with_encoded_subject():
-    mail = emails.render(kind="escalation", alert=_alert(escalation_level=2), feedback=FEEDBACK, history={},
+    mail = emails.render(kind="escalation", alert=_alert(escalation_level=2), feedback=FEEDBACK, history=CustomerHistory(),
                          links=[], level=2)
     raw = emails.build_message(
         sender="Keymoment <alerts@example.com>", recipients=["a@example.com", "b@example.com"],

@@ -1,0 +1,115 @@
+"""What the use cases of alerts depend on, as interfaces: the repository (reads and
+whole-batch writes over one transaction) and the publisher. ``repository.AlertsRepository``
+implements :class:`Repository` over an asyncpg connection; the unit tests implement it in
+memory. Every time comes from the caller (its Clock), never from the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any, Protocol
+
+from services.alerts.domain import (Alert, AlertEvent, CustomerHistory, FeedbackLink, ManagerToken, Moment,
+                                   Notification, Silence)
+from shared.events import Envelope
+
+Events = list[tuple[str, Envelope]]
+"""``(topic, event)`` pairs."""
+
+Publish = Callable[[Events], Awaitable[None]]
+"""Publishes events and returns once Kafka acknowledged them all (the process's publisher)."""
+
+
+class Store(Protocol):
+    """What a unit of work reads before it writes, and its writes: each write method takes
+    every row of its table for the unit at once (one statement), inside the caller's transaction."""
+
+    async def get_alert(self, alert_id: str, *, for_update: bool = False) -> Alert | None: ...
+
+    async def lock_group_keys(self, keys: list[str]) -> None:
+        """Serialise concurrent feedback that could group into one alert (until the transaction ends)."""
+
+    async def open_alerts_for(
+        self, *, customer_keys: list[str], places: list[tuple[str, str | None]], since: datetime
+    ) -> list[Alert]:
+        """Unresolved alerts of these customers, and those at these places with feedback since
+        ``since``; locked, in alert id order."""
+
+    async def due_alerts(self, *, now: datetime, limit: int) -> list[Alert]:
+        """Alerts whose SLA timer expired, earliest first, locked (rows another transaction holds are skipped)."""
+
+    async def linked_feedback(self, feedback_ids: list[str]) -> set[str]:
+        """Which of these feedback are already linked to an alert."""
+
+    async def alert_feedback(self, alert_id: str) -> list[FeedbackLink]:
+        """The alert's feedback, oldest link first."""
+
+    async def next_notification_seq(self, *, alert_id: str, kind: str, level: int) -> int: ...
+
+    async def active_silences(self, *, now: datetime) -> list[Silence]: ...
+
+    async def customer_history(self, *, customer_key: str, since: datetime, exclude: list[str]) -> CustomerHistory:
+        """The customer's moments since ``since``, not counting the feedback in ``exclude``."""
+
+    async def get_silence(self, silence_id: str, *, for_update: bool = False) -> Silence | None: ...
+
+    async def get_token(self, token_id: str, *, for_update: bool = False) -> ManagerToken | None: ...
+
+    async def insert_alerts(self, alerts: list[Alert]) -> int:
+        """Insert new alerts; an alert whose feedback already raised one is skipped. Returns how many were new."""
+
+    async def save_alerts(self, alerts: list[Alert]) -> None:
+        """Write the mutable state of stored alerts."""
+
+    async def link_feedback(self, links: list[FeedbackLink]) -> None:
+        """A feedback already linked (to any alert) is skipped."""
+
+    async def add_events(self, events: list[AlertEvent]) -> None: ...
+
+    async def add_notifications(self, notifications: list[Notification]) -> None:
+        """A notification whose id or (alert, kind, level, seq) exists is skipped; pending ones wake the sender."""
+
+    async def add_moments(self, moments: list[Moment]) -> None:
+        """A (customer, feedback) already recorded is skipped."""
+
+    async def save_silences(self, silences: list[Silence]) -> None:
+        """Insert new silences; for existing ones write their end and who expired them."""
+
+    async def save_tokens(self, tokens: list[ManagerToken]) -> None:
+        """Insert new tokens; for existing ones write their revocation."""
+
+    async def enqueue(self, events: Events) -> None:
+        """Add events to the outbox (published by the relay after the commit)."""
+
+
+class Queries(Protocol):
+    """The reads of the API and the email-link pages."""
+
+    async def get_alert(self, alert_id: str, *, for_update: bool = False) -> Alert | None: ...
+
+    async def list_alerts(
+        self, *, status: list[str] | None, severity: list[int] | None, location: str | None, team: str | None,
+        since: datetime | None, recipient: str | None, limit: int, before: datetime | None,
+    ) -> list[Alert]:
+        """Newest first."""
+
+    async def alert_feedback(self, alert_id: str) -> list[FeedbackLink]: ...
+
+    async def alert_events(self, alert_id: str) -> list[AlertEvent]:
+        """Oldest first."""
+
+    async def alert_notifications(self, alert_id: str) -> list[dict[str, Any]]: ...
+
+    async def notification_for_link(self, notification_id: str) -> dict[str, Any] | None:
+        """``notification_id``, ``alert_id`` and ``recipients`` of one notification."""
+
+    async def list_silences(self, *, now: datetime, include_expired: bool) -> list[Silence]:
+        """Newest first."""
+
+    async def open_counts(self) -> dict[int, int]:
+        """Unresolved alerts by severity."""
+
+
+class Repository(Store, Queries, Protocol):
+    """Everything alerts reads and writes."""

@@ -1,0 +1,335 @@
+""":class:`AlertsRepository`: what alerts reads and writes, over one asyncpg connection
+(implements :class:`services.alerts.ports.Repository`)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from dataclasses import fields
+from datetime import datetime
+from operator import attrgetter
+from typing import Any
+
+import asyncpg
+
+from services.alerts.domain import (Alert, AlertEvent, CustomerHistory, FeedbackLink, ManagerToken, Moment,
+                                   Notification, Silence)
+from services.alerts.ports import Events
+from services.alerts.repository.deliveries import NOTIFY_CHANNEL
+from services.alerts.unit_of_work import UnitOfWork
+from shared.db import advisory_key
+from shared.outbox import enqueue
+
+
+def _columns(cls: type) -> list[str]:
+    return [f.name for f in fields(cls)]
+
+
+def _values(cls: type) -> attrgetter:
+    """A row's values in column order (no deep copy, unlike ``dataclasses.astuple``)."""
+    return attrgetter(*_columns(cls))
+
+
+_ALERT_COLUMNS = _columns(Alert)
+_ALERT_SELECT = ", ".join(_ALERT_COLUMNS)
+_LINK_SELECT = ", ".join(_columns(FeedbackLink))
+_SILENCE_SELECT = ", ".join(_columns(Silence))
+_TOKEN_SELECT = ", ".join(_columns(ManagerToken))
+_MOMENT_COLUMNS = _columns(Moment)
+_EVENT_VALUES, _MOMENT_VALUES, _NOTIFICATION_VALUES, _TOKEN_VALUES = map(
+    _values, (AlertEvent, Moment, Notification, ManagerToken))
+_MUTABLE = [
+    "severity", "status", "sla_due_at", "escalation_level", "sla_breached", "acknowledged_at", "acknowledged_by",
+    "resolved_at", "resolved_by", "reopen_count", "feedback_count", "last_feedback_at", "last_notified_at",
+    "updated_at",
+]
+
+
+def _alert(row: asyncpg.Record) -> Alert:
+    values = {c: row[c] for c in _ALERT_COLUMNS}
+    if values["customer"] is not None:
+        values["customer"] = json.loads(values["customer"])
+    values["recipients"] = list(values["recipients"])
+    return Alert(**values)
+
+
+def _link(row: asyncpg.Record) -> FeedbackLink:
+    values = dict(row)
+    for key in ("cues", "escalation", "rating"):
+        values[key] = json.loads(values[key]) if values[key] is not None else None
+    return FeedbackLink(**values)
+
+
+def _moment(row: asyncpg.Record | None) -> Moment | None:
+    return Moment(**{c: row[c] for c in _MOMENT_COLUMNS}) if row is not None else None
+
+
+def _silence(row: asyncpg.Record) -> Silence:
+    return Silence(**(dict(row) | {"matchers": json.loads(row["matchers"])}))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+@contextlib.asynccontextmanager
+async def unit_of_work(pool: asyncpg.Pool) -> AsyncIterator[UnitOfWork]:
+    """A unit of work in its own transaction (committed when the block ends without error)."""
+    async with pool.acquire() as conn, conn.transaction():
+        yield UnitOfWork(AlertsRepository(conn))
+
+
+@contextlib.asynccontextmanager
+async def reading(pool: asyncpg.Pool) -> AsyncIterator[AlertsRepository]:
+    """The repository over a pooled connection, for reads outside a transaction."""
+    async with pool.acquire() as conn:
+        yield AlertsRepository(conn)
+
+
+class AlertsRepository:
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+    # ------------------------------------------------------------------------ alerts
+    async def _one(self, sql: str, key: str, for_update: bool) -> asyncpg.Record | None:
+        """The row ``sql`` selects by ``key``, locked until the transaction ends if ``for_update``."""
+        return await self.conn.fetchrow(sql + (" FOR UPDATE" if for_update else ""), key)
+
+    async def get_alert(self, alert_id: str, *, for_update: bool = False) -> Alert | None:
+        row = await self._one(f"SELECT {_ALERT_SELECT} FROM alerts WHERE alert_id = $1", alert_id, for_update)
+        return _alert(row) if row else None
+
+    async def lock_group_keys(self, keys: list[str]) -> None:
+        if keys:
+            await self.conn.execute(
+                "SELECT pg_advisory_xact_lock(k) FROM (SELECT unnest($1::bigint[]) AS k ORDER BY 1) AS keys",
+                sorted({advisory_key(f"alerts-group:{key}") for key in keys}),
+            )
+
+    async def open_alerts_for(
+        self, *, customer_keys: list[str], places: list[tuple[str, str | None]], since: datetime
+    ) -> list[Alert]:
+        if not customer_keys and not places:
+            return []
+        rows = await self.conn.fetch(
+            f"""SELECT {_ALERT_SELECT} FROM alerts WHERE alert_id IN (
+                    SELECT alert_id FROM alerts WHERE customer_key = ANY($1::text[]) AND status <> 'resolved'
+                    UNION
+                    SELECT a.alert_id FROM unnest($2::text[], $3::text[]) AS p(location, touchpoint)
+                    JOIN alerts a ON a.location = p.location AND a.touchpoint IS NOT DISTINCT FROM p.touchpoint
+                    WHERE a.status <> 'resolved' AND a.last_feedback_at >= $4)
+                ORDER BY alert_id FOR UPDATE""",
+            customer_keys, [p[0] for p in places], [p[1] for p in places], since,
+        )
+        return [_alert(r) for r in rows]
+
+    async def due_alerts(self, *, now: datetime, limit: int) -> list[Alert]:
+        rows = await self.conn.fetch(
+            f"""SELECT {_ALERT_SELECT} FROM alerts
+                WHERE sla_due_at <= $1 ORDER BY sla_due_at LIMIT $2 FOR UPDATE SKIP LOCKED""",
+            now, limit,
+        )
+        return [_alert(r) for r in rows]
+
+    async def insert_alerts(self, alerts: list[Alert]) -> int:
+        if not alerts:
+            return 0
+        rows = [{c: getattr(a, c) for c in _ALERT_COLUMNS} for a in alerts]
+        inserted = await self.conn.fetch(
+            f"""INSERT INTO alerts ({_ALERT_SELECT})
+                SELECT {_ALERT_SELECT} FROM jsonb_populate_recordset(NULL::alerts, $1::jsonb)
+                ON CONFLICT (feedback_id) DO NOTHING RETURNING alert_id""",
+            json.dumps(rows, default=_json_default, ensure_ascii=False),
+        )
+        return len(inserted)
+
+    async def save_alerts(self, alerts: list[Alert]) -> None:
+        if alerts:
+            await self.conn.executemany(
+                f"UPDATE alerts SET {', '.join(f'{c} = ${i}' for i, c in enumerate(_MUTABLE, start=2))} "
+                "WHERE alert_id = $1",
+                [(a.alert_id, *[getattr(a, c) for c in _MUTABLE]) for a in alerts],
+            )
+
+    async def list_alerts(
+        self, *, status: list[str] | None, severity: list[int] | None, location: str | None, team: str | None,
+        since: datetime | None, recipient: str | None, limit: int, before: datetime | None,
+    ) -> list[Alert]:
+        rows = await self.conn.fetch(
+            f"""SELECT {_ALERT_SELECT} FROM alerts
+                WHERE ($1::text[] IS NULL OR status = ANY($1))
+                  AND ($2::int[] IS NULL OR severity = ANY($2))
+                  AND ($3::text IS NULL OR location = $3)
+                  AND ($4::text IS NULL OR team = $4)
+                  AND ($5::timestamptz IS NULL OR raised_at >= $5)
+                  AND ($6::text IS NULL OR $6 = ANY(recipients))
+                  AND ($8::timestamptz IS NULL OR raised_at < $8)
+                ORDER BY raised_at DESC LIMIT $7""",
+            status, severity, location, team, since, recipient, limit, before,
+        )
+        return [_alert(r) for r in rows]
+
+    async def open_counts(self) -> dict[int, int]:
+        rows = await self.conn.fetch(
+            "SELECT severity, count(*) AS n FROM alerts WHERE status <> 'resolved' GROUP BY severity"
+        )
+        return {r["severity"]: r["n"] for r in rows}
+
+    # ------------------------------------------------------------------------ feedback, history, customers
+    async def linked_feedback(self, feedback_ids: list[str]) -> set[str]:
+        if not feedback_ids:
+            return set()
+        rows = await self.conn.fetch(
+            "SELECT feedback_id FROM alert_feedback WHERE feedback_id = ANY($1::text[])", feedback_ids
+        )
+        return {r["feedback_id"] for r in rows}
+
+    async def alert_feedback(self, alert_id: str) -> list[FeedbackLink]:
+        rows = await self.conn.fetch(
+            f"SELECT {_LINK_SELECT} FROM alert_feedback WHERE alert_id = $1 ORDER BY linked_at, feedback_id",
+            alert_id,
+        )
+        return [_link(r) for r in rows]
+
+    async def link_feedback(self, links: list[FeedbackLink]) -> None:
+        if links:
+            await self.conn.executemany(
+                f"""INSERT INTO alert_feedback ({_LINK_SELECT})
+                    VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9, $10, $11, $12::jsonb, $13, $14, $15, $16)
+                    ON CONFLICT (feedback_id) DO NOTHING""",
+                [(link.feedback_id, link.alert_id, link.role, link.mot, link.confidence, json.dumps(link.cues, ensure_ascii=False), json.dumps(link.escalation),
+                  link.channel, link.location, link.touchpoint, link.text,
+                  json.dumps(link.rating) if link.rating is not None else None, link.language, link.occurred_at,
+                  link.received_at, link.linked_at) for link in links],
+            )
+
+    async def add_events(self, events: list[AlertEvent]) -> None:
+        if events:
+            await self.conn.executemany(
+                """INSERT INTO alert_events (alert_id, at, action, actor, from_status, to_status, note)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7)""",
+                [_EVENT_VALUES(e) for e in events],
+            )
+
+    async def alert_events(self, alert_id: str) -> list[AlertEvent]:
+        rows = await self.conn.fetch(
+            """SELECT alert_id, at, action, actor, from_status, to_status, note FROM alert_events
+               WHERE alert_id = $1 ORDER BY id""",
+            alert_id,
+        )
+        return [AlertEvent(**r) for r in rows]
+
+    async def customer_history(self, *, customer_key: str, since: datetime, exclude: list[str]) -> CustomerHistory:
+        rows = await self.conn.fetch(
+            """(SELECT 'last' AS which, * FROM customer_moments
+                 WHERE customer_key = $1 AND at >= $2 AND NOT feedback_id = ANY($3::text[])
+                 ORDER BY at DESC LIMIT 1)
+               UNION ALL
+               (SELECT 'worst' AS which, * FROM customer_moments
+                 WHERE customer_key = $1 AND at >= $2 AND NOT feedback_id = ANY($3::text[])
+                 ORDER BY mot, at DESC LIMIT 1)
+               UNION ALL
+               (SELECT 'count' AS which, $1, '', count(*)::int, '', NULL, NULL, NULL FROM customer_moments
+                 WHERE customer_key = $1 AND at >= $2 AND NOT feedback_id = ANY($3::text[]))""",
+            customer_key, since, exclude,
+        )
+        by = {r["which"]: r for r in rows}
+        return CustomerHistory(last=_moment(by.get("last")), worst=_moment(by.get("worst")), count=by["count"]["mot"])
+
+    async def add_moments(self, moments: list[Moment]) -> None:
+        if moments:
+            await self.conn.execute(
+                """INSERT INTO customer_moments (customer_key, feedback_id, mot, channel, location, touchpoint, at)
+                   SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::text[],
+                                        $7::timestamptz[])
+                   ON CONFLICT DO NOTHING""",
+                *zip(*map(_MOMENT_VALUES, moments), strict=True),
+            )
+
+    async def enqueue(self, events: Events) -> None:
+        await enqueue(self.conn, events)
+
+    # ------------------------------------------------------------------------ notifications
+    async def add_notifications(self, notifications: list[Notification]) -> None:
+        if notifications:
+            await self.conn.executemany(
+                """WITH added AS (
+                       INSERT INTO notifications (notification_id, alert_id, kind, level, seq, recipients, subject,
+                           body_text, body_html, message_id, status, silence_id, created_at, next_attempt_at)
+                       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)
+                       ON CONFLICT DO NOTHING RETURNING notification_id)
+                   -- delivered at commit: wakes the sender
+                   SELECT notification_id, CASE WHEN $11 = 'pending' THEN pg_notify($14, '') END FROM added""",
+                [(*_NOTIFICATION_VALUES(n), NOTIFY_CHANNEL) for n in notifications],
+            )
+
+    async def next_notification_seq(self, *, alert_id: str, kind: str, level: int) -> int:
+        return await self.conn.fetchval(
+            "SELECT coalesce(max(seq) + 1, 0) FROM notifications WHERE alert_id = $1 AND kind = $2 AND level = $3",
+            alert_id, kind, level,
+        )
+
+    async def alert_notifications(self, alert_id: str) -> list[dict[str, Any]]:
+        rows = await self.conn.fetch(
+            """SELECT notification_id, kind, level, seq, recipients, subject, message_id, status, silence_id,
+                      attempts, last_error, created_at, sent_at
+               FROM notifications WHERE alert_id = $1 ORDER BY created_at, level, seq""",
+            alert_id,
+        )
+        return [dict(r) | {"recipients": list(r["recipients"])} for r in rows]
+
+    async def notification_for_link(self, notification_id: str) -> dict[str, Any] | None:
+        row = await self.conn.fetchrow(
+            "SELECT notification_id, alert_id, recipients FROM notifications WHERE notification_id = $1",
+            notification_id,
+        )
+        return dict(row) | {"recipients": list(row["recipients"])} if row else None
+
+    # ------------------------------------------------------------------------ silences and manager tokens
+    async def active_silences(self, *, now: datetime) -> list[Silence]:
+        rows = await self.conn.fetch(
+            f"SELECT {_SILENCE_SELECT} FROM silences WHERE starts_at <= $1 AND ends_at > $1 ORDER BY created_at", now
+        )
+        return [_silence(r) for r in rows]
+
+    async def list_silences(self, *, now: datetime, include_expired: bool) -> list[Silence]:
+        rows = await self.conn.fetch(
+            f"""SELECT {_SILENCE_SELECT} FROM silences WHERE $2 OR ends_at > $1
+                ORDER BY created_at DESC LIMIT 500""",
+            now, include_expired,
+        )
+        return [_silence(r) for r in rows]
+
+    async def get_silence(self, silence_id: str, *, for_update: bool = False) -> Silence | None:
+        row = await self._one(f"SELECT {_SILENCE_SELECT} FROM silences WHERE silence_id = $1", silence_id, for_update)
+        return _silence(row) if row else None
+
+    async def save_silences(self, silences: list[Silence]) -> None:
+        if silences:
+            await self.conn.executemany(
+                f"""INSERT INTO silences ({_SILENCE_SELECT}) VALUES ($1, $2::jsonb, $3, $4, $5, $6, $7, $8)
+                    ON CONFLICT (silence_id) DO UPDATE SET ends_at = EXCLUDED.ends_at, expired_by = EXCLUDED.expired_by""",
+                [(s.silence_id, json.dumps(s.matchers, ensure_ascii=False), s.starts_at, s.ends_at, s.created_by, s.comment,
+                  s.created_at, s.expired_by) for s in silences],
+            )
+
+    async def get_token(self, token_id: str, *, for_update: bool = False) -> ManagerToken | None:
+        row = await self._one(f"SELECT {_TOKEN_SELECT} FROM manager_tokens WHERE token_id = $1", token_id, for_update)
+        return ManagerToken(**row) if row else None
+
+    async def save_tokens(self, tokens: list[ManagerToken]) -> None:
+        if tokens:
+            await self.conn.executemany(
+                f"""INSERT INTO manager_tokens ({_TOKEN_SELECT}) VALUES ($1, $2, $3, $4, $5, $6)
+                    ON CONFLICT (token_id) DO UPDATE SET revoked_at = EXCLUDED.revoked_at""",
+                [_TOKEN_VALUES(t) for t in tokens],
+            )
+
+    async def token_usable(self, token_id: str, email: str) -> bool:
+        return bool(await self.conn.fetchval(
+            "SELECT true FROM manager_tokens WHERE token_id = $1 AND email = $2 AND revoked_at IS NULL",
+            token_id, email,
+        ))

@@ -1,0 +1,272 @@
+"""The ``mail_queue`` table: the only SQL of the mail queue.
+
+A service asks for the table with ``use_mail_queue`` (``shared.mail.runtime``);
+it lives in the service's own schema (migration component ``mail``). Every time
+stored here comes from the caller's :class:`shared.clock.Clock` (``now``), never
+from the database's ``now()``, so tests can move time.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+import asyncpg
+
+
+class MailState(StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    UNCERTAIN = "uncertain"
+    FAILED = "failed"
+
+
+# Not yet delivered nor given up: what the oldest-pending gauge measures.
+UNSETTLED = (MailState.PENDING, MailState.SENDING, MailState.UNCERTAIN)
+
+
+def channel(schema: str) -> str:
+    """The NOTIFY channel waking the sender of ``schema`` (channels are database-wide)."""
+    return f"keymoment_mail_{schema}"
+
+
+@dataclass(frozen=True)
+class OutgoingMail:
+    """A complete mail to send: rendered when it is decided, never again."""
+
+    mail_id: str  # deterministic (derived from the domain row): enqueueing it again is a no-op
+    purpose: str  # e.g. alert_notification, survey_invitation
+    ref: str  # the owning domain row
+    message_id: str  # the Message-ID header inside ``message``
+    recipients: tuple[str, ...]  # SMTP envelope recipients (normalized addresses)
+    message: bytes  # RFC 5322 bytes, e.g. from shared.mail.message.build_message
+
+
+@dataclass(frozen=True)
+class ClaimedMail:
+    mail_id: str
+    purpose: str
+    ref: str
+    message_id: str
+    targets: tuple[str, ...]  # recipients neither delivered to nor refused yet
+    delivered_to: tuple[str, ...]
+    message: bytes
+    attempts: int  # including this one
+
+
+@dataclass(frozen=True)
+class MailStatus:
+    mail_id: str
+    purpose: str
+    ref: str
+    state: MailState
+    attempts: int
+    message_id: str
+    recipients: tuple[str, ...]
+    delivered_to: tuple[str, ...]
+    refused: dict[str, str]  # recipient -> the permanent refusal
+    last_error: str | None
+    created_at: datetime
+    next_attempt_at: datetime
+    sent_at: datetime | None
+
+
+_ENQUEUE = """
+    WITH added AS (
+        INSERT INTO mail_queue (mail_id, purpose, ref, message_id, recipients, message, state, next_attempt_at,
+                                created_at)
+        SELECT m.mail_id, m.purpose, m.ref, m.message_id, ARRAY(SELECT jsonb_array_elements_text(m.recipients)),
+               m.message, 'pending', $7, $7
+        FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::bytea[])
+             AS m (mail_id, purpose, ref, message_id, recipients, message)
+        ON CONFLICT (mail_id) DO NOTHING
+        RETURNING mail_id)
+    -- one wake-up for the whole statement, delivered when the caller commits
+    SELECT coalesce(array_agg(mail_id), '{}') AS ids,
+           CASE WHEN count(*) > 0 THEN pg_notify('keymoment_mail_' || current_schema(), '') END AS woke
+    FROM added"""
+
+
+async def enqueue(conn: asyncpg.Connection, mails: Sequence[OutgoingMail], *, now: datetime) -> list[str]:
+    """Queue ``mails`` in the caller's transaction (one statement however many), due at once.
+
+    Idempotent on ``mail_id``: a mail already queued (in any state) is left as it is.
+    The sender is woken by a NOTIFY that PostgreSQL delivers when the transaction
+    commits. Returns the ids newly queued.
+    """
+    if not mails:
+        return []
+    for mail in mails:
+        if not mail.recipients:
+            raise ValueError(f"mail {mail.mail_id} has no recipients")
+    row = await conn.fetchrow(
+        _ENQUEUE,
+        [m.mail_id for m in mails],
+        [m.purpose for m in mails],
+        [m.ref for m in mails],
+        [m.message_id for m in mails],
+        [json.dumps(list(m.recipients)) for m in mails],
+        [m.message for m in mails],
+        now,
+    )
+    return list(row["ids"])
+
+
+async def claim(
+    conn: asyncpg.Connection, *, worker: str, now: datetime, lease_seconds: float, limit: int
+) -> list[ClaimedMail]:
+    """Move up to ``limit`` due mails to ``sending`` for ``worker`` (committed before any SMTP
+    traffic). Several senders never claim the same mail (``FOR UPDATE SKIP LOCKED``)."""
+    rows = await conn.fetch(
+        """UPDATE mail_queue q SET state = 'sending', attempts = q.attempts + 1, claimed_by = $2, lease_until = $3
+           WHERE q.state = 'pending' AND q.mail_id IN (
+               SELECT mail_id FROM mail_queue WHERE state = 'pending' AND next_attempt_at <= $1
+               ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED)
+           RETURNING q.mail_id, q.purpose, q.ref, q.message_id, q.message, q.attempts, q.delivered_to,
+                     ARRAY(SELECT r FROM unnest(q.recipients) r
+                           WHERE r <> ALL (q.delivered_to) AND NOT q.refused ? r) AS targets""",
+        now, worker, now + timedelta(seconds=lease_seconds), limit,
+    )
+    return [
+        ClaimedMail(
+            mail_id=r["mail_id"], purpose=r["purpose"], ref=r["ref"], message_id=r["message_id"],
+            targets=tuple(r["targets"]), delivered_to=tuple(r["delivered_to"]), message=r["message"],
+            attempts=r["attempts"],
+        )
+        for r in rows
+    ]
+
+
+async def renew(conn: asyncpg.Connection, *, worker: str, lease_until: datetime) -> int:
+    """Extend the lease of every mail ``worker`` holds (it is alive)."""
+    result = await conn.execute(
+        "UPDATE mail_queue SET lease_until = $2 WHERE state = 'sending' AND claimed_by = $1", worker, lease_until
+    )
+    return int(result.split()[-1])
+
+
+async def finish(
+    conn: asyncpg.Connection,
+    mail_id: str,
+    *,
+    worker: str,
+    state: MailState,
+    now: datetime,
+    delivered: Sequence[str] = (),
+    refused: dict[str, str] | None = None,
+    next_attempt_at: datetime | None = None,
+    error: str | None = None,
+) -> bool:
+    """Record one attempt's outcome of a mail ``worker`` holds: ``state`` is ``sent``,
+    ``failed``, ``uncertain`` or ``pending`` (again at ``next_attempt_at``). False when the
+    mail is no longer this worker's (its lease ran out and it was settled elsewhere)."""
+    if state is MailState.SENDING:
+        raise ValueError("finish() records an outcome, not a claim")
+    result = await conn.execute(
+        """UPDATE mail_queue SET state = $3, claimed_by = NULL, lease_until = NULL,
+                  delivered_to = delivered_to || $4::text[], refused = refused || $5::jsonb,
+                  next_attempt_at = coalesce($6, next_attempt_at), last_error = $7,
+                  sent_at = CASE WHEN $3 = 'sent' THEN $8 ELSE sent_at END
+           WHERE mail_id = $1 AND state = 'sending' AND claimed_by = $2""",
+        mail_id, worker, state.value, list(delivered), json.dumps(refused or {}, ensure_ascii=False),
+        next_attempt_at, error[:1000] if error else None, now,
+    )
+    return result == "UPDATE 1"
+
+
+async def release(conn: asyncpg.Connection, *, worker: str, keep: Sequence[str] = ()) -> list[str]:
+    """Give back what ``worker`` claimed but never started (graceful stop): pending again,
+    the claim's attempt not counted. ``keep``: mails it did start (settled separately)."""
+    rows = await conn.fetch(
+        """UPDATE mail_queue SET state = 'pending', attempts = attempts - 1, claimed_by = NULL, lease_until = NULL
+           WHERE state = 'sending' AND claimed_by = $1 AND mail_id <> ALL ($2::text[]) RETURNING mail_id""",
+        worker, list(keep),
+    )
+    return [r["mail_id"] for r in rows]
+
+
+async def mark_unknown(
+    conn: asyncpg.Connection, mail_ids: Sequence[str], *, resend: bool, now: datetime, error: str,
+    worker: str | None = None,
+) -> list[tuple[str, str]]:
+    """Mails whose SMTP outcome is unknown: ``pending`` now (resend policy) or ``uncertain``.
+    Returns ``(mail_id, purpose)`` of those changed."""
+    rows = await conn.fetch(
+        """UPDATE mail_queue SET state = CASE WHEN $2 THEN 'pending' ELSE 'uncertain' END,
+                  claimed_by = NULL, lease_until = NULL, next_attempt_at = $3, last_error = $4
+           WHERE state = 'sending' AND mail_id = ANY ($1::text[]) AND ($5::text IS NULL OR claimed_by = $5)
+           RETURNING mail_id, purpose""",
+        list(mail_ids), resend, now, error[:1000], worker,
+    )
+    return [(r["mail_id"], r["purpose"]) for r in rows]
+
+
+async def settle_expired(conn: asyncpg.Connection, *, now: datetime, resend: bool) -> list[tuple[str, str]]:
+    """Mails left ``sending`` past their lease (the process holding them died, perhaps
+    during DATA): their outcome is unknown. Returns ``(mail_id, purpose)``."""
+    rows = await conn.fetch(
+        """UPDATE mail_queue SET state = CASE WHEN $2 THEN 'pending' ELSE 'uncertain' END,
+                  claimed_by = NULL, lease_until = NULL, next_attempt_at = $1,
+                  last_error = 'the sender holding it stopped (lease ran out): delivery unknown'
+           WHERE mail_id IN (SELECT mail_id FROM mail_queue WHERE state = 'sending' AND lease_until < $1
+                             FOR UPDATE SKIP LOCKED)
+           RETURNING mail_id, purpose""",
+        now, resend,
+    )
+    return [(r["mail_id"], r["purpose"]) for r in rows]
+
+
+async def requeue(conn: asyncpg.Connection, mail_ids: Sequence[str], *, now: datetime) -> list[str]:
+    """Send ``uncertain`` or ``failed`` mails again (a person decided to): pending, due now,
+    to the recipients not yet delivered to (permanent refusals are forgotten)."""
+    rows = await conn.fetch(
+        """UPDATE mail_queue SET state = 'pending', next_attempt_at = $2, refused = '{}'
+           WHERE mail_id = ANY ($1::text[]) AND state IN ('uncertain', 'failed') AND message IS NOT NULL
+           RETURNING mail_id""",
+        list(mail_ids), now,
+    )
+    return [r["mail_id"] for r in rows]
+
+
+async def next_due_in(conn: asyncpg.Connection, *, now: datetime) -> float | None:
+    """Seconds until the next pending mail is due (0 if overdue); None when nothing is pending
+    (not "due now": the sender would poll in a tight loop)."""
+    due = await conn.fetchval("SELECT min(next_attempt_at) FROM mail_queue WHERE state = 'pending'")
+    return None if due is None else max((due - now).total_seconds(), 0.0)
+
+
+async def oldest_unsettled(conn: asyncpg.Connection | asyncpg.Pool, *, now: datetime) -> dict[str, float]:
+    """Per purpose, the age in seconds of the oldest mail neither delivered nor given up."""
+    rows = await conn.fetch(
+        """SELECT purpose, min(created_at) AS oldest FROM mail_queue
+           WHERE state IN ('pending', 'sending', 'uncertain') GROUP BY purpose"""
+    )
+    return {r["purpose"]: max((now - r["oldest"]).total_seconds(), 0.0) for r in rows}
+
+
+async def state_counts(conn: asyncpg.Connection | asyncpg.Pool, *, purpose: str) -> dict[str, int]:
+    rows = await conn.fetch("SELECT state, count(*) AS n FROM mail_queue WHERE purpose = $1 GROUP BY state", purpose)
+    return {r["state"]: r["n"] for r in rows}
+
+
+async def statuses(conn: asyncpg.Connection | asyncpg.Pool, mail_ids: Sequence[str]) -> dict[str, MailStatus]:
+    """Delivery status of each of ``mail_ids`` that is queued."""
+    rows = await conn.fetch(
+        """SELECT mail_id, purpose, ref, state, attempts, message_id, recipients, delivered_to, refused, last_error,
+                  created_at, next_attempt_at, sent_at
+           FROM mail_queue WHERE mail_id = ANY ($1::text[])""",
+        list(mail_ids),
+    )
+    return {
+        r["mail_id"]: MailStatus(
+            mail_id=r["mail_id"], purpose=r["purpose"], ref=r["ref"], state=MailState(r["state"]),
+            attempts=r["attempts"], message_id=r["message_id"], recipients=tuple(r["recipients"]),
+            delivered_to=tuple(r["delivered_to"]), refused=json.loads(r["refused"]), last_error=r["last_error"],
+            created_at=r["created_at"], next_attempt_at=r["next_attempt_at"], sent_at=r["sent_at"],
+        )
+        for r in rows
+    }
