@@ -3,22 +3,97 @@
 These are contracts between services, not business rules: they say what an
 event carries and what values are well-formed, nothing about what a service
 does with it. Changing a field incompatibly means a new ``.v2`` type.
+
+What may enter is exactly what every consumer can store and process
+(PostgreSQL ``text``/``timestamptz``/``jsonb``, JSON, mail headers), and the
+same checks apply when a consumer parses an event, so a consumer never meets
+a value its database refuses:
+
+* **Text.** NUL and the other C0 control characters except tab, newline and
+  carriage return, and lone UTF-16 surrogates, never pass. Free text a person
+  wrote (``text``, names, subjects, file names, user agents, attribute
+  values, alert summaries and notes) is *cleaned*: the control characters are
+  removed and a lone surrogate becomes U+FFFD, so a stray byte never loses a
+  complaint. Identifiers and grouping keys (ids, ``location``,
+  ``touchpoint``, addresses, URLs, attribute names) are *refused* with a 422
+  naming the character, because silently changing a key would merge or split
+  what it identifies.
+* **Times** carry a UTC offset and lie between :data:`EARLIEST` and
+  :data:`LATEST` (PostgreSQL and every client can represent them in UTC);
+  ``occurred_at`` of submitted feedback may also be at most one day ahead of
+  now (clock skew, time zones).
+* **Numbers** in ``attributes`` are integers or finite floats within
+  +-(2**53 - 1), the range every JSON reader holds exactly (RFC 7493).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+import math
+import re
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Self
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator, WithJsonSchema, field_validator,
+    model_validator,
+)
 
 MAX_TEXT_CHARS = 20_000
 MAX_ATTRIBUTES = 50
 MAX_ATTRIBUTES_JSON_BYTES = 4096
+MAX_SAFE_INTEGER = 2**53 - 1  # RFC 7493 (I-JSON): the integers every JSON reader holds exactly
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+MAX_FUTURE = timedelta(days=1)  # how far ahead of now a submitted occurred_at may be
 
-Label = Annotated[str, Field(min_length=1, max_length=120)]
+# C0 control characters other than tab, newline and carriage return, and lone surrogates.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_UNSTORABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
+
+
+def clean_text(value: str) -> str:
+    """Free text as it may be stored: C0 controls (except tab, newline, CR) removed, lone surrogates
+    replaced by U+FFFD. The one normalisation of every channel's free text."""
+    if _UNSTORABLE.search(value) is None:
+        return value
+    return _SURROGATE.sub("\ufffd", _CONTROL.sub("", value))
+
+
+def unstorable_character(value: str) -> str | None:
+    """``U+XXXX`` of the first character :func:`clean_text` would change, else None."""
+    found = _UNSTORABLE.search(value)
+    return f"U+{ord(found.group()):04X}" if found else None
+
+
+def _cleaned(value: Any) -> Any:
+    return clean_text(value) if isinstance(value, str) else value
+
+
+def _refuse_unstorable(value: Any) -> Any:
+    if isinstance(value, str) and (char := unstorable_character(value)) is not None:
+        raise ValueError(f"must not contain control characters or lone surrogates (found {char})")
+    return value
+
+
+def _sane_time(value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("needs a UTC offset, e.g. 2026-05-01T09:30:00+08:00")
+    if not EARLIEST <= value < LATEST:  # aware comparison: no conversion that could overflow
+        raise ValueError(f"must be between {EARLIEST.date().isoformat()} and {LATEST.date().isoformat()} (UTC)")
+    return value
+
+
+# Free text: cleaned (see the module docstring). Strict models strip whitespace after cleaning.
+Text = Annotated[str, BeforeValidator(_cleaned)]
+# Identifiers and keys: refused when they hold a control character or lone surrogate.
+Key = Annotated[str, BeforeValidator(_refuse_unstorable)]
+# A point in time every consumer can store: offset required, within EARLIEST..LATEST.
+Timestamp = Annotated[datetime, AfterValidator(_sane_time)]
+
+Label = Annotated[Key, Field(min_length=1, max_length=120)]
 
 
 class Strict(BaseModel):
@@ -64,9 +139,11 @@ class Rating(Strict):
 
 
 class Customer(Strict):
-    id: str | None = Field(None, max_length=200, description="The company's own customer id.")
-    name: str | None = Field(None, max_length=200)
-    email: str | None = Field(None, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
+    id: Key | None = Field(None, max_length=200, description="The company's own customer id. Control characters "
+                           "are refused.")
+    name: Text | None = Field(None, max_length=200, description="Control characters are removed.")
+    email: Key | None = Field(None, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$",
+                              description="Control characters are refused.")
     phone: str | None = Field(None, max_length=40, pattern=r"^\+?[0-9 ()\-.]{3,40}$")
 
     def key(self) -> str | None:
@@ -81,48 +158,48 @@ class Customer(Strict):
 
 
 class Attachment(Strict):
-    filename: str | None = Field(None, max_length=300)
-    content_type: str = Field(max_length=200)
-    size: int = Field(ge=0)
+    filename: Text | None = Field(None, max_length=300, description="Control characters are removed.")
+    content_type: Key = Field(max_length=200)
+    size: int = Field(ge=0, le=MAX_SAFE_INTEGER)
 
 
 class WebDetails(Strict):
-    page_url: str | None = Field(None, max_length=2000)
-    user_agent: str | None = Field(None, max_length=500)
-    form_id: str | None = Field(None, max_length=200)
+    page_url: Key | None = Field(None, max_length=2000)
+    user_agent: Text | None = Field(None, max_length=500, description="Control characters are removed.")
+    form_id: Key | None = Field(None, max_length=200)
 
 
 class KioskDetails(Strict):
-    device_id: str | None = Field(None, max_length=200)
-    face: int | None = Field(None, description="The face tapped, as shown on the kiosk.")
+    device_id: Key | None = Field(None, max_length=200)
+    face: int | None = Field(None, ge=-10, le=10, description="The face tapped, as shown on the kiosk.")
 
 
 class EmailDetails(Strict):
-    message_id: str | None = Field(None, max_length=998)
-    sender: str | None = Field(None, max_length=998)
-    recipient: str | None = Field(None, max_length=998)
-    subject: str | None = Field(None, max_length=998)
+    message_id: Key | None = Field(None, max_length=998, description="Control characters are refused.")
+    sender: Key | None = Field(None, max_length=998)
+    recipient: Key | None = Field(None, max_length=998)
+    subject: Text | None = Field(None, max_length=998, description="Control characters are removed.")
     attachments: list[Attachment] = Field(default_factory=list, max_length=100)
 
 
 class PhoneDetails(Strict):
-    agent_id: str | None = Field(None, max_length=200)
-    call_id: str | None = Field(None, max_length=200)
+    agent_id: Key | None = Field(None, max_length=200)
+    call_id: Key | None = Field(None, max_length=200)
     duration_seconds: int | None = Field(None, ge=0, le=86_400)
     direction: str | None = Field(None, pattern="^(inbound|outbound)$")
 
 
 class SuggestionBoxDetails(Strict):
-    import_id: str | None = Field(None, max_length=200)
-    line: int | None = Field(None, ge=1)
-    card_id: str | None = Field(None, max_length=200)
+    import_id: Key | None = Field(None, max_length=200)
+    line: int | None = Field(None, ge=1, le=MAX_SAFE_INTEGER)
+    card_id: Key | None = Field(None, max_length=200)
 
 
 class SurveyDetails(Strict):
-    survey_id: str = Field(max_length=200)
-    response_id: str | None = Field(None, max_length=200)
-    question_id: str | None = Field(None, max_length=200)
-    recovery_for_alert_id: str | None = Field(
+    survey_id: Key = Field(max_length=200)
+    response_id: Key | None = Field(None, max_length=200)
+    question_id: Key | None = Field(None, max_length=200)
+    recovery_for_alert_id: Key | None = Field(
         None, max_length=200, description="Set when this answers a recovery survey after an alert was resolved."
     )
 
@@ -136,19 +213,56 @@ _DETAILS_FIELD = {
     Channel.SURVEY: "survey",
 }
 
-AttributeValue = str | int | float | bool | None
+def _attribute_value(value: Any) -> str | int | float | bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        if not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+            raise ValueError(f"an attribute number must lie within +-{MAX_SAFE_INTEGER} (2**53 - 1)")
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("an attribute number must be finite (no NaN or Infinity)")
+        if abs(value) > MAX_SAFE_INTEGER:
+            raise ValueError(f"an attribute number must lie within +-{MAX_SAFE_INTEGER} (2**53 - 1)")
+        return value
+    if isinstance(value, str):
+        return clean_text(value)
+    raise ValueError("an attribute value is a string, a number, true, false or null")
+
+
+AttributeValue = Annotated[
+    str | int | float | bool | None,
+    PlainValidator(_attribute_value),
+    WithJsonSchema({
+        "anyOf": [
+            {"type": "string"},
+            {"type": "integer", "minimum": -MAX_SAFE_INTEGER, "maximum": MAX_SAFE_INTEGER},
+            {"type": "number", "minimum": -MAX_SAFE_INTEGER, "maximum": MAX_SAFE_INTEGER},
+            {"type": "boolean"},
+            {"type": "null"},
+        ],
+    }),
+]
+AttributeName = Annotated[Key, Field(min_length=1, max_length=64)]
 
 
 class FeedbackIn(Strict):
     """One piece of feedback as a channel submits it (the body of ``POST /v1/feedback``)."""
 
     channel: Channel
-    text: str | None = Field(None, max_length=MAX_TEXT_CHARS, description="What the customer said, in any language.")
+    text: Text | None = Field(None, max_length=MAX_TEXT_CHARS, description="What the customer said, in any language. "
+                              "Control characters other than tab and line breaks are removed, lone surrogates become "
+                              "U+FFFD.")
     rating: Rating | None = None
     customer: Customer | None = None
-    touchpoint: Label | None = Field(None, description="Where in the journey: check-in, checkout, delivery, call centre ...")
-    location: Label | None = Field(None, description="Store, branch, airport, route ...")
-    occurred_at: datetime | None = Field(None, description="When the customer had the experience (ISO 8601 with offset).")
+    touchpoint: Label | None = Field(None, description="Where in the journey: check-in, checkout, delivery, call centre "
+                                     "... Control characters are refused.")
+    location: Label | None = Field(None, description="Store, branch, airport, route ... Control characters are refused.")
+    occurred_at: Timestamp | None = Field(
+        None, description="When the customer had the experience (ISO 8601 with offset), between 2000-01-01 and one "
+        "day from now.",
+    )
     language: str | None = Field(None, pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$", description="BCP 47; detected (zh/en) when absent.")
     web: WebDetails | None = None
     kiosk: KioskDetails | None = None
@@ -156,9 +270,11 @@ class FeedbackIn(Strict):
     phone: PhoneDetails | None = None
     suggestion_box: SuggestionBoxDetails | None = None
     survey: SurveyDetails | None = None
-    attributes: dict[Annotated[str, Field(min_length=1, max_length=64)], AttributeValue] = Field(
+    attributes: dict[AttributeName, AttributeValue] = Field(
         default_factory=dict,
-        description=f"Free key/value pairs; at most {MAX_ATTRIBUTES} keys and {MAX_ATTRIBUTES_JSON_BYTES} bytes as JSON.",
+        description=f"Free key/value pairs; at most {MAX_ATTRIBUTES} keys and {MAX_ATTRIBUTES_JSON_BYTES} bytes as JSON. "
+        "Names with control characters are refused; string values are cleaned like `text`; numbers are integers or "
+        f"finite floats within +-{MAX_SAFE_INTEGER}.",
     )
 
     @field_validator("attributes")
@@ -175,9 +291,9 @@ class FeedbackIn(Strict):
 
     @field_validator("occurred_at")
     @classmethod
-    def _aware(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            raise ValueError("occurred_at needs a UTC offset, e.g. 2026-05-01T09:30:00+08:00")
+    def _not_in_future(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value > datetime.now(UTC) + MAX_FUTURE:
+            raise ValueError("occurred_at is more than a day in the future")
         return value
 
     @model_validator(mode="after")
@@ -204,10 +320,17 @@ class FeedbackReceived(FeedbackIn):
 
     model_config = ConfigDict(extra="ignore")  # newer producers may add fields
 
-    id: str
-    received_at: datetime
-    source: str = Field(description="Name of the API key / source that submitted it.")
+    id: Key
+    received_at: Timestamp
+    source: Key = Field(description="Name of the API key / source that submitted it.")
     language: str | None = None
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _not_in_future(cls, value: datetime | None) -> datetime | None:
+        # Checked against the clock where it was submitted: a consumer (or a replay) whose clock differs
+        # must not refuse what intake accepted. EARLIEST..LATEST still holds.
+        return value
 
 
 class FeedbackScored(BaseModel):
@@ -215,19 +338,19 @@ class FeedbackScored(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    feedback_id: str
+    feedback_id: Key
     channel: Channel
-    location: str | None = None
-    touchpoint: str | None = None
-    occurred_at: datetime | None = None
-    received_at: datetime
+    location: Key | None = None
+    touchpoint: Key | None = None
+    occurred_at: Timestamp | None = None
+    received_at: Timestamp
     rating: Rating | None = None
     mot: int = Field(ge=-3, le=3)
     negative: bool
-    confidence: float = Field(ge=0, le=1)
-    cues: list[str] = Field(default_factory=list)
-    language: str | None = None
-    escalation: list[str] = Field(default_factory=list)
+    confidence: float = Field(ge=0, le=1, allow_inf_nan=False)
+    cues: list[Text] = Field(default_factory=list)
+    language: Key | None = None
+    escalation: list[Key] = Field(default_factory=list)
 
 
 class AlertStatus(StrEnum):
@@ -246,16 +369,16 @@ class AlertRaised(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    alert_id: str
-    feedback_id: str
+    alert_id: Key
+    feedback_id: Key
     severity: int = Field(ge=-3, le=-1, description="The MOT score that raised it: -1, -2 or -3.")
     channel: Channel
-    location: str | None = None
-    touchpoint: str | None = None
-    team: str | None = None
-    summary: str = ""
-    raised_at: datetime
-    sla_due_at: datetime | None = None
+    location: Key | None = None
+    touchpoint: Key | None = None
+    team: Key | None = None
+    summary: Text = ""
+    raised_at: Timestamp
+    sla_due_at: Timestamp | None = None
 
 
 class AlertUpdated(BaseModel):
@@ -263,19 +386,19 @@ class AlertUpdated(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    alert_id: str
+    alert_id: Key
     status: AlertStatus
     previous_status: AlertStatus | None = None
     severity: int = Field(ge=-3, le=-1)
     channel: Channel
-    location: str | None = None
-    touchpoint: str | None = None
-    actor: str | None = None
-    note: str | None = None
-    at: datetime
-    raised_at: datetime
-    acknowledged_at: datetime | None = None
-    resolved_at: datetime | None = None
+    location: Key | None = None
+    touchpoint: Key | None = None
+    actor: Text | None = None
+    note: Text | None = None
+    at: Timestamp
+    raised_at: Timestamp
+    acknowledged_at: Timestamp | None = None
+    resolved_at: Timestamp | None = None
     sla_breached: bool = False
     feedback_count: int = Field(1, ge=1, description="Feedback grouped into this alert so far.")
 
@@ -285,11 +408,11 @@ class SurveyRequested(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    request_id: str
-    kind: str = Field("recovery", description="recovery: after an alert was resolved.")
-    alert_id: str | None = None
+    request_id: Key
+    kind: Key = Field("recovery", description="recovery: after an alert was resolved.")
+    alert_id: Key | None = None
     customer: Customer
-    language: str | None = None
-    location: str | None = None
-    touchpoint: str | None = None
-    requested_at: datetime
+    language: Key | None = None
+    location: Key | None = None
+    touchpoint: Key | None = None
+    requested_at: Timestamp

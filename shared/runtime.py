@@ -30,7 +30,7 @@ from shared.auth import error_response as auth_error_response
 from shared.clock import Clock, SystemClock
 from shared.db import create_pool, migrate, wait_for_database, wait_for_migrations
 from shared.events import Envelope, EventType
-from shared.kafka import BatchHandler, ConsumerRunner, Handler, Publisher, ensure_topics
+from shared.kafka import BatchHandler, ConsumerRunner, Handler, Publisher, _one_by_one, ensure_topics
 from shared.kafka_security import client_security
 from shared.metrics import PREFIX, ConsumerMetrics, HttpMetrics, MetricsMiddleware, metrics_response, new_registry
 from shared.outbox import OutboxRelay, publish_durably
@@ -92,6 +92,11 @@ class ServiceRuntime:
     def consume_batches(self, event_type: EventType, handler: BatchHandler) -> None:
         """Like :meth:`consume`, but the handler takes a batch's new events of this type at once."""
         self._consumes_batches[event_type] = handler
+
+    def registered_handlers(self) -> dict[EventType, BatchHandler]:
+        """Every consumed event type with its handler, as the consumer runner calls it: a batch's
+        events of that type at once (a one-event handler is called for each in turn)."""
+        return {**{et: _one_by_one(h) for et, h in self._consumes.items()}, **self._consumes_batches}
 
     def retain(self, table: str, column: str, days: int) -> None:
         """Keep rows of ``table`` (in the service's schema) for ``days`` after ``column`` (by the

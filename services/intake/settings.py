@@ -44,6 +44,29 @@ class IntakeSettings(ServiceSettings):
         90, ge=1, description="Days a received mail's record (Message-ID, outcome, feedback id; never its content) "
         "is kept: the window in which a re-delivery is recognised as a duplicate, and the audit trail.",
     )
+    intake_email_parse_workers: int = Field(
+        1, ge=1, le=16, description="Processes that parse mail (off the event loop, one message each at a time).",
+    )
+    intake_email_parse_timeout_seconds: float = Field(
+        10.0, gt=0, le=300, description="Longest one mail may take to parse; a mail over it is refused for good "
+        "(SMTP 554, HTTP 422) and its parser process replaced.",
+    )
+    intake_smtp_max_connections: int = Field(
+        100, ge=1, description="SMTP connections served at once; more are answered 421 and closed.",
+    )
+    intake_smtp_max_connections_per_peer: int = Field(
+        10, ge=1, description="SMTP connections at once from one client address (trusted relays exempt); more are "
+        "answered 421 and closed.",
+    )
+    intake_smtp_messages_per_minute_per_peer: int = Field(
+        60, ge=1, description="Messages one client address may start per minute (token bucket; trusted relays "
+        "exempt); beyond it MAIL FROM is answered 451 4.7.1.",
+    )
+    intake_smtp_trusted_relays: str = Field(
+        "", description="Comma-separated addresses or networks (CIDR) of the mail servers that forward the feedback "
+        "mailbox, e.g. 10.0.0.0/8. When set, only they may deliver (others get 554 5.7.1) and they are exempt from "
+        "the per-peer limits. Unset: any client, within the per-peer limits.",
+    )
 
     @property
     def email_addresses(self) -> set[str]:
@@ -51,6 +74,16 @@ class IntakeSettings(ServiceSettings):
         if not configured and self.is_dev:
             return {"feedback@example.com", "feedback@localhost"}
         return configured
+
+    @model_validator(mode="after")
+    def _relays_are_networks(self) -> Self:
+        from services.intake.email.smtp import parse_networks
+
+        try:
+            parse_networks(self.intake_smtp_trusted_relays)
+        except ValueError as exc:
+            raise ValueError(f"INTAKE_SMTP_TRUSTED_RELAYS: {exc}") from exc
+        return self
 
     @model_validator(mode="after")
     def _mailboxes_for_listener(self) -> Self:

@@ -8,12 +8,12 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from services.intake.api.deps import ApiKey
-from services.intake.api.errors import documented, error_response, json_response
+from services.intake.api.errors import RETRY_AFTER_UNAVAILABLE_S, documented, error_response, json_response
 from services.intake.email.metrics import emails_counter
 from services.intake.email.parse import FEEDBACK, REJECTED
-from services.intake.email.service import DUPLICATE, receive_email
+from services.intake.email.service import DUPLICATE
+from services.intake.email.worker import ParserBusy
 from shared.contracts import Channel
-from shared.events import FEEDBACK_RECEIVED
 
 router = APIRouter(tags=["email"])
 
@@ -31,7 +31,7 @@ _SAMPLE = (
     description=(
         "Forward a customer's email exactly as received (headers and MIME body, any charset). Intake decodes it "
         "like a mail client, strips quoted replies and signatures, keeps attachment names and sizes (not their "
-        "content) and publishes it as `channel: email` feedback. Each `Message-ID` is accepted once.\n\n"
+        "content) and publishes it as `channel: email` feedback. Each `Message-ID` is accepted once per sender.\n\n"
         "* `202 {status: accepted, id}`: it is feedback, durably recorded.\n"
         "* `200 {status: duplicate, id}`: seen before; `id` is the first delivery's feedback id (null if it was "
         "not feedback), `first_status` says what it became.\n"
@@ -58,11 +58,13 @@ async def submit_email(request: Request, principal: ApiKey) -> Response:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "message/rfc822":
         return error_response(415, "send the raw message with Content-Type: message/rfc822")
-    raw = await request.body()
+    raw = await request.body()  # bounded while reading by the BodyLimit middleware (413 above the limit)
     runtime = request.app.state.runtime
-    outcome = await receive_email(
-        raw, pool=runtime.pool, topic=runtime.settings.topic(FEEDBACK_RECEIVED.topic), via="http", source=principal.name
-    )
+    try:
+        outcome = await runtime.email_channel.receive(raw, pool=runtime.pool, via="http", source=principal.name)
+    except ParserBusy:
+        return error_response(503, "every mail parser is busy; retry later",
+                              headers={"Retry-After": str(RETRY_AFTER_UNAVAILABLE_S)})
     emails_counter(runtime).labels("http", outcome.status).inc()
     body: dict[str, Any] = {"status": outcome.status, "id": outcome.feedback_id, "message_id": outcome.message_id}
     if outcome.reason:

@@ -210,3 +210,134 @@ def test_flowed_mail_becomes_one_paragraph_of_feedback_without_the_quote():
     mail = parse_email(raw)
     assert mail.text == ("My bag was lost on flight MU5101 and nobody has called me back in three "
                          "days. I will complain to the regulator.")
+
+
+# --- issue 13 item 6: text as a mail client shows it ------------------------------------------------------------
+
+def _mail(body: bytes, *, headers: str = "", content_type: str = "text/plain; charset=utf-8",
+          sender: str = "Li Wei <li.wei@example.cn>") -> bytes:
+    head = (f"From: {sender}\r\nTo: feedback@example.com\r\nSubject: 投诉\r\nMessage-ID: <t-1@example.cn>\r\n"
+            f"MIME-Version: 1.0\r\nContent-Type: {content_type}\r\n{headers}\r\n")
+    return head.encode() + body
+
+
+def test_one_bad_byte_in_utf8_is_one_replacement_character_not_gb18030_mojibake():
+    text = "排队两个小时，没有人管。服务态度非常差，我要求退款。".encode()
+    broken = text[:9] + b"\xff" + text[9:]
+    for content_type in ("text/plain; charset=utf-8", "text/plain"):  # declared, and undeclared
+        mail = parse_email(_mail(broken, content_type=content_type))
+        assert mail.text == "排队两\ufffd个小时，没有人管。服务态度非常差，我要求退款。"
+
+
+def test_each_part_is_decoded_with_its_own_charset():
+    body = (
+        b'--B\r\nContent-Type: text/plain; charset=gb2312\r\n\r\n' + "第一部分：排队太久".encode("gbk")
+        + b'\r\n--B\r\nContent-Type: image/png\r\nContent-Disposition: inline; filename="a.png"\r\n\r\nPNG\r\n'
+        + b'--B\r\nContent-Type: text/plain; charset=big5\r\n\r\n' + "第二部分：態度很差".encode("big5")
+        + b'\r\n--B\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n' + "第三部分：\xff坏字节".encode("utf-8", "surrogateescape") + b"\r\n--B--\r\n"
+    )
+    mail = parse_email(_mail(body, content_type='multipart/mixed; boundary="B"'))
+    assert mail.text == "第一部分：排队太久\n\n第二部分：態度很差\n\n第三部分：ÿ坏字节"
+
+
+def test_undeclared_latin1_is_not_read_as_gb18030():
+    mail = parse_email(_mail("Die Frösche sind grün, das Essen war kalt.".encode("latin-1"), content_type="text/plain"))
+    assert mail.text == "Die Frösche sind grün, das Essen war kalt."
+
+
+@pytest.mark.parametrize(("name", "encoded"), [
+    ("Wang, Fang (王芳)", "=?UTF-8?B?V2FuZywgRmFuZyAo546L6IqzKQ==?="),
+    ("Müller, Hans", "=?ISO-8859-1?Q?M=FCller=2C_Hans?="),
+    ("Müller, Hans", '"=?UTF-8?B?TcO8bGxlciwgSGFucw==?="'),
+    ("Müller, Hans", '"Müller, Hans"'),
+    ("Müller, Hans", "Müller, Hans"),  # unquoted comma, raw 8-bit: invalid, but clients show it
+])
+def test_display_names_with_commas_are_one_sender(name, encoded):
+    raw = _mail("The room was dirty.".encode(), sender=f"{encoded} <hans@example.de>")
+    mail = parse_email(raw)
+    assert (mail.status, mail.sender_name, mail.sender_address) == (FEEDBACK, name, "hans@example.de")
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("还是没修好。\n\n-----原始郵件-----\n寄件者: 客服\n主旨: Re: 報修", "还是没修好。"),
+    ("还是没修好。\n\n-----原始邮件-----\n发件人: 客服", "还是没修好。"),
+    ("还是没修好。\n\n------------------ Original ------------------\nFrom: care@example.com", "还是没修好。"),
+    ("还是没修好。\n\n---- 回复的原邮件 ----\n| 发件人 | 客服 |", "还是没修好。"),
+    ("退款还没到账。\n\n从 Windows 版邮件发送\n\n发件人: 客服中心", "退款还没到账。"),
+    ("退款还没到账。\n\n发自我的iPhone", "退款还没到账。"),
+    ("退款还没到账。\n\n发自我的华为手机", "退款还没到账。"),
+    ("退款还没到账。\n来自网易邮箱大师", "退款还没到账。"),
+    ("Refund still missing.\n\nSent from Mail for Windows", "Refund still missing."),
+    ("Refund still missing.\n\nGet Outlook for Android", "Refund still missing."),
+    ("好的\n\n张三 <zhang@example.cn> 于2026年5月8日周五 上午10:02写道：\n> 您好", "好的"),
+    ("Refund still missing.\n\nOn Fri, May 8, 2026 at 10:02 AM Care <care@example.com> wrote:\n> Dear", "Refund still missing."),
+    # a name | title | phone | address block at the end
+    ("门店服务太差，要求回电。\n\n张三 | 采购部 | 138 0000 0000\n北京市朝阳区建国路88号", "门店服务太差，要求回电。"),
+    ("门店服务太差。\n\n王芳\n电话：13800138000\n地址：上海市浦东新区世纪大道100号", "门店服务太差。\n\n王芳"),
+    ("The bag is lost.\n\nJohn Smith | Sales Manager\nTel: +44 20 7946 0958", "The bag is lost."),
+    # ... but a sentence with a phone number in it is the customer's, and stays
+    ("门店服务太差。\n请尽快联系我，电话：13800138000", "门店服务太差。\n请尽快联系我，电话：13800138000"),
+    # a bottom-posted (Thunderbird) reply keeps the customer's text below the quote
+    ("On 08.05.2026 10:02, Customer Care wrote:\n> Dear customer,\n> we are sorry.\n\nStill broken! I want a refund.\n\n-- \nLi Wei",
+     "Still broken! I want a refund."),
+    ("在 2026/5/8 10:02, 客服中心 写道:\n> 您好\n\n还是没修好，我要退货。", "还是没修好，我要退货。"),
+    # quotes escaped as &gt; are quotes
+    ("Still broken.\n\n&gt; Dear customer,\n&gt; thank you for writing.", "Still broken."),
+])
+def test_chinese_and_english_replies_and_signatures(text, expected):
+    assert strip_reply(text) == expected
+
+
+def test_a_quote_with_literal_gt_entities_is_dropped_from_a_plain_part():
+    body = "还是没修好。\r\n\r\n&gt; 您好，&nbsp;感谢您的反馈。\r\n&gt; 客服中心\r\n".encode()
+    assert parse_email(_mail(body)).text == "还是没修好。"
+
+
+def test_html_quote_and_signature_containers_are_dropped():
+    html = ('<div>Still broken.</div><div class="gmail_signature">Li Wei | 138 0000 0000</div>'
+            '<div class="gmail_quote"><div>On Fri, Care wrote:</div><blockquote>Dear</blockquote></div>'
+            '<div class="moz-cite-prefix">On 08.05.2026, Care wrote:</div><blockquote type="cite">old</blockquote>'
+            '<p>P.S. the receipt is attached.</p>')
+    assert html_to_text(html) == "Still broken.\n\nP.S. the receipt is attached."
+
+
+def test_a_nul_in_the_message_id_is_a_permanent_rejection_keyed_by_the_bytes():
+    raw = b"From: a@example.com\r\nMessage-ID: <bad\x00id@example.com>\r\nSubject: x\r\n\r\nThe food was cold.\r\n"
+    mail = parse_email(raw)
+    assert mail.status == REJECTED and "U+0000" in mail.reason
+    assert mail.key.startswith("sha256:") and mail.message_id is None
+
+
+def test_header_values_the_contract_refuses_are_dropped_not_the_complaint():
+    raw = (b"From: =?UTF-8?B?546L\x00?= <wang@example.cn>\r\nTo: bad\x01@example.com, feedback@example.com\r\n"
+           b"Subject: =?UTF-8?Q?=E6=8A=95=E8=AF=89=00?=\r\nDate: Fri, 31 Dec 9999 23:59:59 -1400\r\n\r\nThe food was cold.\r\n")
+    feedback = parse_email(raw).to_feedback()
+    assert feedback.text == "The food was cold." and feedback.occurred_at is None
+    assert feedback.email.subject == "投诉" and feedback.email.recipient == "feedback@example.com"
+
+
+def test_duplicates_are_keyed_by_message_id_and_sender():
+    def mail(sender: str) -> bytes:
+        return f"From: {sender}\r\nMessage-ID: <same@example.com>\r\nSubject: x\r\n\r\nThe food was cold.\r\n".encode()
+
+    def key(sender: str) -> tuple[str, str]:
+        parsed = parse_email(mail(sender))
+        return parsed.key, parsed.key_sender
+
+    assert key("a@example.com") == key("A@Example.com") == ("<same@example.com>", "a@example.com")
+    assert key("a@example.com") != key("b@example.com")
+
+
+def test_uuencoded_files_in_a_plain_body_are_attachments_not_text():
+    body = b"See the photo.\r\n\r\nbegin 644 photo.jpg\r\nM_]C_X``02D9)1@`!`0$`2`!(``#_VP!#``,\"`@,\"`@,#`P,$`P,$!0@%!00$\r\n`\r\nend\r\n"
+    assert parse_email(_mail(body)).text == "See the photo."
+
+
+def test_work_on_a_huge_html_body_is_bounded():
+    import time
+
+    html = b"<div><p>bad <b>service</b> &amp; rude</p></div>\r\n" * 200_000  # 9.8 MB
+    started = time.process_time()
+    mail = parse_email(_mail(html, content_type="text/html; charset=utf-8"))
+    assert mail.truncated and len(mail.text) == 20_000
+    assert time.process_time() - started < 10  # unbounded, html.parser took ~17 s here
