@@ -54,6 +54,11 @@ EVENT_TYPES: dict[str, EventType] = {
 }
 
 
+def event_source(service: str) -> str:
+    """The CloudEvents ``source`` of every event a service publishes: ``/keymoment/<service>``."""
+    return f"/keymoment/{service}"
+
+
 def dlq_topic(topic: str) -> str:
     return f"{topic}.dlq"
 

@@ -33,6 +33,7 @@ from pydantic import ValidationError
 from shared.errors import PermanentError, PublishUnavailable, TransientError
 from shared.events import Envelope, EnvelopeError, EventType, dlq_topic
 from shared.metrics import ConsumerMetrics
+from shared.retry import Backoff, retry_forever
 
 logger = logging.getLogger(__name__)
 
@@ -201,19 +202,23 @@ class Publisher:
             self._connect_task = asyncio.create_task(self._connect_forever(), name=f"{self._client_id}-connect")
 
     async def _connect_forever(self) -> None:
-        delay = 0.2
-        while self._producer is None:
-            producer = self._new_producer()
-            try:
-                await producer.start()
-            except Exception as exc:
-                self.last_error = f"kafka producer cannot connect: {exc}"
-                await producer.stop()
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-            else:
-                self._producer = producer
-                logger.info("kafka producer connected", extra={"bootstrap": self._bootstrap})
+        self._producer = await retry_forever(
+            self._connect, what="kafka producer connection", backoff=Backoff(initial=0.2, maximum=5.0),
+            on_error=self._connect_failed, logger=logger,
+        )
+        logger.info("kafka producer connected", extra={"bootstrap": self._bootstrap})
+
+    async def _connect(self) -> AIOKafkaProducer:
+        producer = self._new_producer()
+        try:
+            await producer.start()
+        except BaseException:
+            await producer.stop()
+            raise
+        return producer
+
+    def _connect_failed(self, exc: BaseException) -> None:
+        self.last_error = f"kafka producer cannot connect: {exc}"
 
     async def stop(self) -> None:
         if self._connect_task is not None:
@@ -459,52 +464,50 @@ class ConsumerRunner:
 
     async def run(self) -> None:
         """Consume until cancelled; reconnects (and recreates topics) after broker failures."""
-        delay = 0.2
-        while True:
-            consumer = None
-            try:
-                await ensure_topics(
-                    self._bootstrap,
-                    self._topics + [dlq_topic(t) for t in self._topics],
-                    partitions=self._partitions,
-                    replication_factor=self._replication,
-                    security=self._security,
-                )
-                consumer = AIOKafkaConsumer(
-                    *self._topics,
-                    bootstrap_servers=self._bootstrap,
-                    group_id=self._group,
-                    client_id=self._client_id,
-                    enable_auto_commit=False,
-                    auto_offset_reset="earliest",
-                    max_poll_records=self._max_records,
-                    session_timeout_ms=self._session_timeout_ms,
-                    heartbeat_interval_ms=max(self._session_timeout_ms // 4, 100),
-                    fetch_max_wait_ms=self._fetch_max_wait_ms,
-                    **self._security,
-                )
-                await consumer.start()
-                self.status.running = True
-                self.status.last_poll = time.monotonic()
-                delay = 0.2
-                await self._loop(consumer)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self.status.last_error = repr(exc)
-                logger.warning(
-                    "consumer failed; reconnecting",
-                    extra={"group": self._group, "error": repr(exc), "backoff_s": delay},
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self._max_backoff)
-            finally:
-                self.status.running = False
-                if consumer is not None:
-                    try:
-                        await consumer.stop()
-                    except Exception:  # already broken; nothing to clean
-                        logger.debug("consumer stop failed", exc_info=True)
+        backoff = Backoff(initial=0.2, maximum=self._max_backoff)
+        await retry_forever(
+            functools.partial(self._consume, backoff), what=f"consumer {self._group}", backoff=backoff,
+            on_error=self._failed, logger=logger,
+        )
+
+    def _failed(self, exc: BaseException) -> None:
+        self.status.last_error = repr(exc)
+
+    async def _consume(self, backoff: Backoff) -> None:
+        consumer = None
+        try:
+            await ensure_topics(
+                self._bootstrap,
+                self._topics + [dlq_topic(t) for t in self._topics],
+                partitions=self._partitions,
+                replication_factor=self._replication,
+                security=self._security,
+            )
+            consumer = AIOKafkaConsumer(
+                *self._topics,
+                bootstrap_servers=self._bootstrap,
+                group_id=self._group,
+                client_id=self._client_id,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                max_poll_records=self._max_records,
+                session_timeout_ms=self._session_timeout_ms,
+                heartbeat_interval_ms=max(self._session_timeout_ms // 4, 100),
+                fetch_max_wait_ms=self._fetch_max_wait_ms,
+                **self._security,
+            )
+            await consumer.start()
+            self.status.running = True
+            self.status.last_poll = time.monotonic()
+            backoff.reset()
+            await self._loop(consumer)
+        finally:
+            self.status.running = False
+            if consumer is not None:
+                try:
+                    await consumer.stop()
+                except Exception:  # already broken; nothing to clean
+                    logger.debug("consumer stop failed", exc_info=True)
 
     async def _loop(self, consumer: AIOKafkaConsumer) -> None:
         # A batch's offsets are committed once it is processed, while the next batch is fetched
@@ -537,6 +540,10 @@ class ConsumerRunner:
             if committing is not None:
                 with contextlib.suppress(Exception, asyncio.CancelledError):
                     await asyncio.wait_for(asyncio.shield(committing), 5)
+
+    def _dead_letter_failed(self, exc: BaseException) -> None:
+        self.status.retrying_since = self.status.retrying_since or time.monotonic()
+        self.status.last_error = str(exc)
 
     async def _commit(self, consumer: AIOKafkaConsumer, offsets: dict) -> None:
         try:
@@ -649,16 +656,14 @@ class ConsumerRunner:
             ("dlq_error", (item.error or "")[:2000].encode()),
             ("dlq_failed_at", datetime.now(UTC).isoformat().encode()),
         ]
-        delay = 0.1
-        while True:  # a dead letter is not dropped because Kafka is briefly down
-            try:
-                await self._publisher.send_raw_batch([(dlq_topic(item.tp.topic), item.key, headers, item.value or b"")])
-                break
-            except PublishUnavailable as exc:
-                self.status.retrying_since = self.status.retrying_since or time.monotonic()
-                self.status.last_error = str(exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self._max_backoff)
+        letter = (dlq_topic(item.tp.topic), item.key, headers, item.value or b"")
+        # a dead letter is not dropped because Kafka is briefly down
+        await retry_forever(
+            functools.partial(self._publisher.send_raw_batch, [letter]),
+            what=f"dead-lettering {item.tp.topic}:{item.tp.partition}:{item.offset}", logger=logger,
+            backoff=Backoff(initial=0.1, maximum=self._max_backoff), on_error=self._dead_letter_failed,
+            retry_on=(PublishUnavailable,),
+        )
         self.status.dead_lettered += 1
         if self._metrics:
             self._metrics.processed.labels(self._group, item.tp.topic, "dead_lettered").inc()

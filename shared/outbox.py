@@ -13,19 +13,29 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from functools import partial
+from typing import TYPE_CHECKING
 
 import asyncpg
 
 from shared.db import advisory_key
-from shared.events import Envelope
 from shared.errors import NotDurable, PublishUnavailable
-from shared.kafka import Publisher
+from shared.events import Envelope
+from shared.retry import Backoff, retry_forever
+
+if TYPE_CHECKING:  # the relay takes the runtime's publisher; importing the outbox loads no Kafka client
+    from shared.kafka import Publisher
 
 logger = logging.getLogger(__name__)
 
 NOTIFY_CHANNEL = "keymoment_outbox"
 """The relay's wake-up channel: ``pg_notify`` it after writing outbox rows."""
+
+DurablePublish = Callable[[list[tuple[str, Envelope]]], Awaitable[str]]
+"""Makes ``(topic, event)`` pairs durable, returning ``"kafka"`` or ``"outbox"`` (or raising
+:class:`NotDurable`): what :meth:`shared.runtime.ServiceRuntime.publish_durably` does for
+service code, which never holds the Kafka client itself."""
 
 
 def outbox_row(topic: str, event: Envelope) -> tuple[str, bytes | None, str, bytes]:
@@ -97,34 +107,37 @@ class OutboxRelay:
         return await self._pool.fetchval("SELECT count(*) FROM outbox")
 
     async def run(self) -> None:
-        backoff = 0.2
+        """Relay until cancelled; while the broker or the database is down, back off and
+        retry (never give up)."""
+        backoff = Backoff(initial=0.2, maximum=self._max_backoff)
+        await retry_forever(
+            partial(self._relay_forever, backoff), what="outbox relay", backoff=backoff,
+            on_error=self._failed, logger=logger,
+        )
+
+    def _failed(self, exc: BaseException) -> None:
+        self.last_error = str(exc)
+
+    async def _relay_forever(self, backoff: Backoff) -> None:
         while True:
-            try:
-                async with self._pool.acquire() as conn:
-                    if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", self._lock_key):
-                        if self.backlog:  # another replica relays our rows: watch for the outbox to drain
-                            generation = self._generation
-                            self._maybe_drained(generation, await conn.fetchval("SELECT count(*) FROM outbox"))
-                        await asyncio.sleep(self._poll_interval)  # another replica relays
-                        continue
-                    await conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
-                    try:
-                        await self._relay(conn)
-                    finally:
-                        await conn.remove_listener(NOTIFY_CHANNEL, self._on_notify)
-                        await conn.execute("SELECT pg_advisory_unlock($1)", self._lock_key)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # broker or database down: back off and retry, never give up
-                self.last_error = str(exc)
-                logger.warning("outbox relay failed; retrying", extra={"error": str(exc), "backoff_s": backoff})
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self._max_backoff)
+            async with self._pool.acquire() as conn:
+                if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", self._lock_key):
+                    if self.backlog:  # another replica relays our rows: watch for the outbox to drain
+                        generation = self._generation
+                        self._maybe_drained(generation, await conn.fetchval("SELECT count(*) FROM outbox"))
+                    await asyncio.sleep(self._poll_interval)  # another replica relays
+                    continue
+                await conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
+                try:
+                    await self._relay(conn, backoff)
+                finally:
+                    await conn.remove_listener(NOTIFY_CHANNEL, self._on_notify)
+                    await conn.execute("SELECT pg_advisory_unlock($1)", self._lock_key)
 
     def _on_notify(self, *_: object) -> None:
         self._wake.set()
 
-    async def _relay(self, conn: asyncpg.Connection) -> None:
+    async def _relay(self, conn: asyncpg.Connection, backoff: Backoff) -> None:
         while True:
             self._wake.clear()
             generation = self._generation
@@ -141,6 +154,7 @@ class OutboxRelay:
                 await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
                 self.published_total += len(rows)
                 self.last_error = None
+                backoff.reset()
                 if len(rows) == self._batch_size:
                     continue
             else:

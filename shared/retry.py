@@ -2,9 +2,12 @@
 growing delay, for ever (until cancelled).
 
 Every background loop that must survive a dependency going away (the outbox
-relay, the consumer runner, the mail sender, the API-key watcher, the
-publisher's connection) runs its body through :func:`retry_forever` instead of
-a hand-written ``while True: try ... except: sleep`` of its own.
+relay, the consumer runner and its dead-letter publishing, the publisher's
+connection, topic creation, the API-key watcher, reporting's KPI refresher)
+runs its body through :func:`retry_forever` instead of a hand-written
+``while True: try ... except: sleep`` of its own. A body that runs for ever
+while things work (a relay, a consumer) calls ``backoff.reset()`` once it made
+progress, so that the next outage starts again from the short delay.
 """
 
 from __future__ import annotations
@@ -72,11 +75,13 @@ async def retry_forever(
     backoff: Backoff | None = None,
     on_error: Callable[[BaseException], None] | None = None,
     logger: logging.Logger | None = None,
+    retry_on: tuple[type[Exception], ...] = (Exception,),
 ) -> T:
-    """Run ``operation`` until it returns; after each failure log a warning naming
-    ``what``, call ``on_error`` (to record the error for health checks) and wait
-    ``backoff``'s next delay. Cancellation always propagates. An operation that
-    made progress before failing may call ``backoff.reset()`` itself."""
+    """Run ``operation`` until it returns; after each failure (an exception of
+    ``retry_on``; others propagate) log a warning naming ``what``, call ``on_error``
+    (to record the error for health checks) and wait ``backoff``'s next delay.
+    Cancellation always propagates. An operation that made progress before
+    failing may call ``backoff.reset()`` itself."""
     backoff = backoff or Backoff()
     log = logger or _logger
     while True:
@@ -84,8 +89,8 @@ async def retry_forever(
             return await operation()
         except asyncio.CancelledError:
             raise
-        except Exception as exc:
-            _honour_cancel()
+        except retry_on as exc:
+            honour_cancel()
             if on_error is not None:
                 on_error(exc)
             delay = backoff.next_delay()
@@ -93,7 +98,7 @@ async def retry_forever(
             await asyncio.sleep(delay)
 
 
-def _honour_cancel() -> None:
+def honour_cancel() -> None:
     """Re-raise a cancellation that a library swallowed (asyncpg can, while reconnecting)."""
     task = asyncio.current_task()
     if task is not None and task.cancelling():

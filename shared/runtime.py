@@ -16,20 +16,25 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import asyncpg
-from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
 from prometheus_client import CollectorRegistry, Gauge
 
+from shared.auth import AuthError
+from shared.auth import error_response as auth_error_response
 from shared.clock import Clock, SystemClock
 from shared.db import create_pool, migrate, wait_for_database, wait_for_migrations
-from shared.events import EventType
+from shared.events import Envelope, EventType
 from shared.kafka import BatchHandler, ConsumerRunner, Handler, Publisher, _one_by_one, ensure_topics
 from shared.kafka_security import client_security
 from shared.metrics import PREFIX, ConsumerMetrics, HttpMetrics, MetricsMiddleware, metrics_response, new_registry
-from shared.outbox import OutboxRelay
+from shared.outbox import OutboxRelay, publish_durably
+from shared.retry import Backoff, retry_forever
 from shared.settings import ServiceSettings
 
 logger = logging.getLogger(__name__)
@@ -61,6 +66,7 @@ class ServiceRuntime:
     _on_scrape: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        self.started = False  # start() finished, the service's own start-up hooks included
         # Built now (not connected) so that a service's context can be built whole in its
         # app factory with the publisher in it; it connects in :meth:`start`.
         self.kafka_security = client_security(self.settings)  # TLS/SASL options of every Kafka client
@@ -169,6 +175,14 @@ class ServiceRuntime:
             self.spawn(runner.run(), f"{s.service_name}-consumer")
         for hook in self._on_start:
             await hook(self)
+        self.started = True
+
+    async def publish_durably(self, events: list[tuple[str, Envelope]]) -> str:
+        """Make events durable: acknowledged by Kafka, or (Kafka away) committed to the outbox,
+        keeping their order behind this process's unrelayed outbox rows; ``"kafka"`` or
+        ``"outbox"``, or :class:`~shared.errors.NotDurable`. A :data:`~shared.outbox.DurablePublish`
+        for service code (call it once started)."""
+        return await publish_durably(self.publisher, self.pool, events, relay=self.relay)
 
     async def prune_once(self) -> None:
         """Delete rows past their retention: consumed event ids older than
@@ -194,19 +208,13 @@ class ServiceRuntime:
     async def _ensure_produced_topics(self) -> None:
         s = self.settings
         topics = [s.topic(et.topic) for et in self.produces]
-        delay = 0.2
-        while topics:
-            try:
-                await ensure_topics(
-                    s.kafka_bootstrap_servers, topics,
-                    partitions=s.kafka_topic_partitions, replication_factor=s.kafka_replication_factor,
-                    security=self.kafka_security,
-                )
-                return
-            except Exception as exc:  # broker not up yet: keep trying in the background
-                logger.info("topics not created yet", extra={"error": repr(exc)})
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+        if topics:  # the broker may not be up yet: keep trying in the background
+            await retry_forever(
+                partial(ensure_topics, s.kafka_bootstrap_servers, topics,
+                        partitions=s.kafka_topic_partitions, replication_factor=s.kafka_replication_factor,
+                        security=self.kafka_security),
+                what="creating topics", backoff=Backoff(initial=0.2, maximum=5.0), logger=logger,
+            )
 
     async def stop(self) -> None:
         for hook in reversed(self._on_stop):
@@ -258,9 +266,14 @@ class ServiceRuntime:
                     logger.warning("gauge refresh failed", extra={"error": repr(exc)})
 
 
-def install(app: FastAPI, runtime: ServiceRuntime) -> None:
-    """Wire the runtime into the app: lifespan, HTTP metrics, health and metrics routes."""
+def install(app: FastAPI, runtime: ServiceRuntime, *, context: object = None) -> None:
+    """Wire the runtime into the app: lifespan, HTTP metrics, health and metrics routes,
+    and the one answer to a refused request (:mod:`shared.auth`). ``context`` is the
+    service's frozen ``Context`` (its components), kept as ``app.state.context`` beside
+    ``app.state.runtime``; routes reach them with :func:`app_context` and :func:`app_pool`."""
     app.state.runtime = runtime
+    app.state.context = context
+    app.add_exception_handler(AuthError, _auth_error)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -288,6 +301,22 @@ def install(app: FastAPI, runtime: ServiceRuntime) -> None:
     async def metrics():  # noqa: ANN202 - a plain Response
         await runtime.refresh_gauges()
         return metrics_response(runtime.registry)
+
+
+# Async on purpose: FastAPI runs a sync dependency in its thread pool (a thread hop per request).
+async def app_context(request: Request) -> Any:
+    """FastAPI dependency: the service's ``Context`` (``Annotated[Context, Depends(app_context)]``)."""
+    return request.app.state.context
+
+
+async def app_pool(request: Request) -> asyncpg.Pool:
+    """FastAPI dependency: the runtime's database pool."""
+    return request.app.state.runtime.pool
+
+
+async def _auth_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, AuthError)
+    return auth_error_response(exc)
 
 
 # Allocations between young-generation collections (CPython's default is 700). Request

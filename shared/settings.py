@@ -16,6 +16,8 @@ from pydantic_settings import SettingsConfigDict
 
 from shared.mail.settings import SmtpRelaySettings
 
+from shared.events import event_source
+
 # Values that are never acceptable as a secret outside development.
 _PLACEHOLDERS = {"", "changeme", "change-me", "secret", "password", "dev", "dev-secret"}
 
@@ -135,6 +137,11 @@ class ServiceSettings(SmtpRelaySettings):
     @property
     def schema(self) -> str:
         return self.database_schema or self.service_name
+
+    @property
+    def event_source(self) -> str:
+        """The CloudEvents ``source`` of this service's events (``/keymoment/<service>``)."""
+        return event_source(self.service_name)
 
     def topic(self, name: str) -> str:
         """The physical topic name of a logical topic such as ``feedback.received.v1``."""

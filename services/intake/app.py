@@ -10,13 +10,15 @@ from services.intake.api import email as email_api
 from services.intake.api import feedback, kiosk, suggestion_box
 from services.intake.api.errors import install_error_handlers
 from services.intake.api.hot_path import PATH, FeedbackHotPath
-from services.intake.api.middleware import BodyLimit, KeyCors
+from services.intake.api.middleware import KeyCors
 from services.intake.email.smtp import install_email
 from services.intake.keys import ANY, KeyStore, hash_key, split_key
-from services.intake.service import FeedbackSink
+from services.intake.service import Context, FeedbackSink
 from services.intake.settings import IntakeSettings
 from services.intake.suggestion_box import MAX_FILE_BYTES as SUGGESTION_BOX_MAX_BYTES
+from shared.contracts import FeedbackIn
 from shared.events import FEEDBACK_RECEIVED
+from shared.http import BodyLimit
 from shared.runtime import ServiceRuntime, install
 
 # Every router of the service; channel routes are appended here.
@@ -49,24 +51,28 @@ def create_app(settings: IntakeSettings, *, hot_path: bool = True) -> FastAPI:
     """The intake app. ``hot_path=False`` leaves ``POST /v1/feedback`` to its FastAPI
     route (tests use it to prove both answer alike)."""
     runtime = ServiceRuntime(settings, migrations=Path(__file__).parent / "migrations", produces=[FEEDBACK_RECEIVED])
+    ctx = Context(
+        settings=settings,
+        keys=KeyStore(ttl=settings.intake_key_cache_ttl_seconds),
+        sink=FeedbackSink(publish=runtime.publish_durably, topic=settings.topic(FEEDBACK_RECEIVED.topic)),
+    )
     app = FastAPI(title="Keymoment intake", version="1.0", description=DESCRIPTION)
     for router in ROUTERS:
         app.include_router(router)
+    feedback.document_models(app, FeedbackIn)
     if hot_path:  # added first: the innermost middleware, inside metrics, body limits and CORS
         documented = next(r for r in feedback.router.routes if r.path == PATH and "POST" in r.methods)
-        app.add_middleware(FeedbackHotPath, state=app.state, route=documented)
-    install(app, runtime)
+        app.add_middleware(FeedbackHotPath, context=ctx, route=documented)
+    install(app, runtime, context=ctx)
     install_error_handlers(app)
 
-    keys_holder: dict[str, KeyStore] = {}
-    app.state.body_limits = {
+    app.add_middleware(BodyLimit, limits={
         "/v1/feedback": settings.intake_max_body_bytes,
         "/v1/feedback:batch": settings.intake_max_batch_bytes,
-    }
-    app.state.body_limits["/v1/email"] = settings.intake_email_max_bytes
-    app.state.body_limits["/v1/suggestion-box/import"] = SUGGESTION_BOX_MAX_BYTES + 64 * 1024  # + multipart framing
-    app.add_middleware(BodyLimit, limits=app.state.body_limits)
-    app.add_middleware(KeyCors, origins=lambda: keys_holder["store"].browser_origins if keys_holder else frozenset())
+        "/v1/email": settings.intake_email_max_bytes,
+        "/v1/suggestion-box/import": SUGGESTION_BOX_MAX_BYTES + 64 * 1024,  # + multipart framing
+    }, problem=lambda detail: {"detail": detail, "errors": []})
+    app.add_middleware(KeyCors, origins=lambda: ctx.keys.browser_origins)
 
     async def start_intake(rt: ServiceRuntime) -> None:
         for name in _QUIET_LOGGERS:
@@ -76,7 +82,6 @@ def create_app(settings: IntakeSettings, *, hot_path: bool = True) -> FastAPI:
             topic_partitions=settings.kafka_topic_partitions,
             replication_factor=settings.kafka_replication_factor,
         )
-        store = KeyStore(rt.pool, ttl=settings.intake_key_cache_ttl_seconds)
         if settings.dev_api_key is not None:
             dev_key = settings.dev_api_key.get_secret_value()
             key_id = split_key(dev_key)
@@ -85,13 +90,8 @@ def create_app(settings: IntakeSettings, *, hot_path: bool = True) -> FastAPI:
             await repository.upsert_key(
                 rt.pool, key_id=key_id, name="dev", secret_sha256=hash_key(dev_key), channels=[ANY], origins=[ANY]
             )
-        await store.reload()
-        rt.spawn(store.watch(), "intake-api-keys")
-        keys_holder["store"] = store
-        app.state.keys = store
-        app.state.sink = FeedbackSink(
-            publisher=rt.publisher, pool=rt.pool, topic=settings.topic(FEEDBACK_RECEIVED.topic), relay=rt.relay
-        )
+        await ctx.keys.open(rt.pool)
+        rt.spawn(ctx.keys.watch(), "intake-api-keys")
 
     runtime.on_start(start_intake)
     install_email(runtime, settings)

@@ -20,11 +20,14 @@ import secrets
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import partial
 
 import asyncpg
 
 from services.intake import repository
+from shared import auth
 from shared.contracts import Channel
+from shared.retry import Backoff, honour_cancel, retry_forever
 
 logger = logging.getLogger(__name__)
 
@@ -33,8 +36,9 @@ ANY = "*"
 NOTIFY_CHANNEL = "keymoment_intake_api_keys"
 
 
-class AuthError(Exception):
-    """Base of the key errors; ``status`` is the HTTP status the API answers with."""
+class AuthError(auth.AuthError):
+    """Base of the key errors; ``status`` is the HTTP status the API answers with (401 for a
+    missing or unknown key, 403 for a known key not allowed this, as every service answers)."""
 
     status = 401
 
@@ -151,10 +155,12 @@ class Principal:
 
 
 class KeyStore:
-    """Every active key in memory; reload on NOTIFY and every ``ttl`` seconds."""
+    """Every active key in memory; reload on NOTIFY and every ``ttl`` seconds.
 
-    def __init__(self, pool: asyncpg.Pool, *, ttl: float = 30.0) -> None:
-        self._pool = pool
+    Built with the app; :meth:`open` gives it the database (at start-up) and loads the keys."""
+
+    def __init__(self, *, ttl: float = 30.0) -> None:
+        self._pool: asyncpg.Pool | None = None
         self._ttl = ttl
         self._keys: dict[str, tuple[bytes, Principal]] = {}
         self._buckets: dict[str, TokenBucket] = {}
@@ -171,7 +177,14 @@ class KeyStore:
     def __len__(self) -> int:
         return len(self._keys)
 
+    async def open(self, pool: asyncpg.Pool) -> None:
+        """Use ``pool`` from now on and load the keys."""
+        self._pool = pool
+        await self.reload()
+
     async def reload(self) -> None:
+        if self._pool is None:
+            raise RuntimeError("the key store is not open yet")
         async with self._reload_lock:
             rows = await repository.active_keys(self._pool)
             keys: dict[str, tuple[bytes, Principal]] = {}
@@ -221,36 +234,31 @@ class KeyStore:
         self._changed.set()
 
     async def watch(self) -> None:
-        """Background task: reload on NOTIFY, and every TTL in any case (also after a lost connection)."""
-        while True:
+        """Background task: reload on NOTIFY, and every TTL in any case; after a lost
+        connection, listen again (with backoff) and reload what changed meanwhile."""
+        backoff = Backoff(initial=min(self._ttl, 0.2), maximum=min(self._ttl, 2.0))
+        await retry_forever(
+            partial(self._listen, backoff), what="api key watcher", backoff=backoff, logger=logger,
+        )
+
+    async def _listen(self, backoff: Backoff) -> None:
+        if self._pool is None:
+            raise RuntimeError("the key store is not open yet")
+        async with self._pool.acquire() as conn:
+            await conn.add_listener(NOTIFY_CHANNEL, self._notified)
             try:
-                async with self._pool.acquire() as conn:
-                    await conn.add_listener(NOTIFY_CHANNEL, self._notified)
-                    try:
-                        await self.reload()  # changes made while not listening
-                        _honour_cancel()
-                        while True:
-                            self._changed.clear()
-                            with contextlib.suppress(TimeoutError):
-                                async with asyncio.timeout(self._ttl):
-                                    await self._changed.wait()
-                            if conn.is_closed():
-                                break
-                            await self.reload()
-                            _honour_cancel()
-                    finally:
-                        if not conn.is_closed():
-                            await conn.remove_listener(NOTIFY_CHANNEL, self._notified)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                _honour_cancel()
-                logger.warning("api key watcher failed; retrying", extra={"error": repr(exc)})
-                await asyncio.sleep(min(self._ttl, 2.0))
-
-
-def _honour_cancel() -> None:
-    """Re-raise a cancellation that a library swallowed (asyncpg can, while reconnecting)."""
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
+                await self.reload()  # changes made while not listening
+                honour_cancel()
+                backoff.reset()
+                while True:
+                    self._changed.clear()
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(self._ttl):
+                            await self._changed.wait()
+                    if conn.is_closed():
+                        raise ConnectionError("the connection listening for key changes closed")
+                    await self.reload()
+                    honour_cancel()
+            finally:
+                if not conn.is_closed():
+                    await conn.remove_listener(NOTIFY_CHANNEL, self._notified)

@@ -15,34 +15,41 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import asyncpg
-
-from services.intake.keys import Principal
+from services.intake.keys import KeyStore, Principal
 from services.intake.language import detect
+from services.intake.settings import IntakeSettings
 from shared.contracts import FeedbackIn, FeedbackReceived
-from shared.events import FEEDBACK_RECEIVED, Envelope
-from shared.kafka import Publisher
 from shared.errors import NotDurable
-from shared.outbox import OutboxRelay, publish_durably
+from shared.events import FEEDBACK_RECEIVED, Envelope, event_source
+from shared.outbox import DurablePublish
 
-SOURCE = "/keymoment/intake"
+SOURCE = event_source(IntakeSettings.service_name)
+"""The CloudEvents ``source`` of intake's events."""
 
 # Namespace of the ids derived from (API key id, idempotency key). Never change it:
 # a retry across a deploy must map to the same id.
 IDEMPOTENCY_NAMESPACE = uuid.UUID("6f1c2a4e-3b8d-5e7f-9a10-4c2d6b8e0f13")
 MAX_IDEMPOTENCY_KEY = 200  # characters
 
-__all__ = ["FeedbackSink", "NotDurable", "accept", "accept_many", "feedback_id_for", "to_event"]
+__all__ = ["Context", "FeedbackSink", "NotDurable", "accept", "accept_many", "feedback_id_for", "to_event"]
 
 
 @dataclass(frozen=True)
 class FeedbackSink:
-    """Where accepted feedback goes: the process's publisher, the outbox pool and relay, the topic."""
+    """Where accepted feedback goes: ``publish`` makes events durable (the runtime's
+    ``publish_durably``: a Kafka acknowledgement, else an outbox row) on ``topic``."""
 
-    publisher: Publisher
-    pool: asyncpg.Pool
+    publish: DurablePublish
     topic: str
-    relay: OutboxRelay | None = None
+
+
+@dataclass(frozen=True)
+class Context:
+    """Intake's components, built whole in ``create_app``."""
+
+    settings: IntakeSettings
+    keys: KeyStore
+    sink: FeedbackSink
 
 
 class _RandomIds:
@@ -116,7 +123,7 @@ async def accept_many(
         (sink.topic, to_event(f, feedback_id=i, source=principal.name, received_at=now))
         for f, i in zip(feedback_items, ids, strict=True)
     ]
-    await publish_durably(sink.publisher, sink.pool, events, relay=sink.relay)
+    await sink.publish(events)
     return ids
 
 

@@ -16,6 +16,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterable
+from functools import partial
 
 import asyncpg
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -23,6 +24,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from services.reporting import domain
 from services.reporting import repository as repo
 from services.reporting.service import LabelFolder
+from shared.retry import Backoff, retry_forever
 
 logger = logging.getLogger(__name__)
 
@@ -116,20 +118,12 @@ def build_text(counter_rows: Iterable[asyncpg.Record | dict], open_rows: Iterabl
     return ("\n".join(out) + "\n").encode()
 
 
-class KpiSnapshot:
-    """The rendered cx_* series served at /metrics (appended to the registry's own)."""
-
-    def __init__(self) -> None:
-        self.text: bytes = b""
-
-
 class KpiRefresher:
-    """Keeps the collector's snapshot (and the label cache) fresh from PostgreSQL."""
+    """Keeps the served snapshot (and the label cache) fresh from PostgreSQL."""
 
-    def __init__(self, pool: asyncpg.Pool, snapshot: KpiSnapshot, labels: LabelFolder, registry: CollectorRegistry,
-                 *, every: float) -> None:
-        self.pool = pool
-        self.snapshot = snapshot
+    def __init__(self, labels: LabelFolder, registry: CollectorRegistry, *, every: float) -> None:
+        # The rendered cx_* series served at /metrics (appended to the registry's own).
+        self.text: bytes = b""
         self.labels = labels
         self.every = every
         self.refreshed_at: float | None = None
@@ -137,30 +131,30 @@ class KpiRefresher:
                               "Time to read and build the last cx_* snapshot.", registry=registry)
         self._age = Gauge("keymoment_reporting_snapshot_timestamp_seconds",
                           "Unix time of the cx_* snapshot served at /metrics.", registry=registry)
-        self._failures = Counter("keymoment_reporting_snapshot_failures",
+        self._failures = Counter("keymoment_reporting_snapshot_failures_total",
                                  "Failed reads of the cx_* snapshot.", registry=registry)
 
-    async def refresh(self) -> None:
+    async def refresh(self, pool: asyncpg.Pool) -> None:
         started = time.perf_counter()
-        async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
             counter_rows = await repo.counters(conn)
             open_rows = await repo.open_alerts(conn)
             slots = await repo.label_slots(conn)
-        self.snapshot.text = build_text(counter_rows, open_rows)
+        self.text = build_text(counter_rows, open_rows)
         self.labels.load(slots)
         self.refreshed_at = time.time()
         self._age.set(self.refreshed_at)
         self._seconds.set(time.perf_counter() - started)
 
-    async def run(self) -> None:
+    async def run(self, pool: asyncpg.Pool) -> None:
+        """Refresh every ``every`` seconds; while the database is away, serve the last snapshot
+        and retry with backoff (capped at 5 s, or ``every`` if longer)."""
         while True:
-            try:
-                await self.refresh()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # database briefly away: serve the last snapshot, try again
-                self._failures.inc()
-                logger.warning("reading the KPI snapshot failed", extra={"error": repr(exc)})
+            await retry_forever(
+                partial(self.refresh, pool), what="reading the KPI snapshot", logger=logger,
+                backoff=Backoff(initial=self.every, maximum=max(self.every, 5.0)),
+                on_error=lambda _: self._failures.inc(),
+            )
             await asyncio.sleep(self.every)
 
     def ready(self) -> str | None:

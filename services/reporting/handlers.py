@@ -10,19 +10,19 @@ from services.reporting.service import Context
 from shared.events import Envelope
 
 
-async def on_feedback_received(conn: asyncpg.Connection, events: list[Envelope], *, ctx: Context) -> None:
+async def on_feedback_received(ctx: Context, conn: asyncpg.Connection, events: list[Envelope]) -> None:
     """A batch's new feedback.received.v1 events at once (a batch handler)."""
     await service.feedback_received(conn, ctx, [e.data for e in events])  # type: ignore[misc]
 
 
-async def on_feedback_scored(conn: asyncpg.Connection, events: list[Envelope], *, ctx: Context) -> None:
+async def on_feedback_scored(ctx: Context, conn: asyncpg.Connection, events: list[Envelope]) -> None:
     """A batch's new feedback.scored.v1 events at once (a batch handler)."""
     await service.feedback_scored(conn, ctx, [(e.data, e.time) for e in events])  # type: ignore[misc]
 
 
-async def on_alert_raised(conn: asyncpg.Connection, event: Envelope, *, ctx: Context) -> None:
+async def on_alert_raised(ctx: Context, conn: asyncpg.Connection, event: Envelope) -> None:
     await service.alert_raised(conn, ctx, event.data)  # type: ignore[arg-type]
 
 
-async def on_alert_updated(conn: asyncpg.Connection, event: Envelope, *, ctx: Context) -> None:
+async def on_alert_updated(ctx: Context, conn: asyncpg.Connection, event: Envelope) -> None:
     await service.alert_updated(conn, ctx, event.data)  # type: ignore[arg-type]

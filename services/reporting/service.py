@@ -11,13 +11,18 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import asyncpg
 
 from services.reporting import domain
 from services.reporting import repository as repo
 from services.reporting.settings import ReportingSettings
+from shared.auth import BearerAuth
 from shared.contracts import AlertRaised, AlertUpdated, FeedbackReceived, FeedbackScored
+
+if TYPE_CHECKING:
+    from services.reporting.exposition import KpiRefresher
 
 logger = logging.getLogger(__name__)
 
@@ -57,15 +62,18 @@ class LabelFolder:
         return await repo.claim_label(conn, dimension=dimension, value=value, limit=limit, other=domain.OTHER)
 
 
-@dataclass
+def label_folder(settings: ReportingSettings) -> LabelFolder:
+    return LabelFolder({LOCATION: settings.reporting_max_locations, TOUCHPOINT: settings.reporting_max_touchpoints})
+
+
+@dataclass(frozen=True)
 class Context:
+    """Reporting's components, built whole in ``create_app``."""
+
     settings: ReportingSettings
     labels: LabelFolder
-
-    @classmethod
-    def of(cls, settings: ReportingSettings) -> Context:
-        return cls(settings, LabelFolder({LOCATION: settings.reporting_max_locations,
-                                          TOUCHPOINT: settings.reporting_max_touchpoints}))
+    refresher: KpiRefresher  # the cx_* snapshot served at /metrics
+    auth: BearerAuth  # the KPI API
 
 
 async def _place(conn: asyncpg.Connection, ctx: Context, location: str | None, touchpoint: str | None) -> tuple[str, str]:

@@ -6,7 +6,6 @@ public survey pages and publishes every answered rating as
 ``feedback.received.v1`` (channel ``survey``) through the outbox.
 """
 
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -17,23 +16,25 @@ from services.survey.api import admin, public
 from services.survey.metrics import SurveyMetrics
 from services.survey.service import Context
 from services.survey.settings import SurveySettings
+from shared.auth import BearerAuth, StaticToken
 from shared.events import FEEDBACK_RECEIVED, SURVEY_REQUESTED
 from shared.mail.runtime import use_mail_queue
-from shared.mail.sender import MailSender
 from shared.runtime import ServiceRuntime, install
-
-
-@dataclass(frozen=True)
-class Components:
-    context: Context
-    mail: MailSender
+from shared.signing import Signer
 
 
 def create_app(settings: SurveySettings) -> FastAPI:
     runtime = ServiceRuntime(settings, migrations=Path(__file__).parent / "migrations", produces=[FEEDBACK_RECEIVED])
     mail = use_mail_queue(runtime, purposes=[invitations.PURPOSE])
     metrics = SurveyMetrics(runtime.registry, mail.metrics)
-    ctx = Context(settings=settings, clock=runtime.clock)
+    ctx = Context(
+        settings=settings,
+        clock=runtime.clock,
+        metrics=metrics,
+        links=Signer(settings.link_signing_key.get_secret_value()),
+        auth=BearerAuth(StaticToken.admin(settings.admin_token)),
+        mail=mail,
+    )
     runtime.consume(SURVEY_REQUESTED, partial(handlers.on_survey_requested, ctx))
 
     async def queue_backlog(rt: ServiceRuntime) -> None:
@@ -51,9 +52,7 @@ def create_app(settings: SurveySettings) -> FastAPI:
         description="Bilingual (zh-CN / en) satisfaction surveys — moment of truth, NPS, CSAT, stars and free "
         "text. Every answered rating becomes a feedback.received.v1 event; personal links are answered once.",
     )
-    app.state.survey_metrics = metrics
-    app.state.components = Components(context=ctx, mail=mail)
-    install(app, runtime)
+    install(app, runtime, context=ctx)
     app.include_router(public.router)
     app.include_router(admin.router)
     return app

@@ -20,19 +20,40 @@ from datetime import UTC, datetime
 import asyncpg
 
 from services.survey import invitations, repository
+from services.survey.metrics import SurveyMetrics
 from services.survey.repository import SurveyRequest
 from services.survey.schemas import Answer, SurveyDefinition
 from services.survey.settings import SurveySettings
+from shared.auth import BearerAuth
 from shared.clock import Clock
 from shared.contracts import Channel, FeedbackReceived, Rating, SurveyDetails, SurveyRequested
 from shared.events import FEEDBACK_RECEIVED, Envelope
 from shared.errors import PermanentError
 from shared.mail import queue
+from shared.mail.sender import MailSender
 from shared.outbox import enqueue
+from shared.signing import Signer
 
 logger = logging.getLogger(__name__)
 
-SOURCE = "survey"
+FEEDBACK_SOURCE = "survey"
+"""The ``source`` of the feedback survey publishes (what it came through, like an API key's name)."""
+
+
+@dataclass(frozen=True)
+class Context:
+    """Survey's components, built whole in ``create_app``."""
+
+    settings: SurveySettings
+    clock: Clock
+    metrics: SurveyMetrics
+    links: Signer  # personal survey links (services.survey.tokens)
+    auth: BearerAuth  # the management API
+    mail: MailSender  # sends the queued invitations (runs on the runtime's start/stop hooks)
+
+    @property
+    def feedback_topic(self) -> str:
+        return self.settings.topic(FEEDBACK_RECEIVED.topic)
 
 
 class SurveyExists(Exception):
@@ -49,14 +70,6 @@ class AlreadyAnswered(Exception):
 
 class UnknownRequest(Exception):
     """A correctly signed link whose request this service does not know."""
-
-
-@dataclass(frozen=True)
-class Context:
-    """What survey's use cases need besides a connection; built whole in ``create_app``."""
-
-    settings: SurveySettings
-    clock: Clock
 
 
 @dataclass(frozen=True)
@@ -107,7 +120,7 @@ def build_feedback(
         "location": (request.location if request else None) or survey.location,
         "touchpoint": (request.touchpoint if request else None) or survey.touchpoint,
         "received_at": received_at,
-        "source": SOURCE,
+        "source": FEEDBACK_SOURCE,
         "attributes": {"survey_language": language} if language else {},
     }
     alert_id = request.alert_id if request else None
@@ -136,6 +149,7 @@ def build_feedback(
 
 
 async def submit_response(
+    ctx: Context,
     conn: asyncpg.Connection,
     *,
     survey: SurveyDefinition,
@@ -143,7 +157,6 @@ async def submit_response(
     request_id: str | None,
     submission_id: str | None,
     language: str | None,
-    topic: str,
     now: datetime | None = None,
 ) -> Submitted:
     """Store a response and enqueue its feedback events in the caller's transaction.
@@ -176,9 +189,11 @@ async def submit_response(
     if not stored:
         previous = await repository.response_for_request(conn, request_id) if request_id else None
         raise AlreadyAnswered(previous)
+    source = ctx.settings.event_source
     await enqueue(
         conn,
-        [(topic, Envelope.new(FEEDBACK_RECEIVED, e, source=SOURCE, key=e.partition_key(), id=e.id)) for e in events],
+        [(ctx.feedback_topic, Envelope.new(FEEDBACK_RECEIVED, e, source=source, key=e.partition_key(), id=e.id))
+         for e in events],
     )
     logger.info(
         "survey response stored",

@@ -13,10 +13,12 @@ from typing import Annotated
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
 
-from services.intake.keys import KeyStore, Principal
-from services.intake.service import FeedbackSink
+from services.intake.api.submit import authorize
+from services.intake.keys import Principal
+from services.intake.service import Context, FeedbackSink
+from shared.runtime import app_context
 
-_api_key_header = APIKeyHeader(
+api_key_header = APIKeyHeader(
     name="X-API-Key",
     auto_error=False,
     description="Your source's API key (`km_<id>_<secret>`), created with `keymoment keys create`.",
@@ -24,22 +26,16 @@ _api_key_header = APIKeyHeader(
 
 
 # Async on purpose: FastAPI runs a sync dependency in its thread pool (a thread hop per request).
-async def key_store(request: Request) -> KeyStore:
-    return request.app.state.keys
-
-
 async def feedback_sink(request: Request) -> FeedbackSink:
-    return request.app.state.sink
+    return request.app.state.context.sink
 
 
-async def require_api_key(request: Request, key: Annotated[str | None, Security(_api_key_header)]) -> Principal:
+async def require_api_key(request: Request, key: Annotated[str | None, Security(api_key_header)]) -> Principal:
     """Authenticate the request (401), check its browser origin (403) and take one
-    token from the key's rate limit (429). No database round trip."""
-    principal = await request.app.state.keys.authenticate(key)
-    principal.require_origin(request.headers.get("origin"))
-    principal.charge(1)
-    return principal
+    token from the key's rate limit (429): :func:`~services.intake.api.submit.authorize`."""
+    return await authorize(request.app.state.context.keys, api_key=key, origin=request.headers.get("origin"))
 
 
 ApiKey = Annotated[Principal, Depends(require_api_key)]
+Ctx = Annotated[Context, Depends(app_context)]
 Sink = Annotated[FeedbackSink, Depends(feedback_sink)]

@@ -67,6 +67,16 @@ def retry_after(exc: RateLimited) -> str:
     return str(max(1, math.ceil(exc.retry_after)))
 
 
+Answer = tuple[int, dict[str, Any], dict[str, str]]
+"""``(status, JSON body, headers)`` of an answer."""
+
+
+def refusal(exc: AuthError) -> Answer:
+    """The answer to a refused key: 401, 403, or 429 with ``Retry-After``."""
+    headers = {"Retry-After": retry_after(exc)} if isinstance(exc, RateLimited) else {}
+    return exc.status, {"detail": str(exc), "errors": []}, headers
+
+
 def json_response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
 
@@ -84,10 +94,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(AuthError)
     async def _auth(_: Request, exc: AuthError) -> Response:
-        headers = None
-        if isinstance(exc, RateLimited):
-            headers = {"Retry-After": retry_after(exc)}
-        return error_response(exc.status, str(exc), headers=headers)
+        return json_response(*refusal(exc))
 
     @app.exception_handler(NotDurable)
     async def _unavailable(_: Request, exc: NotDurable) -> Response:
@@ -100,6 +107,7 @@ def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
         401: "Missing, unknown or revoked API key.",
         403: "The key may not submit this channel, or not from this browser origin.",
         413: "Body too large.",
+        415: "The body is not sent with the content type the route reads (JSON: `application/json`).",
         422: "Invalid request: every bad field is listed with its path.",
         429: "The key's rate limit is exhausted; retry after `Retry-After` seconds.",
         503: "Neither the broker nor the database can take the feedback; nothing was accepted. "

@@ -6,13 +6,16 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Body, Header, Request
+from fastapi import APIRouter, Body, FastAPI, Header, Request, Security
+from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field, ValidationError
 from starlette.responses import Response
 
 from services.intake import service
-from services.intake.api.deps import ApiKey, Sink
+from services.intake.api.deps import ApiKey, Ctx, Sink, api_key_header
 from services.intake.api.errors import FieldError, documented, error_response, field_errors, json_response
+from services.intake.api import submit
 from shared.contracts import FeedbackIn
 
 router = APIRouter(tags=["feedback"])
@@ -61,15 +64,21 @@ class BatchResult(BaseModel):
     results: list[ItemResult]
 
 
+# Documented here, checked by submit.submit_feedback (a FastAPI constraint would answer 422 before the key is checked).
 IdempotencyKey = Annotated[
     str | None,
     Header(
         alias="Idempotency-Key",
-        max_length=MAX_IDEMPOTENCY_KEY,
+        json_schema_extra={"maxLength": MAX_IDEMPOTENCY_KEY},
         description="Any unique string per feedback (e.g. a UUID the client made). A retry with the same key "
         "returns the same id and produces no second event.",
     ),
 ]
+
+_SINGLE_BODY = {
+    "required": True,
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/FeedbackIn"}, "examples": EXAMPLES}},
+}
 
 
 @router.post(
@@ -77,20 +86,52 @@ IdempotencyKey = Annotated[
     status_code=202,
     summary="Submit one feedback",
     response_model=Accepted,
-    responses=documented(401, 403, 413, 422, 429, 503),
+    responses=documented(401, 403, 413, 415, 422, 429, 503),
+    openapi_extra={"requestBody": _SINGLE_BODY},
     description="Accepts one piece of feedback and answers `202 {\"id\"}` once it is durable (acknowledged by "
-    "Kafka or committed to intake's outbox). Bodies are limited to 64 KiB. Unknown fields are rejected (422 "
-    "names them). `language` is detected (zh, en, ja, ko) when absent.",
+    "Kafka or committed to intake's outbox). Bodies are JSON (`Content-Type: application/json`, 415 otherwise) "
+    "of at most 64 KiB. Unknown fields are rejected (422 names them). `language` is detected (zh, en, ja, ko) "
+    "when absent.",
 )
 async def submit_feedback(
-    feedback: Annotated[FeedbackIn, Body(openapi_examples=EXAMPLES)],
-    principal: ApiKey,
-    sink: Sink,
+    request: Request,
+    ctx: Ctx,
+    api_key: Annotated[str | None, Security(api_key_header)],
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    principal.require_channel(feedback.channel)
-    feedback_id = await service.accept(feedback, principal=principal, idempotency_key=idempotency_key, sink=sink)
-    return Response(b'{"id":"' + feedback_id.encode() + b'"}', status_code=202, media_type="application/json")
+    """The reference route of ``POST /v1/feedback``; the hot path answers it in production
+    (:mod:`services.intake.api.hot_path`), both through :func:`submit.submit_feedback`."""
+    status, payload, headers = await submit.submit_feedback(
+        ctx, api_key=api_key, origin=request.headers.get("origin"), idempotency_key=idempotency_key,
+        content_type=request.headers.get("content-type"), body=await request.body(),
+    )
+    return json_response(status, payload, headers)
+
+
+def document_models(app: FastAPI, *models: type[BaseModel]) -> None:
+    """Add models to the app's OpenAPI components, as FastAPI would render them as bodies:
+    the bodies routes read themselves (referred to as ``#/components/schemas/<Model>``)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            readers = [APIRoute(f"/{m.__name__}", _body_of(m), methods=["POST"]) for m in models]
+            rendered = get_openapi(title=app.title, version=app.version, routes=readers)
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            for name, definition in rendered.get("components", {}).get("schemas", {}).items():
+                components.setdefault(name, definition)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _body_of(model: type[BaseModel]) -> Any:
+    async def read(body: Any) -> None:  # never served: only rendered into the schema
+        pass
+
+    read.__annotations__ = {"body": Annotated[model, Body()], "return": None}
+    return read
 
 
 _BATCH_BODY = {
@@ -158,8 +199,8 @@ def _split(body: bytes, content_type: str, max_item: int) -> tuple[list[Any], di
     "key's rate limit. 413 when the body exceeds 8 MiB or holds more than 1,000 items; 503 means nothing of "
     "the batch was accepted.",
 )
-async def submit_batch(request: Request, principal: ApiKey, sink: Sink) -> Response:
-    settings = request.app.state.runtime.settings
+async def submit_batch(request: Request, principal: ApiKey, sink: Sink, ctx: Ctx) -> Response:
+    settings = ctx.settings
     body = await request.body()
     split = _split(body, request.headers.get("content-type", "application/json"), settings.intake_max_body_bytes)
     if isinstance(split, Response):

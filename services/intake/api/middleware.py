@@ -1,79 +1,14 @@
-"""Pure ASGI middleware (cheap on the hot path): body size limits and CORS."""
+"""Pure ASGI middleware (cheap on the hot path): CORS for keys' browser origins.
+Body size limits are the shared :class:`shared.http.BodyLimit`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
-import orjson
+from shared.http import send_json
 
 Scope = dict
 ASGIApp = Callable
-
-
-async def send_json(send: Callable, status: int, body: dict, headers: list[tuple[bytes, bytes]] = ()) -> None:
-    payload = orjson.dumps(body)
-    await send({
-        "type": "http.response.start",
-        "status": status,
-        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()),
-                    *headers],
-    })
-    await send({"type": "http.response.body", "body": payload})
-
-
-class BodyLimit:
-    """Refuse bodies above the path's limit with 413, judged by Content-Length
-    first and by the bytes actually received otherwise (chunked uploads): the
-    body is buffered only up to the limit, never beyond. ``limits`` is read on
-    every request, so routes added later can register their own."""
-
-    def __init__(self, app: ASGIApp, limits: Mapping[str, int]) -> None:
-        self.app = app
-        self.limits = limits
-
-    async def __call__(self, scope: Scope, receive: Callable, send: Callable) -> None:
-        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
-            await self.app(scope, receive, send)
-            return
-        limit = self.limits.get(scope["path"])
-        if limit is None:
-            await self.app(scope, receive, send)
-            return
-        too_large = {"detail": f"body larger than {limit} bytes", "errors": []}
-        for name, value in scope["headers"]:
-            if name == b"content-length":
-                try:
-                    if int(value) > limit:
-                        await send_json(send, 413, too_large, [(b"connection", b"close")])
-                        return
-                except ValueError:
-                    await send_json(send, 400, {"detail": "invalid Content-Length", "errors": []})
-                    return
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                await send_json(send, 413, too_large, [(b"connection", b"close")])
-                return
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        delivered = False
-
-        async def replay() -> dict:
-            nonlocal delivered
-            if not delivered:
-                delivered = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
 
 
 class KeyCors:

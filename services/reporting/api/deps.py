@@ -1,37 +1,20 @@
-"""Route dependencies: the pool, the settings, and the admin check."""
+"""Route dependencies: the service's context, the pool, and who is calling."""
 
 from __future__ import annotations
 
-import hmac
 from typing import Annotated
 
 import asyncpg
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends
 
-from services.reporting.settings import ReportingSettings
+from services.reporting.service import Context
+from shared.auth import requires
+from shared.runtime import app_context, app_pool
 
+KPIS_READ = "kpis:read"
+"""The scope of the KPI API: company-internal figures (the admin token holds every scope)."""
 
-def get_pool(request: Request) -> asyncpg.Pool:
-    return request.app.state.runtime.pool
-
-
-def get_settings(request: Request) -> ReportingSettings:
-    return request.app.state.runtime.settings
-
-
-Pool = Annotated[asyncpg.Pool, Depends(get_pool)]
-Settings = Annotated[ReportingSettings, Depends(get_settings)]
-
-
-async def require_admin(request: Request, settings: Settings) -> None:
-    """KPIs are company-internal figures: ``Authorization: Bearer <ADMIN_TOKEN>``."""
-    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
-    token = credentials.strip()
-    if scheme.lower() != "bearer" or not token:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "bearer token required",
-                            headers={"WWW-Authenticate": "Bearer"})
-    if not hmac.compare_digest(token.encode(), settings.admin_token.get_secret_value().encode()):
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid token", headers={"WWW-Authenticate": "Bearer"})
-
-
-Admin = Depends(require_admin)
+Ctx = Annotated[Context, Depends(app_context)]
+Pool = Annotated[asyncpg.Pool, Depends(app_pool)]
+KpiReader = Depends(requires(KPIS_READ))
+"""``Authorization: Bearer <ADMIN_TOKEN>``: 401 without a token or with a wrong one, 403 without the scope."""

@@ -11,24 +11,24 @@ from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import Response
 
 from services.reporting import service
-from services.reporting.api.deps import Admin, Pool, Settings
+from services.reporting.api.deps import Ctx, KpiReader, Pool
 from services.reporting.schemas import CSV_COLUMNS, GroupBy, KpiReport
 
-router = APIRouter(prefix="/v1", tags=["kpis"], dependencies=[Admin])
+router = APIRouter(prefix="/v1", tags=["kpis"], dependencies=[KpiReader])
 
 From = Annotated[datetime | None, Query(alias="from", description="Start (inclusive), ISO 8601; default: 7 days before `to`.")]
 To = Annotated[datetime | None, Query(alias="to", description="End (exclusive), ISO 8601; default: now.")]
 Group = Annotated[GroupBy | None, Query(description="One row per channel, location or touchpoint; default: one total.")]
 
 
-def _period(settings: Settings, start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
+def _period(ctx: Ctx, start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
+    max_days = ctx.settings.reporting_kpi_max_days
     end = _aware(end) if end else datetime.now(UTC)
     start = _aware(start) if start else end - timedelta(days=7)
     if start >= end:
         raise HTTPException(422, "`from` must be before `to`")
-    if end - start > timedelta(days=settings.reporting_kpi_max_days):
-        raise HTTPException(422,
-                            f"the period may cover at most {settings.reporting_kpi_max_days} days")
+    if end - start > timedelta(days=max_days):
+        raise HTTPException(422, f"the period may cover at most {max_days} days")
     return start, end
 
 
@@ -51,9 +51,9 @@ def _csv(rows: list[dict], start: datetime, end: datetime, group_by: GroupBy | N
 
 @router.get("/kpis", response_model=KpiReport, response_model_by_alias=True,
             summary="KPIs of a period (NPS, CSAT, mean MOT, negative-MOT rate, alerts)")
-async def kpis(pool: Pool, settings: Settings, start: From = None, end: To = None, group_by: Group = None,
+async def kpis(pool: Pool, ctx: Ctx, start: From = None, end: To = None, group_by: Group = None,
                format: Annotated[Literal["json", "csv"], Query()] = "json"):  # noqa: A002 - the query name
-    start, end = _period(settings, start, end)
+    start, end = _period(ctx, start, end)
     rows = await service.kpi_report(pool, start=start, end=end, group_by=group_by.value if group_by else None)
     if format == "csv":
         return _csv(rows, start, end, group_by)
@@ -61,7 +61,7 @@ async def kpis(pool: Pool, settings: Settings, start: From = None, end: To = Non
 
 
 @router.get("/kpis.csv", summary="The same KPIs as CSV", response_class=Response)
-async def kpis_csv(pool: Pool, settings: Settings, start: From = None, end: To = None, group_by: Group = None):
-    start, end = _period(settings, start, end)
+async def kpis_csv(pool: Pool, ctx: Ctx, start: From = None, end: To = None, group_by: Group = None):
+    start, end = _period(ctx, start, end)
     rows = await service.kpi_report(pool, start=start, end=end, group_by=group_by.value if group_by else None)
     return _csv(rows, start, end, group_by)

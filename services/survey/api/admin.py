@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel
 
 from services.survey import repository, service
-from services.survey.api.deps import Admin, Pool, Settings
+from services.survey.api.deps import Admin, Ctx, Pool
 from services.survey.schemas import SurveyDefinition, SurveySummary
 
 router = APIRouter(prefix="/v1/surveys", tags=["surveys"], dependencies=[Admin])
@@ -23,7 +23,7 @@ class SurveyOut(BaseModel):
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Create a survey (immutable; a new version is a new id)")
-async def create_survey(survey: SurveyDefinition, pool: Pool, settings: Settings) -> SurveyOut:
+async def create_survey(survey: SurveyDefinition, pool: Pool, ctx: Ctx) -> SurveyOut:
     async with pool.acquire() as conn:
         try:
             created_at = await service.create_survey(conn, survey)
@@ -31,7 +31,7 @@ async def create_survey(survey: SurveyDefinition, pool: Pool, settings: Settings
             raise HTTPException(status.HTTP_409_CONFLICT, f"survey {survey.id!r} exists; surveys are immutable, "
                                 "create a new id for a changed survey") from None
     return SurveyOut(survey=survey, builtin=False, created_at=created_at, responses=0,
-                     url=f"{settings.survey_public_base_url}/s/{survey.id}")
+                     url=f"{ctx.settings.survey_public_base_url}/s/{survey.id}")
 
 
 @router.get("", summary="List surveys with their response counts")
@@ -42,9 +42,9 @@ async def list_surveys(
 
 
 @router.get("/{survey_id}", summary="One survey's definition")
-async def get_survey(survey_id: str, pool: Pool, settings: Settings) -> SurveyOut:
+async def get_survey(survey_id: str, pool: Pool, ctx: Ctx) -> SurveyOut:
     stored = await repository.get_survey(pool, survey_id)
     if stored is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no survey {survey_id!r}")
     return SurveyOut(survey=stored.definition, builtin=stored.builtin, created_at=stored.created_at,
-                     responses=stored.responses, url=f"{settings.survey_public_base_url}/s/{survey_id}")
+                     responses=stored.responses, url=f"{ctx.settings.survey_public_base_url}/s/{survey_id}")

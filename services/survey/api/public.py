@@ -16,13 +16,14 @@ import asyncpg
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import ValidationError
+from starlette.requests import ClientDisconnect
 
 from services.survey import repository, service, tokens
-from services.survey.api.deps import Metrics, Pool, Settings
+from services.survey.api.deps import Ctx, Pool
 from services.survey.pages import pick_language, render_form, render_message
 from services.survey.schemas import Issue, Lang, ResponseIn, SurveyDefinition, validate_answers
-from services.survey.settings import SurveySettings
-from shared.events import FEEDBACK_RECEIVED
+from services.survey.service import Context
+from shared.http import BodyTooLarge, read_body
 
 logger = logging.getLogger(__name__)
 
@@ -41,10 +42,6 @@ _UNAVAILABLE = (OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.
                 asyncpg.TooManyConnectionsError, asyncpg.CannotConnectNowError)
 
 
-class BodyTooLarge(Exception):
-    pass
-
-
 def _page(content: str, status_code: int = 200) -> HTMLResponse:
     return HTMLResponse(content, status_code=status_code, headers=PAGE_HEADERS)
 
@@ -55,12 +52,12 @@ def _problem(kind: str, status_code: int, lang: Lang, *, as_json: bool, **extra:
     return _page(render_message(kind, lang), status_code)
 
 
-def _verify(settings: SurveySettings, survey: SurveyDefinition, token: str | None) -> tuple[tokens.LinkClaims | None, tuple[str, int] | None]:
+def _verify(ctx: Context, survey: SurveyDefinition, token: str | None) -> tuple[tokens.LinkClaims | None, tuple[str, int] | None]:
     """The link's claims, or the problem page to show (kind, status)."""
     if not token:
         return None, (("link_required", 403) if survey.access == "link" else None)
     try:
-        return tokens.verify(settings.link_signing_key.get_secret_value(), token, survey_id=survey.id), None
+        return tokens.verify(ctx.links, token, survey_id=survey.id), None
     except tokens.TokenExpired:
         return None, ("expired", 410)
     except tokens.TokenError:
@@ -69,15 +66,12 @@ def _verify(settings: SurveySettings, survey: SurveyDefinition, token: str | Non
 
 async def _read_body(request: Request) -> bytes:
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise BodyTooLarge
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise BodyTooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
+    body = await read_body(
+        request.receive, limit=MAX_BODY_BYTES, declared=int(declared) if declared and declared.isdigit() else None
+    )
+    if body is None:
+        raise ClientDisconnect
+    return body
 
 
 def _switch_url(survey_id: str, token: str | None, lang: Lang) -> str:
@@ -89,14 +83,14 @@ def _switch_url(survey_id: str, token: str | None, lang: Lang) -> str:
 
 @router.get("/s/{survey_id}", response_class=HTMLResponse, summary="The survey form (bilingual HTML)")
 async def survey_page(
-    survey_id: str, request: Request, pool: Pool, settings: Settings, t: str | None = None, lang: str | None = None
+    survey_id: str, request: Request, pool: Pool, ctx: Ctx, t: str | None = None, lang: str | None = None
 ) -> Response:
     accept = request.headers.get("accept-language")
     stored = await repository.get_survey(pool, survey_id)
     if stored is None:
         return _page(render_message("not_found", pick_language(lang, None, accept)), 404)
     survey = stored.definition
-    claims, problem = _verify(settings, survey, t)
+    claims, problem = _verify(ctx, survey, t)
     link_request = None
     if claims is not None:
         async with pool.acquire() as conn:
@@ -122,7 +116,7 @@ async def survey_page(
 
 @router.post("/s/{survey_id}/responses", summary="Submit answers (form post or JSON)")
 async def submit_response(
-    survey_id: str, request: Request, pool: Pool, settings: Settings, metrics: Metrics
+    survey_id: str, request: Request, pool: Pool, ctx: Ctx
 ) -> Response:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     as_json = content_type == "application/json"
@@ -158,7 +152,8 @@ async def submit_response(
         submission_id = sid if 8 <= len(sid) <= 64 and sid.replace("-", "").replace("_", "").isalnum() and sid.isascii() else None
     page_lang: Lang = pick_language(language, None, request.headers.get("accept-language"))
 
-    claims, problem = _verify(settings, survey, token)
+    metrics = ctx.metrics
+    claims, problem = _verify(ctx, survey, token)
     if problem:
         metrics.responses.labels(survey.id, "invalid").inc()
         return _problem(problem[0], problem[1], page_lang, as_json=as_json)
@@ -171,13 +166,13 @@ async def submit_response(
     try:
         async with pool.acquire() as conn, conn.transaction():
             result = await service.submit_response(
+                ctx,
                 conn,
                 survey=survey,
                 answers=answers,
                 request_id=claims.request_id if claims else None,
                 submission_id=submission_id,
                 language=language,
-                topic=settings.topic(FEEDBACK_RECEIVED.topic),
             )
     except service.AlreadyAnswered as exc:
         metrics.responses.labels(survey.id, "already_answered").inc()

@@ -82,7 +82,7 @@ async def test_kafka_and_postgres_down_is_503_never_2xx(service_env, database_ur
     app = create_app(intake_settings(service_env, kafka_bootstrap_servers=dead_kafka))
     db_name = database_url.rsplit("/", 1)[1]
     async with serving_unready(app) as svc, svc.client() as http:
-        await wait_until(lambda: getattr(app.state, "sink", None) is not None, what="intake started")
+        await wait_until(lambda: app.state.runtime.started, what="intake started")
         body = {"channel": "web", "text": "Kafka is down but the database is up"}
         kafka_down = await http.post("/v1/feedback", headers=dev_headers(svc), json=body)
         assert kafka_down.status_code == 202  # into the outbox

@@ -33,6 +33,7 @@ async def test_accepted_feedback_reaches_kafka_with_detected_language(service_en
     assert (first.id, first.channel, first.text, first.language, first.source) == (ids[0], "kiosk", CHINESE, "zh", "dev")
     assert first.rating.value == -2 and first.kiosk.device_id == "k-12"
     assert events[ids[0]].key == "place:store-12/checkout"
+    assert {e.source for e in events.values()} == {"/keymoment/intake"}  # the CloudEvents source
     assert FeedbackReceived.model_validate_json(events[ids[1]].value()).language == "en"
     assert events[ids[1]].key == "customer:id:C-7"
     assert FeedbackReceived.model_validate_json(events[ids[2]].value()).language == "zh-TW"  # given, not detected

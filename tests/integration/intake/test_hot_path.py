@@ -5,6 +5,7 @@ matter), and the hot path must keep the route's metrics label."""
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 
 import httpx
@@ -26,7 +27,9 @@ async def _key(monkeypatch, capsys, database_url: str, *args: str) -> str:
 
 
 def _requests(dev: str, kiosk: str, idem: str) -> list[tuple[str, dict, object]]:
-    """(name, headers, JSON body): one of each answer the route can give."""
+    """(name, headers, body): one of each answer the route can give. A body is sent as
+    JSON, or as it is when it is bytes (with only the Content-Type the headers name)."""
+    tap = json.dumps(TAP).encode()
     return [
         ("accepted, idempotent", {"X-API-Key": dev, "Idempotency-Key": idem}, {"channel": "web", "text": "好"}),
         ("retry of it", {"X-API-Key": dev, "Idempotency-Key": idem}, {"channel": "web", "text": "好"}),
@@ -44,6 +47,17 @@ def _requests(dev: str, kiosk: str, idem: str) -> list[tuple[str, dict, object]]
         ("channel not allowed", {"X-API-Key": kiosk}, {"channel": "web", "text": "hi"}),
         ("browser, allowed origin", {"X-API-Key": kiosk, "Origin": ORIGIN, "Idempotency-Key": idem}, TAP),
         ("browser, other origin", {"X-API-Key": kiosk, "Origin": "https://evil.example.net"}, TAP),
+        ("wrong content type", {"X-API-Key": dev, "Content-Type": "text/plain"}, tap),
+        ("form post", {"X-API-Key": dev, "Content-Type": "application/x-www-form-urlencoded"}, b"channel=web&text=hi"),
+        ("absent content type", {"X-API-Key": dev}, tap),
+        ("empty body", {"X-API-Key": dev, "Content-Type": "application/json"}, b""),
+        ("empty body, no content type", {"X-API-Key": dev}, b""),
+        ("wrong content type, unknown key", {"X-API-Key": "km_nobody_secret", "Content-Type": "text/plain"}, tap),
+        ("no content type, long key, bad body", {"X-API-Key": dev, "Idempotency-Key": "k" * 201}, b"{nope"),
+        ("JSON with a charset", {"X-API-Key": dev, "Content-Type": "application/json; charset=utf-8",
+                                 "Idempotency-Key": f"{idem}-charset"}, tap),
+        ("JSON of a suffix type", {"X-API-Key": dev, "Content-Type": "application/vnd.keymoment+json",
+                                   "Idempotency-Key": f"{idem}-suffix"}, tap),
         ("rate limited", {"X-API-Key": kiosk}, TAP),  # burst 2: taken by "channel not allowed" and "browser, allowed origin"
     ]
 
@@ -64,10 +78,12 @@ async def test_hot_path_answers_exactly_like_the_fastapi_route(service_env, data
         idem = f"form-{uuid.uuid4()}"
         answers = {}
         for service in (hot, plain):
-            await service.app.state.keys.reload()  # the key created above, without waiting for NOTIFY
+            await service.app.state.context.keys.reload()  # the key created above, without waiting for NOTIFY
             async with service.client() as http:
                 answers[service] = [
-                    (name, _answer(await http.post("/v1/feedback", headers=headers, json=body)))
+                    (name, _answer(await (http.post("/v1/feedback", headers=headers, content=body)
+                                          if isinstance(body, bytes) else
+                                          http.post("/v1/feedback", headers=headers, json=body))))
                     for name, headers, body in _requests(dev, kiosk, idem)
                 ]
         async with hot.client() as http:
@@ -79,7 +95,11 @@ async def test_hot_path_answers_exactly_like_the_fastapi_route(service_env, data
             continue
         assert got == want, name
     statuses = [status for _, (status, _, _) in answers[hot]]
-    assert statuses == [202, 202, 401, 401, 401, 422, 422, 422, 422, 422, 401, 403, 202, 403, 429]
+    assert statuses == [202, 202, 401, 401, 401, 422, 422, 422, 422, 422, 401, 403, 202, 403,
+                        415, 415, 415, 422, 415, 401, 415, 202, 202, 429]
+    by_name = dict(answers[hot])
+    assert by_name["empty body"][1]["errors"][0]["type"] == "json_invalid"
+    assert "application/json" in by_name["wrong content type"][1]["detail"]
     assert answers[hot][0][1][1] == answers[hot][1][1][1]  # the retry got the same id
     assert 'route="/v1/feedback",service="intake",status="202"' in metrics
 

@@ -37,7 +37,7 @@ async def test_admin_api_and_public_survey(service_env, kafka_bootstrap):
         assert (await http.get("/v1/surveys")).status_code == 401
         assert (await http.get("/v1/surveys")).headers["www-authenticate"] == "Bearer"
         assert (await http.post("/v1/surveys", json=CHECKOUT)).status_code == 401
-        assert (await http.get("/v1/surveys", headers={"Authorization": "Bearer nope"})).status_code == 403
+        assert (await http.get("/v1/surveys", headers={"Authorization": "Bearer nope"})).status_code == 401
         assert (await http.get("/v1/surveys", headers={"Authorization": "Basic dGVzdA=="})).status_code == 401
 
         created = await http.post("/v1/surveys", json=CHECKOUT, headers=ADMIN)
@@ -105,3 +105,19 @@ async def test_admin_api_and_public_survey(service_env, kafka_bootstrap):
 
 async def _drained(svc) -> bool:
     return await svc.runtime.relay.pending() == 0
+
+
+async def test_a_response_body_over_the_limit_is_refused_while_read(service_env):
+    app = create_app(SurveySettings(**service_env))
+    big = b'{"answers": {"why": "' + b"x" * (300 * 1024) + b'"}}'
+
+    async def chunks():
+        for i in range(0, len(big), 16 * 1024):
+            yield big[i:i + 16 * 1024]
+
+    async with running(app) as svc, svc.client() as http:
+        declared = await http.post("/s/recovery/responses", content=big, headers={"Content-Type": "application/json"})
+        streamed = await http.post("/s/recovery/responses", content=chunks(),
+                                   headers={"Content-Type": "application/json"})
+    assert (declared.status_code, declared.json()["code"]) == (413, "too_large")
+    assert (streamed.status_code, streamed.json()["code"]) == (413, "too_large")

@@ -102,6 +102,7 @@ async def test_recovery_survey_email_form_and_feedback_event(service_env, databa
             envelope = Envelope.from_kafka(headers=messages[0].headers, key=messages[0].key, value=messages[0].value)
             fb: FeedbackReceived = envelope.data
             assert envelope.id == fb.id
+            assert envelope.source == "/keymoment/survey"  # the CloudEvents source of every survey event
             assert fb.channel == "survey" and fb.source == "survey"
             assert (fb.rating.scale, fb.rating.value) == ("mot", -2)
             assert fb.text == "行李还是没有找到，客服也没回电话。"
@@ -156,7 +157,7 @@ async def _sender_idle(svc) -> bool:
     """The sender has looked for due mail at least twice, and the gauge (refreshed at scrape) shows the sent one."""
     async with svc.client() as http:
         await http.get("/metrics")
-    return (svc.app.state.components.mail.rounds >= 2
+    return (svc.app.state.context.mail.rounds >= 2
             and svc.runtime.registry.get_sample_value("keymoment_survey_invitations", {"state": "sent"}) == 1.0)
 
 

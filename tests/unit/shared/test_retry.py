@@ -53,3 +53,18 @@ async def test_retry_forever_lets_cancellation_through() -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+async def test_retry_forever_retries_only_what_it_is_told_to() -> None:
+    calls: list[str] = []
+
+    async def fails_then_breaks() -> None:
+        calls.append("call")
+        if len(calls) == 1:
+            raise ConnectionError("transient")
+        raise ValueError("a bug, not an outage")
+
+    with pytest.raises(ValueError, match="a bug"):
+        await retry_forever(fails_then_breaks, what="picky", backoff=Backoff(initial=0.001, maximum=0.001),
+                            retry_on=(ConnectionError,))
+    assert len(calls) == 2

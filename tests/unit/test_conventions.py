@@ -1,0 +1,91 @@
+"""The conventions of README's "One convention per shape" that a machine can check:
+metric names, Kafka kept to the runtime wiring, CloudEvents sources."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import re
+from pathlib import Path
+
+import pytest
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from keymoment.settings_doc import SERVICES, settings_classes
+from services.reporting.exposition import build_text
+
+ROOT = Path(__file__).resolve().parents[2]
+STANDARD = ("process_", "python_")  # prometheus_client's own collectors, named by Prometheus convention
+NOT_BASE_UNITS = re.compile(r"_(milliseconds|microseconds|ms|minutes|hours|days|kilobytes|megabytes|kb|mb|percent)(_|$)")
+TIME_WORDS = re.compile(r"(duration|latency|_time|_age|_timestamp)")
+
+
+def _settings_class(service: str) -> type:
+    return settings_classes()[service]
+
+
+def _families(service: str) -> list:
+    app = importlib.import_module(f"services.{service}.app").create_app(_settings_class(service)(keymoment_env="test"))
+    text = generate_latest(app.state.runtime.registry).decode()
+    if service == "reporting":
+        text += build_text([], []).decode()  # the cx_* series served from the database snapshot
+    return list(text_string_to_metric_families(text))
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_metric_names_follow_the_rule(service):
+    """keymoment_ for the system's own health, cx_ for customer KPIs (reporting's snapshot only),
+    counters end in _total, base units (seconds, bytes), time in seconds."""
+    problems = []
+    for family in _families(service):
+        name = family.name
+        if name.startswith(STANDARD):
+            continue
+        if not name.startswith(("keymoment_", "cx_")):
+            problems.append(f"{name}: neither keymoment_ nor cx_")
+        if name.startswith("cx_") and service != "reporting":
+            problems.append(f"{name}: cx_ series are reporting's (customer KPIs from the event stream)")
+        if NOT_BASE_UNITS.search(name):
+            problems.append(f"{name}: not in a base unit")
+        if TIME_WORDS.search(name) and not name.endswith("_seconds"):
+            problems.append(f"{name}: a time is in seconds")
+        if family.type == "counter":
+            totals = [s.name for s in family.samples if not s.name.endswith("_created")]
+            if not all(n.endswith("_total") for n in totals):
+                problems.append(f"{name}: a counter's samples end in _total ({totals})")
+    assert not problems, problems
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+            names.update(f"{node.module}.{a.name}" for a in node.names)
+    return names
+
+
+def test_service_modules_leave_kafka_to_the_runtime_wiring():
+    offenders = {
+        str(path.relative_to(ROOT)): sorted(n for n in _imports(path) if n.split(".")[0] == "aiokafka"
+                                            or n == "shared.kafka" or n.startswith("shared.kafka."))
+        for path in (ROOT / "services").rglob("*.py")
+    }
+    assert {p: n for p, n in offenders.items() if n} == {}
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_cloudevents_source_is_derived_from_the_service_name(service):
+    assert _settings_class(service)(keymoment_env="test").event_source == f"/keymoment/{service}"
+
+
+def test_intake_events_carry_its_source():
+    from services.intake.service import to_event
+    from shared.contracts import Channel, FeedbackIn
+
+    event = to_event(FeedbackIn(channel=Channel.WEB, text="ok"), feedback_id="f-1", source="dev")
+    assert event.source == "/keymoment/intake" and event.data.source == "dev"
