@@ -5,12 +5,13 @@ from typing import ClassVar, Self
 
 from pydantic import Field, SecretStr, model_validator
 
+from shared.privacy import PrivacySettings
 from shared.settings import ServiceSettings
 
 EXAMPLE_ROUTES_FILE = Path(__file__).parent / "routes.example.yaml"
 
 
-class AlertsSettings(ServiceSettings):
+class AlertsSettings(ServiceSettings, PrivacySettings):
     service_name: ClassVar[str] = "alerts"
     port: int = Field(8003, ge=1, le=65535, description="HTTP port of alerts.")
 
@@ -59,9 +60,11 @@ class AlertsSettings(ServiceSettings):
     alerts_mail_sender_enabled: bool = Field(True, description="Run the notification sender in this process.")
     alerts_scheduler_enabled: bool = Field(True, description="Run the SLA scheduler in this process.")
 
-    required_secrets: ClassVar[tuple[str, ...]] = (*ServiceSettings.required_secrets, "link_signing_key")
+    required_secrets: ClassVar[tuple[str, ...]] = (
+        *ServiceSettings.required_secrets, "link_signing_key", "privacy_hash_key")
     dev_secret_defaults: ClassVar[dict[str, str]] = {
         **ServiceSettings.dev_secret_defaults,
+        **PrivacySettings.privacy_dev_defaults,
         "link_signing_key": "dev-link-signing-key-not-for-production",
     }
 

@@ -3,13 +3,16 @@ from typing import ClassVar, Self
 
 from pydantic import Field, SecretStr, model_validator
 
+from shared.privacy import PrivacySettings
 from shared.settings import ServiceSettings
 
 
-class IntakeSettings(ServiceSettings):
+class IntakeSettings(ServiceSettings, PrivacySettings):
     service_name: ClassVar[str] = "intake"
     # Intake has no management API (keys are managed with `keymoment keys`): no admin token.
-    required_secrets: ClassVar[tuple[str, ...]] = ("database_url",)
+    required_secrets: ClassVar[tuple[str, ...]] = ("database_url", "privacy_hash_key")
+    dev_secret_defaults: ClassVar[dict[str, str]] = {
+        **ServiceSettings.dev_secret_defaults, **PrivacySettings.privacy_dev_defaults}
     port: int = Field(8001, ge=1, le=65535, description="HTTP port of intake.")
 
     intake_dev_api_key: SecretStr | None = Field(

@@ -5,10 +5,11 @@ from typing import ClassVar
 from pydantic import Field, SecretStr, field_validator
 
 from shared.mail.settings import MailSettings
+from shared.privacy import PrivacySettings
 from shared.settings import ServiceSettings
 
 
-class SurveySettings(ServiceSettings, MailSettings):
+class SurveySettings(ServiceSettings, MailSettings, PrivacySettings):
     """Survey's own settings; invitations are sent through the shared mail queue (``MAIL_*``)."""
 
     service_name: ClassVar[str] = "survey"
@@ -24,9 +25,11 @@ class SurveySettings(ServiceSettings, MailSettings):
     )
     survey_link_ttl_days: int = Field(30, ge=1, le=365, description="How long a personal survey link stays valid.")
 
-    required_secrets: ClassVar[tuple[str, ...]] = (*ServiceSettings.required_secrets, "link_signing_key")
+    required_secrets: ClassVar[tuple[str, ...]] = (
+        *ServiceSettings.required_secrets, "link_signing_key", "privacy_hash_key")
     dev_secret_defaults: ClassVar[dict[str, str]] = {
         **ServiceSettings.dev_secret_defaults,
+        **PrivacySettings.privacy_dev_defaults,
         "link_signing_key": "dev-survey-link-signing-key",
     }
 

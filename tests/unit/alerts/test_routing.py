@@ -95,6 +95,6 @@ def test_production_requires_a_routes_file_and_a_signing_key():
     with pytest.raises(ValueError, match="LINK_SIGNING_KEY"):
         AlertsSettings(keymoment_env="production", database_url="postgresql://u:p@db/k", admin_token="a-real-token")
     s = AlertsSettings(keymoment_env="production", database_url="postgresql://u:p@db/k", admin_token="a-real-token",
-                       link_signing_key="k" * 32)
+                       link_signing_key="k" * 32, privacy_hash_key="p" * 32)
     with pytest.raises(ValueError, match="ALERTS_ROUTES_FILE"):
         s.routes_path()

@@ -1,0 +1,67 @@
+"""Pseudonyms of customer contacts.
+
+Wherever a contact is used as a *key* (Kafka partition keys, lookup columns such as
+a customer's history or a suppression list), it is replaced by a keyed hash
+(HMAC-SHA256 under ``PRIVACY_HASH_KEY``) of its normalised form: the key still
+groups and finds the same customer, but it reveals no address or number, and
+without the key nobody can test a list of addresses against it.
+
+The same contact always gives the same pseudonym under one key, so the key must not
+change while data keyed by it is kept (rotating it splits every customer's history
+in two: old pseudonyms no longer match new ones).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import ClassVar, Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ContactKind = Literal["id", "email", "phone"]
+
+# The same configuration as ServiceSettings': a mixin's own config would override it.
+_CONFIG = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+
+DEV_PRIVACY_HASH_KEY = "dev-privacy-hash-key-not-for-production"
+
+
+def normalise_contact(kind: ContactKind, value: str) -> str:
+    """The form two spellings of one contact share: e-mail lower-cased, a phone number's
+    digits (and a leading +), an id as given (trimmed)."""
+    value = value.strip()
+    if kind == "email":
+        return value.lower()
+    if kind == "phone":
+        return "".join(ch for ch in value if ch.isdigit() or ch == "+")
+    return value
+
+
+def pseudonym(key: bytes, kind: ContactKind, value: str) -> str:
+    """``<kind>:<32 hex digits>``: the keyed hash of a normalised contact (128 bits)."""
+    if not key:
+        raise ValueError("a pseudonym needs a non-empty key")
+    mac = hmac.new(key, f"{kind}:{normalise_contact(kind, value)}".encode(), hashlib.sha256).hexdigest()
+    return f"{kind}:{mac[:32]}"
+
+
+class PrivacySettings(BaseSettings):
+    """Included by the settings of every service that keys data by a customer contact
+    (intake: Kafka keys; alerts: customer history; survey: suppression list). A service
+    including it must list ``privacy_hash_key`` in its ``required_secrets``."""
+
+    model_config = _CONFIG
+
+    privacy_hash_key: SecretStr | None = Field(
+        None,
+        description="HMAC-SHA256 key pseudonymising customer contacts used as keys (Kafka partition keys, customer "
+        "history, suppression list); the same in every service, never rotated while that data is kept "
+        "(required outside dev/test).",
+    )
+    privacy_dev_defaults: ClassVar[dict[str, str]] = {"privacy_hash_key": DEV_PRIVACY_HASH_KEY}
+
+    def privacy_key(self) -> bytes:
+        assert self.privacy_hash_key is not None  # required, or filled with the dev default
+        return self.privacy_hash_key.get_secret_value().encode()
