@@ -121,11 +121,14 @@ async def claim(
 ) -> list[ClaimedMail]:
     """Move up to ``limit`` due mails to ``sending`` for ``worker`` (committed before any SMTP
     traffic). Several senders never claim the same mail (``FOR UPDATE SKIP LOCKED``)."""
+    # MATERIALIZED: the due rows are picked once. As ``mail_id IN (SELECT ... LIMIT n FOR UPDATE SKIP
+    # LOCKED)`` the planner may rescan the subquery per row (a nested-loop semi join) and claim more than n.
     rows = await conn.fetch(
-        """UPDATE mail_queue q SET state = 'sending', attempts = q.attempts + 1, claimed_by = $2, lease_until = $3
-           WHERE q.state = 'pending' AND q.mail_id IN (
+        """WITH due AS MATERIALIZED (
                SELECT mail_id FROM mail_queue WHERE state = 'pending' AND next_attempt_at <= $1
                ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED)
+           UPDATE mail_queue q SET state = 'sending', attempts = q.attempts + 1, claimed_by = $2, lease_until = $3
+           FROM due WHERE q.mail_id = due.mail_id AND q.state = 'pending'
            RETURNING q.mail_id, q.purpose, q.ref, q.message_id, q.message, q.attempts, q.delivered_to,
                      ARRAY(SELECT r FROM unnest(q.recipients) r
                            WHERE r <> ALL (q.delivered_to) AND NOT q.refused ? r) AS targets""",
