@@ -235,6 +235,38 @@ async def requeue(conn: asyncpg.Connection, mail_ids: Sequence[str], *, now: dat
     return [r["mail_id"] for r in rows]
 
 
+# Forgetting a mail (its content's retention, a customer's erasure): the bytes, recipients,
+# delivery lists and last error go, the record stays; a mail not yet sent is given up with it,
+# so it never goes out. SQL assignments (``runtime.retain``'s ``anonymise``); $2 is now.
+FORGET: dict[str, str] = {
+    "message": "NULL",
+    "recipients": "'{}'",
+    "delivered_to": "'{}'",
+    "refused": "'{}'",
+    "state": "CASE WHEN state = 'sent' THEN 'sent' ELSE 'failed' END",
+    "claimed_by": "NULL",
+    "lease_until": "NULL",
+    "last_error": "CASE WHEN state = 'sent' THEN NULL ELSE 'not sent; its content was forgotten' END",
+    "forgotten_at": "coalesce(forgotten_at, $2)",
+}
+SETTLED = "state IN ('sent', 'failed')"
+"""The mails whose content's retention runs: delivered or given up."""
+
+
+async def forget(conn: asyncpg.Connection, *, purpose: str, refs: Sequence[str], now: datetime) -> int:
+    """Forget the mails of these domain rows (a customer's erasure), whatever their state: a
+    mail not yet sent is given up and never goes out (one being sent this instant may still
+    reach the relay; its outcome is then not recorded). Returns how many were forgotten."""
+    if not refs:
+        return 0
+    result = await conn.execute(
+        f"""UPDATE mail_queue SET {', '.join(f'{c} = {v}' for c, v in FORGET.items())}
+            WHERE purpose = $1 AND ref = ANY($3::text[]) AND forgotten_at IS NULL""",
+        purpose, now, list(refs),
+    )
+    return int(result.split()[-1])
+
+
 async def next_due_in(conn: asyncpg.Connection, *, now: datetime) -> float | None:
     """Seconds until the next pending mail is due (0 if overdue); None when nothing is pending
     (not "due now": the sender would poll in a tight loop)."""

@@ -303,8 +303,9 @@ class MailSender:
         log = {"mail_id": mail.mail_id, "purpose": mail.purpose, "ref": mail.ref, "attempt": mail.attempts,
                "outcome": outcome.state.value}
         if not ours:
-            logger.warning("mail outcome not recorded: its lease ran out and another sender took it over "
-                           "(it may be sent twice, with the same Message-ID)", extra=log)
+            logger.warning("mail outcome not recorded: it is no longer this sender's (its lease ran out and another "
+                           "sender took it over, so it may be sent twice with the same Message-ID; or it was "
+                           "forgotten meanwhile)", extra=log)
             return
         if outcome.refused:
             self.metrics.refused_recipients.labels(mail.purpose).inc(len(outcome.refused))

@@ -40,7 +40,7 @@ async def test_a_component_runs_between_plumbing_and_the_service_and_is_recorded
             "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'plain' AND table_name = 'mail_queue'")
     finally:
         await conn.close()
-    assert applied == ["plumbing/0001", "plumbing/0002", "mail/0001", "service/0001"] and again == []
+    assert applied == ["plumbing/0001", "plumbing/0002", "mail/0001", "mail/0002", "service/0001"] and again == []
     assert other == ["plumbing/0001", "plumbing/0002"] and plain_tables == 0, "services that don't ask get no queue"
 
 
@@ -59,7 +59,7 @@ async def test_a_service_waiting_for_the_migration_step_waits_for_the_component_
         with_mail = await pending_migrations(conn, schema="svc", directory=tmp_path, components=[MAIL_COMPONENT])
     finally:
         await conn.close()
-    assert without == [] and with_mail == ["mail/0001"]
+    assert without == [] and with_mail == ["mail/0001", "mail/0002"]
 
 
 async def test_keymoment_migrate_applies_the_components_the_service_asked_for(database_url):
