@@ -40,6 +40,8 @@ from pydantic import (
     model_validator,
 )
 
+from shared.privacy import PSEUDONYM_PATTERN, pseudonyms_of
+
 MAX_TEXT_CHARS = 20_000
 MAX_ATTRIBUTES = 50
 MAX_ATTRIBUTES_JSON_BYTES = 4096
@@ -146,15 +148,16 @@ class Customer(Strict):
                               description="Control characters are refused.")
     phone: str | None = Field(None, max_length=40, pattern=r"^\+?[0-9 ()\-.]{3,40}$")
 
-    def key(self) -> str | None:
-        """A stable identity for ordering and grouping: id, else email, else phone."""
-        if self.id:
-            return f"id:{self.id}"
-        if self.email:
-            return f"email:{self.email.lower()}"
-        if self.phone:
-            return "phone:" + "".join(ch for ch in self.phone if ch.isdigit() or ch == "+")
-        return None
+    def pseudonyms(self, privacy_key: bytes) -> list[str]:
+        """Every contact's pseudonym (``shared.privacy.pseudonym``): id, email, phone, those given.
+        What an erasure of this customer by any of them matches."""
+        return pseudonyms_of(privacy_key, (("id", self.id), ("email", self.email), ("phone", self.phone)))
+
+    def key(self, privacy_key: bytes) -> str | None:
+        """A stable identity for ordering and grouping, never a plaintext contact: the pseudonym
+        of the id, else of the email, else of the phone (the same in every service)."""
+        found = self.pseudonyms(privacy_key)
+        return found[0] if found else None
 
 
 class Attachment(Strict):
@@ -308,9 +311,10 @@ class FeedbackIn(Strict):
             )
         return self
 
-    def partition_key(self) -> str:
-        """Events about one customer stay in order; anonymous ones by place."""
-        if self.customer and (key := self.customer.key()):
+    def partition_key(self, privacy_key: bytes) -> str:
+        """Events about one customer stay in order (``customer:<pseudonym>``, no plaintext contact);
+        anonymous ones by place."""
+        if self.customer and (key := self.customer.key(privacy_key)):
             return f"customer:{key}"
         return f"place:{self.location or '-'}/{self.touchpoint or '-'}"
 
@@ -416,3 +420,34 @@ class SurveyRequested(BaseModel):
     location: Key | None = None
     touchpoint: Key | None = None
     requested_at: Timestamp
+
+
+Pseudonym = Annotated[str, Field(pattern=PSEUDONYM_PATTERN, description="`shared.privacy.pseudonym` of a contact: "
+                                 "`<id|email|phone>:<32 hex digits>` (HMAC-SHA256 under PRIVACY_HASH_KEY).")]
+
+
+class ErasureRequested(BaseModel):
+    """Payload of ``erasure.requested.v1``: erase everything about a customer (PIPL / GDPR).
+
+    Carries the customer's contacts only as pseudonyms; every service finds its rows by them
+    (and by the other contacts of the rows it finds) and deletes or anonymises them."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    erasure_id: Key = Field(max_length=200)
+    subjects: list[Pseudonym] = Field(min_length=1, max_length=30,
+                                      description="Pseudonyms of the contacts the request named.")
+    requested_at: Timestamp = Field(description="Events about the customer from before this are covered by the "
+                                    "erasure, also when they arrive later.")
+
+
+class ErasureApplied(BaseModel):
+    """Payload of ``erasure.applied.v1``: what one service erased for an erasure request."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    erasure_id: Key = Field(max_length=200)
+    service: Key = Field(max_length=100)
+    erased: dict[Annotated[Key, Field(max_length=100)], Annotated[int, Field(ge=0)]] = Field(
+        default_factory=dict, description="Per table (or place), the rows deleted or anonymised.")
+    applied_at: Timestamp

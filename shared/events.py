@@ -22,6 +22,8 @@ from pydantic import BaseModel, ValidationError
 from shared.contracts import (
     AlertRaised,
     AlertUpdated,
+    ErasureApplied,
+    ErasureRequested,
     FeedbackReceived,
     FeedbackScored,
     SurveyRequested,
@@ -47,10 +49,13 @@ FEEDBACK_SCORED = EventType("com.keymoment.feedback.scored.v1", "feedback.scored
 ALERT_RAISED = EventType("com.keymoment.alert.raised.v1", "alert.raised.v1", AlertRaised)
 ALERT_UPDATED = EventType("com.keymoment.alert.updated.v1", "alert.updated.v1", AlertUpdated)
 SURVEY_REQUESTED = EventType("com.keymoment.survey.requested.v1", "survey.requested.v1", SurveyRequested)
+ERASURE_REQUESTED = EventType("com.keymoment.erasure.requested.v1", "erasure.requested.v1", ErasureRequested)
+ERASURE_APPLIED = EventType("com.keymoment.erasure.applied.v1", "erasure.applied.v1", ErasureApplied)
 
 EVENT_TYPES: dict[str, EventType] = {
     et.type: et
-    for et in (FEEDBACK_RECEIVED, FEEDBACK_SCORED, ALERT_RAISED, ALERT_UPDATED, SURVEY_REQUESTED)
+    for et in (FEEDBACK_RECEIVED, FEEDBACK_SCORED, ALERT_RAISED, ALERT_UPDATED, SURVEY_REQUESTED, ERASURE_REQUESTED,
+               ERASURE_APPLIED)
 }
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from services.alerts import handlers, scheduler
+from services.alerts import handlers, privacy, scheduler
 from services.alerts.api import alerts as alerts_api
 from services.alerts.api import links as links_api
 from services.alerts.context import Context
@@ -27,7 +27,9 @@ from services.alerts.scoring import Scorer
 from services.alerts.sender import NotificationSender
 from services.alerts.settings import AlertsSettings
 from shared.clock import Clock, SystemClock
-from shared.events import ALERT_RAISED, ALERT_UPDATED, FEEDBACK_RECEIVED, FEEDBACK_SCORED, SURVEY_REQUESTED
+from shared.events import (ALERT_RAISED, ALERT_UPDATED, ERASURE_REQUESTED, FEEDBACK_RECEIVED, FEEDBACK_SCORED,
+                           SURVEY_REQUESTED)
+from shared.privacy.runtime import use_erasure
 from shared.runtime import ServiceRuntime, install
 
 
@@ -51,8 +53,8 @@ def create_app(settings: AlertsSettings, *, clock: Clock | None = None, scorer: 
         consumer_max_records=settings.alerts_consumer_max_records,
         clock=clock,
     )
-    # A customer's "recent contacts" reach back ALERTS_HISTORY_DAYS; older moments are deleted.
-    runtime.retain("customer_moments", "at", settings.alerts_history_days)
+    privacy.retain(runtime, settings)  # customers' details and words, their contact history
+    use_erasure(runtime)
     ctx = Context(
         settings=settings,
         scorer=scorer or Scorer.load(),
@@ -63,9 +65,11 @@ def create_app(settings: AlertsSettings, *, clock: Clock | None = None, scorer: 
         publish=runtime.publisher.publish,
     )
     runtime.consume_batches(FEEDBACK_RECEIVED, partial(handlers.on_feedback_received, ctx))
+    runtime.consume(ERASURE_REQUESTED, partial(handlers.on_erasure_requested, ctx))
     sender = NotificationSender(lambda: runtime.pool, ctx) if settings.alerts_mail_sender_enabled else None
 
     async def start_tasks(rt: ServiceRuntime) -> None:
+        await privacy.pseudonymise_backlog(rt.pool, settings.privacy_key())  # rows from before migration 0100
         if sender is not None:
             sender.task = rt.spawn(sender.run(), "alerts-notification-sender")
         if settings.alerts_scheduler_enabled:

@@ -7,7 +7,7 @@ Pure data and rules; no I/O.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -95,6 +95,7 @@ class Alert:
     last_feedback_at: datetime
     last_notified_at: datetime | None
     updated_at: datetime
+    subjects: list[str] = field(default_factory=list)  # pseudonyms of every contact of the customer
 
     @property
     def is_open(self) -> bool:
@@ -126,6 +127,7 @@ class FeedbackLink:
     occurred_at: datetime | None
     received_at: datetime
     linked_at: datetime
+    subjects: list[str] = field(default_factory=list)  # pseudonyms of every contact of its customer
 
 
 @dataclass(slots=True)
@@ -165,13 +167,14 @@ class Notification:
 class Moment:
     """A scored feedback of a known customer: their contact history."""
 
-    customer_key: str
+    customer_key: str  # the pseudonym of the customer's id, else email, else phone
     feedback_id: str
     mot: int
     channel: str
     location: str | None
     touchpoint: str | None
     at: datetime
+    subjects: tuple[str, ...] = ()  # pseudonyms of every contact the feedback gave
 
 
 @dataclass(frozen=True, slots=True)

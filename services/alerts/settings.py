@@ -56,7 +56,15 @@ class AlertsSettings(ServiceSettings, PrivacySettings):
         description="Resend a notification whose SMTP outcome is unknown after a crash (same Message-ID). "
         "Off: never send twice; the SLA escalation is the safety net.",
     )
-    alerts_history_days: int = Field(90, ge=1, description="How far back a customer's contact history goes.")
+    alerts_history_days: int = Field(90, ge=1, description="How far back a customer's contact history goes "
+                                     "(older moments are deleted).")
+    alerts_personal_data_days: int = Field(
+        180, ge=1,
+        description="Days after which an alert's customer details and words are cleared: the customer's contacts "
+        "and the summary (after the alert's last change), feedback texts and cues (after they joined), managers' "
+        "notes, notification mails (after they were written). The alerts stay, with their times and states, for "
+        "the KPIs.",
+    )
     alerts_mail_sender_enabled: bool = Field(True, description="Run the notification sender in this process.")
     alerts_scheduler_enabled: bool = Field(True, description="Run the SLA scheduler in this process.")
 

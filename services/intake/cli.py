@@ -43,6 +43,7 @@ async def _connect():
     from pydantic import SecretStr
     from pydantic_settings import BaseSettings, SettingsConfigDict
 
+    from services.intake.settings import IntakeSettings
     from shared.db import create_pool, migrate
 
     class CliSettings(BaseSettings):  # only what the command needs (no service secrets)
@@ -54,7 +55,8 @@ async def _connect():
     dsn = settings.database_url.get_secret_value()
     conn = await asyncpg.connect(dsn)
     try:
-        await migrate(conn, schema=settings.database_schema, directory=MIGRATIONS)
+        await migrate(conn, schema=settings.database_schema, directory=MIGRATIONS,
+                      components=IntakeSettings.migration_components())
     finally:
         await conn.close()
     return await create_pool(dsn, schema=settings.database_schema, min_size=1, max_size=1)

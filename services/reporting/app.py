@@ -11,23 +11,31 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from services.reporting import handlers
 from services.reporting.api import kpis
+from services.reporting.api import privacy as privacy_api
 from services.reporting.exposition import KpiRefresher
 from services.reporting.service import Context, label_folder
 from services.reporting.settings import ReportingSettings
 from shared.auth import BearerAuth, StaticToken
-from shared.events import ALERT_RAISED, ALERT_UPDATED, FEEDBACK_RECEIVED, FEEDBACK_SCORED
+from shared.events import (ALERT_RAISED, ALERT_UPDATED, ERASURE_APPLIED, ERASURE_REQUESTED, FEEDBACK_RECEIVED,
+                           FEEDBACK_SCORED)
+from shared.privacy.runtime import use_erasure
 from shared.runtime import ServiceRuntime, install
 
 
 def create_app(settings: ReportingSettings) -> FastAPI:
-    runtime = ServiceRuntime(settings, migrations=Path(__file__).parent / "migrations")
+    # Publishes erasure.requested.v1: reporting hosts the erasure register (services/reporting/erasures.py).
+    runtime = ServiceRuntime(settings, migrations=Path(__file__).parent / "migrations", produces=[ERASURE_REQUESTED])
     labels = label_folder(settings)
     ctx = Context(
         settings=settings,
         labels=labels,
         refresher=KpiRefresher(labels, runtime.registry, every=settings.reporting_refresh_seconds),
         auth=BearerAuth(StaticToken.admin(settings.admin_token)),
+        clock=runtime.clock,
     )
+    use_erasure(runtime)
+    runtime.consume(ERASURE_REQUESTED, partial(handlers.on_erasure_requested, ctx))
+    runtime.consume(ERASURE_APPLIED, partial(handlers.on_erasure_applied, ctx))
     runtime.consume_batches(FEEDBACK_RECEIVED, partial(handlers.on_feedback_received, ctx))
     runtime.consume_batches(FEEDBACK_SCORED, partial(handlers.on_feedback_scored, ctx))
     runtime.consume(ALERT_RAISED, partial(handlers.on_alert_raised, ctx))
@@ -44,6 +52,7 @@ def create_app(settings: ReportingSettings) -> FastAPI:
 
     app = FastAPI(title="Keymoment reporting", version="1.0")
     app.include_router(kpis.router)
+    app.include_router(privacy_api.router)
 
     # Registered before install()'s /metrics, so this one answers: the registry's own metrics plus the
     # cx_* text rendered once per snapshot (a registry collector would re-render 15,000 series per scrape).

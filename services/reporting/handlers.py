@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncpg
 
-from services.reporting import service
+from services.reporting import erasures, service
 from services.reporting.service import Context
 from shared.events import Envelope
+from shared.privacy import erasure
 
 
 async def on_feedback_received(ctx: Context, conn: asyncpg.Connection, events: list[Envelope]) -> None:
@@ -26,3 +27,12 @@ async def on_alert_raised(ctx: Context, conn: asyncpg.Connection, event: Envelop
 
 async def on_alert_updated(ctx: Context, conn: asyncpg.Connection, event: Envelope) -> None:
     await service.alert_updated(conn, ctx, event.data)  # type: ignore[arg-type]
+
+
+async def on_erasure_requested(ctx: Context, conn: asyncpg.Connection, event: Envelope) -> None:
+    await erasure.apply(conn, event.data, settings=ctx.settings, erase=erasures.erase,  # type: ignore[arg-type]
+                        now=ctx.clock.now())
+
+
+async def on_erasure_applied(ctx: Context, conn: asyncpg.Connection, event: Envelope) -> None:
+    await erasures.record_report(conn, event.data)  # type: ignore[arg-type]

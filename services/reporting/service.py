@@ -19,6 +19,7 @@ from services.reporting import domain
 from services.reporting import repository as repo
 from services.reporting.settings import ReportingSettings
 from shared.auth import BearerAuth
+from shared.clock import Clock, SystemClock
 from shared.contracts import AlertRaised, AlertUpdated, FeedbackReceived, FeedbackScored
 
 if TYPE_CHECKING:
@@ -73,7 +74,8 @@ class Context:
     settings: ReportingSettings
     labels: LabelFolder
     refresher: KpiRefresher  # the cx_* snapshot served at /metrics
-    auth: BearerAuth  # the KPI API
+    auth: BearerAuth  # the KPI and erasure APIs
+    clock: Clock = field(default_factory=SystemClock)
 
 
 async def _place(conn: asyncpg.Connection, ctx: Context, location: str | None, touchpoint: str | None) -> tuple[str, str]:

@@ -2,11 +2,16 @@ from typing import ClassVar
 
 from pydantic import Field
 
+from shared.privacy import PrivacySettings
 from shared.settings import ServiceSettings
 
 
-class ReportingSettings(ServiceSettings):
+class ReportingSettings(ServiceSettings, PrivacySettings):
     service_name: ClassVar[str] = "reporting"
+    # PRIVACY_HASH_KEY: the erasure API pseudonymises the contacts it is given (services/reporting/erasures.py).
+    required_secrets: ClassVar[tuple[str, ...]] = (*ServiceSettings.required_secrets, "privacy_hash_key")
+    dev_secret_defaults: ClassVar[dict[str, str]] = {
+        **ServiceSettings.dev_secret_defaults, **PrivacySettings.privacy_dev_defaults}
     port: int = Field(8004, ge=1, le=65535, description="HTTP port of reporting.")
     reporting_max_locations: int = Field(
         200, ge=0, le=5000,

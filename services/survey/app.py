@@ -11,14 +11,15 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.survey import handlers, invitations
+from services.survey import handlers, invitations, privacy
 from services.survey.api import admin, public
 from services.survey.metrics import SurveyMetrics
 from services.survey.service import Context
 from services.survey.settings import SurveySettings
 from shared.auth import BearerAuth, StaticToken
-from shared.events import FEEDBACK_RECEIVED, SURVEY_REQUESTED
+from shared.events import ERASURE_REQUESTED, FEEDBACK_RECEIVED, SURVEY_REQUESTED
 from shared.mail.runtime import use_mail_queue
+from shared.privacy.runtime import use_erasure
 from shared.runtime import ServiceRuntime, install
 from shared.signing import Signer
 
@@ -36,8 +37,12 @@ def create_app(settings: SurveySettings) -> FastAPI:
         mail=mail,
     )
     runtime.consume(SURVEY_REQUESTED, partial(handlers.on_survey_requested, ctx))
+    runtime.consume(ERASURE_REQUESTED, partial(handlers.on_erasure_requested, ctx))
+    use_erasure(runtime)
+    privacy.retain(runtime, settings)
 
     async def queue_backlog(rt: ServiceRuntime) -> None:
+        await privacy.pseudonymise_backlog(rt.pool, settings.privacy_key())  # requests from before migration 0100
         await invitations.queue_backlog(rt.pool, settings, rt.clock)
 
     async def refresh_gauge() -> None:

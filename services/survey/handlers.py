@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+import logging
+
 import asyncpg
 
-from services.survey import service
+from services.survey import privacy, service
 from services.survey.service import Context
+from shared.contracts import SurveyRequested
 from shared.events import Envelope
+from shared.privacy import erasure
+
+logger = logging.getLogger(__name__)
 
 
 async def on_survey_requested(ctx: Context, conn: asyncpg.Connection, event: Envelope) -> None:
-    await service.record_request(ctx, conn, event.data)  # type: ignore[arg-type]
+    request: SurveyRequested = event.data  # type: ignore[assignment]
+    subjects = request.customer.pseudonyms(ctx.settings.privacy_key())
+    if erasure.covered(await erasure.erased_since(conn, subjects), subjects, request.requested_at):
+        logger.info("survey request for an erased customer dropped", extra={"request_id": request.request_id})
+        return
+    await service.record_request(ctx, conn, request)
+
+
+async def on_erasure_requested(ctx: Context, conn: asyncpg.Connection, event: Envelope) -> None:
+    await erasure.apply(conn, event.data, settings=ctx.settings, erase=privacy.erase,  # type: ignore[arg-type]
+                        now=ctx.clock.now())

@@ -110,15 +110,17 @@ async def add_request(
     touchpoint: str | None,
     requested_at: datetime,
     mail_id: str | None,
+    subjects: list[str],
 ) -> bool:
-    """Record a request; False when it was already recorded (a redelivered or repeated request)."""
+    """Record a request; False when it was already recorded (a redelivered or repeated request).
+    ``subjects``: the pseudonyms of the customer's contacts (what an erasure matches)."""
     inserted = await conn.fetchval(
         """INSERT INTO survey_requests (request_id, survey_id, kind, alert_id, customer, language, location,
-                                        touchpoint, requested_at, mail_id)
-           VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10)
+                                        touchpoint, requested_at, mail_id, subjects)
+           VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10, $11)
            ON CONFLICT (request_id) DO NOTHING RETURNING true""",
         request_id, survey_id, kind, alert_id, customer.model_dump_json(exclude_none=True),
-        language, location, touchpoint, requested_at, mail_id,
+        language, location, touchpoint, requested_at, mail_id, subjects,
     )
     return bool(inserted)
 

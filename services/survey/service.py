@@ -189,10 +189,10 @@ async def submit_response(
     if not stored:
         previous = await repository.response_for_request(conn, request_id) if request_id else None
         raise AlreadyAnswered(previous)
-    source = ctx.settings.event_source
+    source, key = ctx.settings.event_source, ctx.settings.privacy_key()
     await enqueue(
         conn,
-        [(ctx.feedback_topic, Envelope.new(FEEDBACK_RECEIVED, e, source=source, key=e.partition_key(), id=e.id))
+        [(ctx.feedback_topic, Envelope.new(FEEDBACK_RECEIVED, e, source=source, key=e.partition_key(key), id=e.id))
          for e in events],
     )
     logger.info(
@@ -227,6 +227,7 @@ async def record_request(ctx: Context, conn: asyncpg.Connection, req: SurveyRequ
         touchpoint=req.touchpoint,
         requested_at=req.requested_at,
         mail_id=invitations.invitation_mail_id(req.request_id) if address else None,
+        subjects=req.customer.pseudonyms(ctx.settings.privacy_key()),
     )
     if inserted and address:
         now = ctx.clock.now()

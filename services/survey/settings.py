@@ -1,8 +1,8 @@
 """Survey's settings; field names are the environment variables."""
 
-from typing import ClassVar
+from typing import ClassVar, Self
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from shared.mail.settings import MailSettings
 from shared.privacy import PrivacySettings
@@ -24,6 +24,11 @@ class SurveySettings(ServiceSettings, MailSettings, PrivacySettings):
         description="Public URL of this service as customers reach it; survey links start with it.",
     )
     survey_link_ttl_days: int = Field(30, ge=1, le=365, description="How long a personal survey link stays valid.")
+    survey_personal_data_days: int = Field(
+        180, ge=1,
+        description="Days after which a survey request's customer (name, contacts) and a response's text answers are "
+        "cleared (ratings stay). At least SURVEY_LINK_TTL_DAYS: a link must find its customer while it is valid.",
+    )
 
     required_secrets: ClassVar[tuple[str, ...]] = (
         *ServiceSettings.required_secrets, "link_signing_key", "privacy_hash_key")
@@ -32,6 +37,12 @@ class SurveySettings(ServiceSettings, MailSettings, PrivacySettings):
         **PrivacySettings.privacy_dev_defaults,
         "link_signing_key": "dev-survey-link-signing-key",
     }
+
+    @model_validator(mode="after")
+    def _customer_outlives_links(self) -> Self:
+        if self.survey_personal_data_days < self.survey_link_ttl_days:
+            raise ValueError("SURVEY_PERSONAL_DATA_DAYS must be at least SURVEY_LINK_TTL_DAYS")
+        return self
 
     @field_validator("survey_public_base_url")
     @classmethod

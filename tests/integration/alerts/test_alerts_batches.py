@@ -31,7 +31,7 @@ async def batch_ctx(service_env):
     s = AlertsSettings(**service_env, smtp_host="127.0.0.1", smtp_port=25, public_base_url="http://alerts.test")
     pool = await create_pool(s.dsn(), schema="alerts")
     async with pool.acquire() as conn:
-        await migrate(conn, schema="alerts", directory=MIGRATIONS)
+        await migrate(conn, schema="alerts", directory=MIGRATIONS, components=AlertsSettings.migration_components())
     published: list = []
 
     async def publish(events):

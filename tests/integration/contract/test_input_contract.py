@@ -236,7 +236,7 @@ def intake_accepts(payload: dict) -> list[FeedbackIn]:
 
 
 def over_the_wire(feedback: FeedbackIn) -> Envelope:
-    event = to_event(feedback, feedback_id=str(uuid.uuid4()), source="hypothesis")
+    event = to_event(feedback, feedback_id=str(uuid.uuid4()), source="hypothesis", privacy_key=b"contract-test-key")
     return Envelope.from_kafka(headers=event.headers(), key=event.key_bytes(), value=event.value())
 
 
@@ -271,7 +271,8 @@ class Consumers:
     async def start(self) -> None:
         for runtime in (self.alerts, self.reporting):
             s = runtime.settings
-            await migrate_dsn(s.dsn(), schema=s.schema, directory=runtime.migrations)
+            await migrate_dsn(s.dsn(), schema=s.schema, directory=runtime.migrations,
+                              components=s.migration_components())
             self.pools[s.service_name] = await create_pool(s.dsn(), schema=s.schema, min_size=1, max_size=2)
         await self.alerts.publisher.start()  # alerts publishes feedback.scored.v1 directly
         s = self.alerts.settings

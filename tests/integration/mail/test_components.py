@@ -17,6 +17,7 @@ from services.reporting.settings import ReportingSettings
 from services.survey.settings import SurveySettings
 from shared.db import MigrationError, migrate, pending_migrations
 from shared.mail.settings import MAIL_COMPONENT
+from shared.privacy import PRIVACY_COMPONENT
 
 pytestmark = pytest.mark.integration
 
@@ -45,9 +46,10 @@ async def test_a_component_runs_between_plumbing_and_the_service_and_is_recorded
 
 
 def test_the_settings_fragment_brings_the_component():
-    assert SurveySettings.migration_components() == [MAIL_COMPONENT]
+    # every service gets the privacy component (its erasures); only survey the mail queue
+    assert SurveySettings.migration_components() == [PRIVACY_COMPONENT, MAIL_COMPONENT]
     for cls in (IntakeSettings, ReportingSettings, AlertsSettings):  # alerts adopts the queue in a follow-up
-        assert cls.migration_components() == [], cls
+        assert cls.migration_components() == [PRIVACY_COMPONENT], cls
 
 
 async def test_a_service_waiting_for_the_migration_step_waits_for_the_component_too(database_url, tmp_path):
