@@ -21,8 +21,8 @@ from fastapi.responses import HTMLResponse
 from services.alerts import queries, recovery
 from services.alerts.api.deps import Ctx, Pool
 from services.alerts.context import Actor, Context
-from services.alerts.domain import (SEVERITY_TEXT, STEP_TEXT, Alert, AlertNotFound, Forbidden, InvalidTransition,
-                                   StateChanged)
+from services.alerts.domain import (SEVERITY_TEXT, STEP_TEXT, UNACKNOWLEDGED, Alert, AlertNotFound, Forbidden,
+                                   InvalidTransition)
 from services.alerts.links import ActionLink, OldLink
 from services.alerts.notify import action_links
 from services.alerts.repository import reading, unit_of_work
@@ -55,7 +55,8 @@ def _problem(zh: str, en: str, status_code: int) -> HTMLResponse:
 
 def _moved_on(alert: Alert) -> HTMLResponse:
     """409: the link was made for an earlier state of the alert (or there is nothing to do)."""
-    who = alert.resolved_by if alert.status == "resolved" else alert.acknowledged_by
+    who = alert.resolved_by if alert.status == "resolved" else (
+        None if alert.status in UNACKNOWLEDGED else alert.acknowledged_by)
     by = f" ({who})" if who else ""
     return _problem(
         f"此链接已失效：警报当前状态为 {alert.status}{by}。请使用关于此警报的最新邮件或警报 API。",
@@ -126,7 +127,7 @@ async def do_action(token: str, request: Request, ctx: Ctx, pool: Pool) -> HTMLR
         return _problem("警报不存在", "This alert no longer exists.", 404)
     except Forbidden:
         return _problem("无权操作", "You are no longer on this alert's team.", 403)
-    except (StateChanged, InvalidTransition):
+    except InvalidTransition:  # StateChanged too: the link was made for an earlier state
         async with reading(pool) as repo:
             current = await queries.get_alert(repo, link.alert_id)
         return _moved_on(current) if current else _problem("警报不存在", "This alert no longer exists.", 404)

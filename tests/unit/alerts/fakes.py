@@ -46,7 +46,7 @@ class InMemoryRepository:
         self.mails: dict[str, tuple[AlertMail, bytes]] = {}  # the mail queue: each mail with its bytes
         self.moments: dict[tuple[str, str], Moment] = {}
         self.silences: dict[str, Silence] = {}
-        self.silence_events: list[SilenceEvent] = []
+        self.silence_trail: list[SilenceEvent] = []
         self.tokens: dict[str, ManagerToken] = {}
         self.outbox: Events = []
         self.locked: set[str] = set()  # alert ids locked in the current transaction
@@ -285,11 +285,11 @@ class InMemoryRepository:
             for e in events:
                 if e.silence_id not in self.silences:
                     raise IntegrityError(f"silence_events.silence_id {e.silence_id} is not in silences")
-                self.silence_events.append(copy.deepcopy(e))
+                self.silence_trail.append(copy.deepcopy(e))
 
     async def silence_events(self, silence_id: str) -> list[SilenceEvent]:
         await _round_trip()
-        return [copy.deepcopy(e) for e in self.silence_events if e.silence_id == silence_id]
+        return [copy.deepcopy(e) for e in self.silence_trail if e.silence_id == silence_id]
 
     async def get_token(self, token_id: str, *, for_update: bool = False) -> ManagerToken | None:
         await _round_trip()

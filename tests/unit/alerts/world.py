@@ -45,9 +45,14 @@ teams:
     delivery_manager: desk@example.com
     escalation:
       - roles: [delivery_manager]
+  duo:
+    account_manager: duo.am@example.com
+    delivery_manager: [d1@example.com, d2@example.com]
 routes:
   - match: {location: "desk-*"}
     team: desk
+  - match: {location: "duo-*"}
+    team: duo
 default_route:
   team: ops
 """
