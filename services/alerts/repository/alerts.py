@@ -1,47 +1,31 @@
 """:class:`AlertsRepository`: what alerts reads and writes, over one asyncpg connection
-(implements :class:`services.alerts.ports.Repository`)."""
+(implements :class:`services.alerts.ports.Repository`; silences and manager tokens in ``records.py``)."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 from collections.abc import AsyncIterator
-from dataclasses import fields
 from datetime import datetime
-from operator import attrgetter
-from typing import Any
 
 import asyncpg
 
-from services.alerts.domain import (Alert, AlertEvent, CustomerHistory, Delivery, FeedbackLink, ManagerToken,
-                                   Moment, Notification, Silence, SilenceEvent)
+from services.alerts.domain import Alert, AlertEvent, CustomerHistory, Delivery, FeedbackLink, Moment, Notification
 from services.alerts.emails import PURPOSE, AlertMail
 from services.alerts.ports import Events
+from services.alerts.repository.records import SilencesAndTokens, columns, json_default, row_values
 from services.alerts.unit_of_work import UnitOfWork
 from shared.db import advisory_key
 from shared.mail import queue
 from shared.mail.queue import OutgoingMail
 from shared.outbox import enqueue
 
-
-def _columns(cls: type) -> list[str]:
-    return [f.name for f in fields(cls)]
-
-
-def _values(cls: type) -> attrgetter:
-    """A row's values in column order (no deep copy, unlike ``dataclasses.astuple``)."""
-    return attrgetter(*_columns(cls))
-
-
-_ALERT_COLUMNS = _columns(Alert)
+_ALERT_COLUMNS = columns(Alert)
 _ALERT_SELECT = ", ".join(_ALERT_COLUMNS)
-_LINK_SELECT = ", ".join(_columns(FeedbackLink))
-_SILENCE_SELECT = ", ".join(_columns(Silence))
-_TOKEN_SELECT = ", ".join(_columns(ManagerToken))
-_NOTIFICATION_SELECT = ", ".join(_columns(Notification))
-_MOMENT_COLUMNS = _columns(Moment)
-_EVENT_VALUES, _MOMENT_VALUES, _NOTIFICATION_VALUES, _TOKEN_VALUES = map(
-    _values, (AlertEvent, Moment, Notification, ManagerToken))
+_LINK_SELECT = ", ".join(columns(FeedbackLink))
+_NOTIFICATION_SELECT = ", ".join(columns(Notification))
+_MOMENT_COLUMNS = columns(Moment)
+_EVENT_VALUES, _MOMENT_VALUES, _NOTIFICATION_VALUES = map(row_values, (AlertEvent, Moment, Notification))
 _MUTABLE = [
     "severity", "status", "sla_due_at", "escalation_level", "sla_breached", "acknowledged_at", "acknowledged_by",
     "resolved_at", "resolved_by", "reopen_count", "feedback_count", "last_feedback_at", "last_notified_at",
@@ -72,16 +56,6 @@ def _notification(row: asyncpg.Record) -> Notification:
     return Notification(**(dict(row) | {"recipients": list(row["recipients"])}))
 
 
-def _silence(row: asyncpg.Record) -> Silence:
-    return Silence(**(dict(row) | {"matchers": json.loads(row["matchers"])}))
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
 @contextlib.asynccontextmanager
 async def unit_of_work(pool: asyncpg.Pool) -> AsyncIterator[UnitOfWork]:
     """A unit of work in its own transaction (committed when the block ends without error)."""
@@ -96,15 +70,11 @@ async def reading(pool: asyncpg.Pool) -> AsyncIterator[AlertsRepository]:
         yield AlertsRepository(conn)
 
 
-class AlertsRepository:
+class AlertsRepository(SilencesAndTokens):
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
 
     # ------------------------------------------------------------------------ alerts
-    async def _one(self, sql: str, key: str, for_update: bool) -> asyncpg.Record | None:
-        """The row ``sql`` selects by ``key``, locked until the transaction ends if ``for_update``."""
-        return await self.conn.fetchrow(sql + (" FOR UPDATE" if for_update else ""), key)
-
     async def get_alert(self, alert_id: str, *, for_update: bool = False) -> Alert | None:
         row = await self._one(f"SELECT {_ALERT_SELECT} FROM alerts WHERE alert_id = $1", alert_id, for_update)
         return _alert(row) if row else None
@@ -149,7 +119,7 @@ class AlertsRepository:
             f"""INSERT INTO alerts ({_ALERT_SELECT})
                 SELECT {_ALERT_SELECT} FROM jsonb_populate_recordset(NULL::alerts, $1::jsonb)
                 ON CONFLICT (feedback_id) DO NOTHING RETURNING alert_id""",
-            json.dumps(rows, default=_json_default, ensure_ascii=False),
+            json.dumps(rows, default=json_default, ensure_ascii=False),
         )
         return len(inserted)
 
@@ -302,65 +272,3 @@ class AlertsRepository:
             f"SELECT {_NOTIFICATION_SELECT} FROM notifications WHERE notification_id = $1", notification_id
         )
         return _notification(row) if row else None
-
-    # ------------------------------------------------------------------------ silences and manager tokens
-    async def active_silences(self, *, now: datetime) -> list[Silence]:
-        rows = await self.conn.fetch(
-            f"SELECT {_SILENCE_SELECT} FROM silences WHERE starts_at <= $1 AND ends_at > $1 ORDER BY created_at", now
-        )
-        return [_silence(r) for r in rows]
-
-    async def list_silences(self, *, now: datetime, include_expired: bool) -> list[Silence]:
-        rows = await self.conn.fetch(
-            f"""SELECT {_SILENCE_SELECT} FROM silences WHERE $2 OR ends_at > $1
-                ORDER BY created_at DESC LIMIT 500""",
-            now, include_expired,
-        )
-        return [_silence(r) for r in rows]
-
-    async def get_silence(self, silence_id: str, *, for_update: bool = False) -> Silence | None:
-        row = await self._one(f"SELECT {_SILENCE_SELECT} FROM silences WHERE silence_id = $1", silence_id, for_update)
-        return _silence(row) if row else None
-
-    async def save_silences(self, silences: list[Silence]) -> None:
-        if silences:
-            await self.conn.executemany(
-                f"""INSERT INTO silences ({_SILENCE_SELECT}) VALUES ($1, $2::jsonb, $3, $4, $5, $6, $7, $8, $9)
-                    ON CONFLICT (silence_id) DO UPDATE SET ends_at = EXCLUDED.ends_at, expired_by = EXCLUDED.expired_by""",
-                [(s.silence_id, json.dumps(s.matchers, ensure_ascii=False), s.starts_at, s.ends_at, s.created_by, s.comment,
-                  s.created_at, s.expired_by, s.include_escalations) for s in silences],
-            )
-
-    async def add_silence_events(self, events: list[SilenceEvent]) -> None:
-        if events:
-            await self.conn.executemany(
-                "INSERT INTO silence_events (silence_id, at, action, actor, detail) VALUES ($1, $2, $3, $4, $5::jsonb)",
-                [(e.silence_id, e.at, e.action, e.actor, json.dumps(e.detail, ensure_ascii=False, default=_json_default))
-                 for e in events],
-            )
-
-    async def silence_events(self, silence_id: str) -> list[SilenceEvent]:
-        rows = await self.conn.fetch(
-            "SELECT silence_id, at, action, actor, detail FROM silence_events WHERE silence_id = $1 ORDER BY id",
-            silence_id,
-        )
-        return [SilenceEvent(**(dict(r) | {"detail": json.loads(r["detail"])})) for r in rows]
-
-    async def get_token(self, token_id: str, *, for_update: bool = False) -> ManagerToken | None:
-        row = await self._one(f"SELECT {_TOKEN_SELECT} FROM manager_tokens WHERE token_id = $1", token_id, for_update)
-        return ManagerToken(**(dict(row) | {"teams": list(row["teams"])})) if row else None
-
-    async def save_tokens(self, tokens: list[ManagerToken]) -> None:
-        if tokens:
-            await self.conn.executemany(
-                f"""INSERT INTO manager_tokens ({_TOKEN_SELECT}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-                    ON CONFLICT (token_id) DO UPDATE SET revoked_at = EXCLUDED.revoked_at,
-                                                         revoked_by = EXCLUDED.revoked_by""",
-                [_TOKEN_VALUES(t) for t in tokens],
-            )
-
-    async def token_usable(self, token_id: str, email: str) -> bool:
-        return bool(await self.conn.fetchval(
-            "SELECT true FROM manager_tokens WHERE token_id = $1 AND email = $2 AND revoked_at IS NULL",
-            token_id, email,
-        ))
