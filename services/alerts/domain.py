@@ -192,9 +192,9 @@ class Delivery:
     attempts: int
     message_id: str
     last_error: str | None
-    next_attempt_at: datetime | None
+    next_attempt_at: datetime | None  # when a pending one is tried next
     sent_at: datetime | None
-    refused: dict[str, str]
+    refused: dict[str, str]  # recipient -> its permanent refusal
 
 
 # The least settled state of a notification's mails stands for it: what still needs watching.

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from services.alerts import queries
-from services.alerts.domain import Alert, Silence, SilenceEvent
+from services.alerts.domain import Alert, Delivery, Silence, SilenceEvent
 
 Glob = Annotated[str, Field(min_length=1, max_length=200)]
 
@@ -152,19 +152,6 @@ class AlertOut(BaseModel):
         return cls(**data, silenced=alert.silence_id is not None)
 
 
-class DeliveryOut(BaseModel):
-    """One mail of a notification, as the mail queue has it."""
-
-    recipients: list[str]
-    state: str = Field(description="pending, sending, sent, uncertain or failed.")
-    attempts: int
-    message_id: str
-    last_error: str | None
-    next_attempt_at: datetime | None = Field(description="When a pending mail is tried next.")
-    sent_at: datetime | None
-    refused: dict[str, str] = Field(description="Recipients refused permanently, with the refusal.")
-
-
 class NotificationOut(BaseModel):
     notification_id: str
     kind: str
@@ -179,7 +166,8 @@ class NotificationOut(BaseModel):
     attempts: int = Field(description="SMTP attempts of its most tried mail.")
     last_error: str | None
     sent_at: datetime | None = Field(description="When its last mail was sent, once every one is.")
-    deliveries: list[DeliveryOut] = Field(description="One mail per recipient.")
+    deliveries: list[Delivery] = Field(description="One mail per recipient, as the mail queue has it (state pending, "
+                                       "sending, sent, uncertain or failed; next_attempt_at for a pending one).")
 
     @classmethod
     def of(cls, view: queries.NotificationView) -> NotificationOut:
@@ -191,10 +179,7 @@ class NotificationOut(BaseModel):
             attempts=max((d.attempts for d in mails), default=0),
             last_error=next((d.last_error for d in mails if d.last_error), None),
             sent_at=max(sent) if view.state == "sent" and sent else None,
-            deliveries=[DeliveryOut(recipients=list(d.recipients), state=d.state, attempts=d.attempts,
-                                    message_id=d.message_id, last_error=d.last_error,
-                                    next_attempt_at=d.next_attempt_at if d.state == "pending" else None,
-                                    sent_at=d.sent_at, refused=d.refused) for d in mails],
+            deliveries=mails,
         )
 
 

@@ -263,7 +263,7 @@ class AlertsRepository(SilencesAndTokens):
         found = await queue.statuses_by_ref(self.conn, purpose=PURPOSE, refs=notification_ids)
         return {ref: [Delivery(recipients=m.recipients, state=m.state.value, attempts=m.attempts,
                                message_id=m.message_id, last_error=m.last_error,
-                               next_attempt_at=m.next_attempt_at,
+                               next_attempt_at=m.next_attempt_at if m.state.value == "pending" else None,
                                sent_at=m.sent_at, refused=m.refused) for m in mails]
                 for ref, mails in found.items()}
 

@@ -160,13 +160,20 @@ async def _count(db, at_least: int) -> bool:
     return len(await db.alerts()) >= at_least
 
 
-async def _a_sender_died_holding_the_mails_of(db, alert_id: str, lease_until: datetime) -> None:
-    """A process claimed the alert's mails and died during the SMTP exchange: they stay 'sending'
+async def _two_alerts_the_first_held_by_a_dead_sender(service_env, database_url, smtp, clock) -> tuple[str, str]:
+    """Two -3 alerts at the airport (two delivery managers each), raised with no sender running; a
+    process claimed the first one's mails and died during the SMTP exchange: they stay 'sending'
     under its name until their lease runs out."""
-    await db.conn.execute(
-        """UPDATE alerts.mail_queue SET state = 'sending', claimed_by = 'dead', lease_until = $2, attempts = 1
-           WHERE ref IN (SELECT notification_id FROM alerts.notifications WHERE alert_id = $1)""",
-        alert_id, lease_until)
+    quiet = settings(service_env, smtp, mail_sender_enabled=False)
+    one, two = (feedback(rating={"scale": "mot", "value": -3}, location=f"PVG-{i}") for i in (1, 2))
+    async with alerts_app(quiet, clock=clock), producer(quiet) as send, database(database_url) as db:
+        await send(one, two)
+        a1, a2 = await db.wait_alert(one.data.id), await db.wait_alert(two.data.id)
+        await db.conn.execute(
+            """UPDATE alerts.mail_queue SET state = 'sending', claimed_by = 'dead', lease_until = $2, attempts = 1
+               WHERE ref IN (SELECT notification_id FROM alerts.notifications WHERE alert_id = $1)""",
+            a1["alert_id"], clock.now() + timedelta(seconds=60))
+    return a1["alert_id"], a2["alert_id"]
 
 
 async def test_a_mail_whose_smtp_outcome_is_unknown_after_a_crash_is_resent_with_the_same_message_id(
@@ -177,22 +184,17 @@ async def test_a_mail_whose_smtp_outcome_is_unknown_after_a_crash_is_resent_with
     arrive collapses with it (was: marked uncertain and never resent)."""
     clock = ManualClock()
     with smtp_server() as smtp:
-        quiet = settings(service_env, smtp, mail_sender_enabled=False)
-        one, two = (feedback(rating={"scale": "mot", "value": -3}, location=f"PVG-{i}") for i in (1, 2))
-        async with alerts_app(quiet, clock=clock), producer(quiet) as send, database(database_url) as db:
-            await send(one, two)
-            a1, a2 = await db.wait_alert(one.data.id), await db.wait_alert(two.data.id)
-            await _a_sender_died_holding_the_mails_of(db, a1["alert_id"], clock.now() + timedelta(seconds=60))
+        a1, a2 = await _two_alerts_the_first_held_by_a_dead_sender(service_env, database_url, smtp, clock)
         s = settings(service_env, smtp)
         async with alerts_app(s, clock=clock) as app, database(database_url) as db:
-            [fresh] = await db.notifications(a2["alert_id"])
+            [fresh] = await db.notifications(a2)
             await wait_mail(smtp, 2)  # the second alert's, one per delivery manager
             assert {m["Message-ID"] for m in smtp.messages} == set(fresh["message_ids"])
             clock.advance(seconds=s.mail_lease_seconds + 1)
             await wait_mail(smtp, 4)
             await wait_until(lambda: _settled(db), what="mails settled")
-            [stale] = await db.notifications(a1["alert_id"])
-            [fresh] = await db.notifications(a2["alert_id"])
+            [stale] = await db.notifications(a1)
+            [fresh] = await db.notifications(a2)
             uncertain = app.runtime.registry.get_sample_value(
                 "keymoment_mail_uncertain_total", {"purpose": "alert_notification"})
         assert (stale["status"], fresh["status"]) == ("sent", "sent")
@@ -206,19 +208,14 @@ async def test_under_the_hold_policy_a_mail_whose_outcome_is_unknown_is_held_not
     until a person requeues it."""
     clock = ManualClock()
     with smtp_server() as smtp:
-        quiet = settings(service_env, smtp, mail_sender_enabled=False)
-        one, two = (feedback(rating={"scale": "mot", "value": -3}, location=f"PVG-{i}") for i in (1, 2))
-        async with alerts_app(quiet, clock=clock), producer(quiet) as send, database(database_url) as db:
-            await send(one, two)
-            a1, a2 = await db.wait_alert(one.data.id), await db.wait_alert(two.data.id)
-            await _a_sender_died_holding_the_mails_of(db, a1["alert_id"], clock.now() + timedelta(seconds=60))
+        a1, a2 = await _two_alerts_the_first_held_by_a_dead_sender(service_env, database_url, smtp, clock)
         s = settings(service_env, smtp, mail_uncertain_policy="hold")
         async with alerts_app(s, clock=clock), database(database_url) as db:
             await wait_mail(smtp, 2)
             clock.advance(seconds=s.mail_lease_seconds + 1)
-            await wait_until(lambda: _notification_status(db, a1["alert_id"], "uncertain"), what="held as uncertain")
-            [stale] = await db.notifications(a1["alert_id"])
-            [fresh] = await db.notifications(a2["alert_id"])
+            await wait_until(lambda: _notification_status(db, a1, "uncertain"), what="held as uncertain")
+            [stale] = await db.notifications(a1)
+            [fresh] = await db.notifications(a2)
         assert (stale["status"], fresh["status"]) == ("uncertain", "sent")
         assert sorted(smtp.recipients) == [["duty.manager.pek@example.com"], ["li.na@example.com"]]
         assert {m["Message-ID"] for m in smtp.messages} == set(fresh["message_ids"])
