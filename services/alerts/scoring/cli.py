@@ -64,7 +64,9 @@ def _run_stream(scorer: Scorer, inp: IO[str], out: IO[str]) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="keymoment score", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", help="path to a model.json.gz (default: the shipped model)")
+    ap.add_argument("--model", default=os.environ.get("SCORING_MODEL_PATH") or None,
+                    help="path to a model file from `keymoment scoring train` "
+                    "(default: $SCORING_MODEL_PATH, else the shipped model)")
     args = ap.parse_args(argv)
     scorer = Scorer.load(args.model)
     try:
@@ -83,3 +85,24 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     return 0
+
+
+SCORING_USAGE = """usage: keymoment scoring COMMAND [ARGS...]
+
+commands:
+  train  rebuild the scoring model from labelled JSONL (managers' verdicts), compare it with
+         the current model on a held-out slice and write a model file for SCORING_MODEL_PATH"""
+
+
+def scoring_main(argv: list[str] | None = None) -> int:
+    """``keymoment scoring train ...`` (training needs numpy and scipy: the ``train`` extra)."""
+    args = sys.argv[1:] if argv is None else argv
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(SCORING_USAGE)
+        return 0
+    if args[0] == "train":
+        from .retrain import main as train_main
+
+        return train_main(args[1:])
+    print(f"keymoment scoring: unknown command {args[0]!r}\n\n{SCORING_USAGE}", file=sys.stderr)
+    return 2
