@@ -42,7 +42,7 @@ def create_app(settings: AlertsSettings, *, clock: Clock | None = None, scorer: 
     )
     ctx = Context(
         settings=settings,
-        scorer=scorer or Scorer.load(),
+        scorer=scorer or Scorer.load(settings.scoring_model_path),
         router=router,
         clock=clock or SystemClock(),
         signer=Signer(settings.link_signing_key.get_secret_value().encode()),
