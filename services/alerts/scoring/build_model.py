@@ -34,7 +34,7 @@ from .verdicts import read_jsonl
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "data"
-DEFAULT_PARAMS = {"C": 1.0, "min_df": 3, "min_groups": 3}
+DEFAULT_PARAMS = {"C": 1.0, "min_df": 3, "min_groups": 2}
 LICENCE = ("derived from research-only / non-commercial data (airline tweets CC BY-NC-SA 4.0, Chinese review "
            "corpora, scraped reviews and competition sets); see PROVENANCE.md")
 

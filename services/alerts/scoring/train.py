@@ -192,17 +192,19 @@ def _platt(z: list[float], y: list[float], sw: list[float]) -> tuple[float, floa
     return round(float(a), 4), round(float(b), 4)
 
 
-TARGET_PRECISION = 0.90   # in-domain precision the default alert threshold is set for
+PRECISION_TARGETS = (0.85, 0.90, 0.95)
 
 
 def calibrate(model: dict[str, Any], examples: list[Example], feats: Featurised, idx: list[int],
-              min_rows: int = 300, target_precision: float = TARGET_PRECISION) -> None:
+              min_rows: int = 300) -> None:
     """Platt scaling per language on rows ``idx`` (balanced like training);
     a language with fewer than ``min_rows`` rows uses the pooled fit.
 
-    The default alert threshold is then the lowest P(negative) >= 0.5 at which
-    the (source-balanced) precision on these rows reaches ``target_precision``:
-    precision drops on industries the model never saw, so it starts high."""
+    The default alert threshold stays 0.5 (calibrated P with source-balanced
+    classes); ``meta.precision_thresholds`` records, for routing rules that
+    want fewer false alarms, the lowest P(negative) at which the
+    source-balanced precision on these rows reaches 0.85 / 0.90 / 0.95
+    (in-domain: on industries the model never saw precision is lower)."""
     z = raw_scores(model, feats, idx)
     y = [1.0 if examples[i].negative else 0.0 for i in idx]
     sw = balanced_weights(examples, idx)
@@ -217,11 +219,13 @@ def calibrate(model: dict[str, Any], examples: list[Example], feats: Featurised,
         c = cal.get(feats.langs[i], cal["default"])
         t = c["a"] * z[n] + c["b"]
         probs.append(1.0 / (1.0 + math.exp(-t)) if t > -30 else 0.0)
-    model["threshold"] = 0.95
-    for step in range(50, 96):
+    found: dict[str, float] = {}
+    for step in range(50, 100):
         thr = step / 100
         tp = math.fsum(w for p, t, w in zip(probs, y, sw) if p >= thr and t)
         fp = math.fsum(w for p, t, w in zip(probs, y, sw) if p >= thr and not t)
-        if tp + fp and tp / (tp + fp) >= target_precision:
-            model["threshold"] = thr
-            break
+        for target in PRECISION_TARGETS:
+            if f"{target:.2f}" not in found and tp + fp and tp / (tp + fp) >= target:
+                found[f"{target:.2f}"] = thr
+    model["threshold"] = 0.5
+    model.setdefault("meta", {})["precision_thresholds"] = found
