@@ -14,19 +14,20 @@ lines per write).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from typing import IO
+
+import orjson
 
 from .scorer import Scorer
 
 _CHUNK = 1 << 16
 
 
-def _answer(scorer: Scorer, raw: bytes) -> str:
+def _answer(scorer: Scorer, raw: bytes) -> bytes:
     try:
-        obj = json.loads(raw)
+        obj = orjson.loads(raw)
         if not isinstance(obj, dict):
             raise ValueError("each line must be a JSON object")
         text = obj.get("text")
@@ -34,7 +35,7 @@ def _answer(scorer: Scorer, raw: bytes) -> str:
         out = res.to_dict()
     except Exception as exc:  # noqa: BLE001 - one bad line must never stop the stream
         out = {"error": f"{type(exc).__name__}: {exc}"}
-    return json.dumps(out, ensure_ascii=False)
+    return orjson.dumps(out)
 
 
 def _run_fd(scorer: Scorer, fd: int, out: IO[bytes]) -> None:
@@ -47,17 +48,17 @@ def _run_fd(scorer: Scorer, fd: int, out: IO[bytes]) -> None:
         *lines, pending = pending.split(b"\n")
         answers = [_answer(scorer, ln) for ln in lines if ln.strip()]
         if answers:
-            out.write(("\n".join(answers) + "\n").encode("utf-8"))
+            out.write(b"\n".join(answers) + b"\n")
             out.flush()
     if pending.strip():
-        out.write((_answer(scorer, pending) + "\n").encode("utf-8"))
+        out.write(_answer(scorer, pending) + b"\n")
         out.flush()
 
 
 def _run_stream(scorer: Scorer, inp: IO[str], out: IO[str]) -> None:
     for line in inp:
         if line.strip():
-            out.write(_answer(scorer, line.encode("utf-8")) + "\n")
+            out.write(_answer(scorer, line.encode("utf-8")).decode("utf-8") + "\n")
             out.flush()
 
 

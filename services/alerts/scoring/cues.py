@@ -43,18 +43,12 @@ eight nine ten hour hours minute minutes day days time times get got go went mak
 
 
 def is_function_phrase(phrase: str) -> bool:
-    """True for a phrase that alone says nothing to a reader: empty, a stopword,
-    or only Chinese function characters / digits / punctuation."""
+    """True for a phrase that alone says nothing to a reader: empty, only
+    stopwords, or only Chinese function characters / digits / punctuation."""
     p = phrase.strip().strip("'\"")
-    if not p:
-        return True
-    if p in EN_STOPWORDS:
-        return True
-    words = p.split()
-    if words and all(w in EN_STOPWORDS for w in words):
-        return True
-    meaningful = [ch for ch in p if ch.isalnum() and not ch.isdigit() and ch not in ZH_FUNCTION_CHARS]
-    return not meaningful
+    if p.isascii():
+        return not any(ch.isalpha() for ch in p) or all(w in EN_STOPWORDS for w in p.split())
+    return not any(ch.isalpha() and ch not in ZH_FUNCTION_CHARS for ch in p)
 
 
 def _widen_zh(norm: str, hit: Hit) -> str:

@@ -67,11 +67,7 @@ class LinearModel:
     def raw(self, feats: set[str], lexf: dict[str, float]) -> float:
         """Uncalibrated score ``z``."""
         w = self.weights
-        s = 0.0
-        for f in feats:
-            v = w.get(f)
-            if v is not None:
-                s += v
+        s = sum(map(w.__getitem__, feats & w.keys()))  # the intersection runs in C
         z = self.bias + (s / math.sqrt(len(feats)) if feats else 0.0)
         lw = self.lex_weights
         for k, v in lexf.items():

@@ -16,7 +16,8 @@ for typical feedback.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from .model import DEFAULT_ALERT_THRESHOLD, LinearModel, sigmoid
 from .rating import rating_to_mot
 
 _LANGS = ("zh", "en", "mixed", "unknown")
+_LATIN = re.compile("[a-z]")
 _MAX_CHARS = 20_000  # longer texts are scored on their first 20k characters
 FORCED_BY = ("escalation", "rating")
 
@@ -57,7 +59,11 @@ class ScoreResult:
     p_negative: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # by hand: dataclasses.asdict deep-copies recursively and costs more than the JSON encoding
+        return {"negative": self.negative, "mot": self.mot, "confidence": self.confidence, "cues": list(self.cues),
+                "lang": self.lang, "escalation": list(self.escalation), "reasons": list(self.reasons),
+                "text_mot": self.text_mot, "rating_mot": self.rating_mot, "forced_by": self.forced_by,
+                "p_negative": self.p_negative}
 
     def alerts_at(self, threshold: float) -> bool:
         """Should this feedback raise an alert when text-only alerts need
@@ -112,7 +118,7 @@ class Scorer:
                 raise ValueError(f"unsupported lang {lang!r}; expected zh, en or mixed")
         else:
             lang = detected
-        tokens = en_tokens(norm) if detected != "zh" or any("a" <= ch <= "z" for ch in norm) else []
+        tokens = en_tokens(norm) if detected != "zh" or _LATIN.search(norm) else []
         an = analyse(norm, self.lexicon, tokens)
         z = self.model.calibrated(self.model.raw(ngrams(norm, tokens), lexicon_features(an)), detected)
         p = sigmoid(z)

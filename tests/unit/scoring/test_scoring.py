@@ -227,3 +227,28 @@ def test_worse_wins(scorer: Scorer) -> None:
 def test_neutral_text_keeps_rating(scorer: Scorer) -> None:
     r = scorer.score("Order 12345 arrived on Monday.", rating={"scale": "nps", "value": 10})
     assert r.mot == 3 and r.text_mot == 0
+
+
+def test_to_dict_is_every_field(scorer: Scorer) -> None:
+    from dataclasses import asdict
+    for r in (scorer.score("服务很差", rating={"scale": "csat", "value": 2}), scorer.score("I will sue you")):
+        assert r.to_dict() == asdict(r)
+
+
+# ---------------------------------------------------------------- what the verdict rests on
+def test_forced_by_and_alerts_at(scorer: Scorer) -> None:
+    esc = scorer.score("Great stay, but I will sue you over the deposit", rating={"scale": "csat", "value": 5})
+    assert esc.forced_by == "escalation" and esc.alerts_at(0.99)
+    rated = scorer.score("Lovely staff, great room", rating={"scale": "stars", "value": 1})
+    assert rated.forced_by == "rating" and rated.negative and rated.alerts_at(0.99)
+    assert rated.p_negative is not None and rated.p_negative < 0.5  # the text itself is positive
+    text = scorer.score("前台等了四十分钟没人理，服务太差")
+    assert text.forced_by is None and text.negative and text.p_negative is not None
+    assert text.alerts_at(scorer.alert_threshold) is text.negative
+    assert not text.alerts_at(min(1.0, text.p_negative + 0.01))
+    assert text.confidence == pytest.approx(text.p_negative, abs=1e-3)
+    calm = scorer.score("Order 12345 arrived on Monday.")
+    assert calm.forced_by is None and not calm.alerts_at(scorer.alert_threshold)
+    rating_only = scorer.score(None, rating={"scale": "nps", "value": 2})
+    assert rating_only.forced_by == "rating" and rating_only.p_negative is None and rating_only.alerts_at(0.9)
+    assert scorer.score(None, rating={"scale": "nps", "value": 9}).alerts_at(0.0) is False
