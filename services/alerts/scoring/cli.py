@@ -2,8 +2,10 @@
 
 Input lines: ``{"text": ..., "lang"?: "zh"|"en"|"mixed", "rating"?: {"scale": ..., "value": ...}}``
 Output lines (same order): ``{"negative", "mot", "confidence", "cues", "lang",
-"escalation", "reasons", "text_mot", "rating_mot"}`` or ``{"error": "..."}``
-for a line that cannot be scored.  Blank input lines are skipped.
+"escalation", "reasons", "text_mot", "rating_mot", "forced_by", "p_negative"}``
+or ``{"error": "..."}`` for a line that cannot be scored.  Blank input lines
+are skipped.  ``--model`` (default ``$SCORING_MODEL_PATH``) loads a model file
+written by ``keymoment scoring train``.
 
 Output is flushed whenever the input read so far has been answered, so an
 interactive producer gets each answer before it sends the next line, while a
