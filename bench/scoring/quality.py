@@ -180,10 +180,11 @@ def report(eval_paths: list[str], do_loso: bool, log: Any = print) -> list[str]:
            f"Default text-only alert threshold P(negative) >= {thr:.2f} (escalation cues always alert). "
            "`trained-on`: shipped model on the source's held-out rows (md5(text)[0] % 10 in {0,1}, never trained "
            "or calibrated on). `LOSO`: a model built without any row of the source (its neutral rows included) "
-           "scores all its rows. Neutral rows: share that raise a text-only alert. Label errors: 100 "
-           "model/label disagreements per noisy source read by hand (`label_check.jsonl`: text MD5, label, "
-           "verdict); a label is wrong when the text plainly says the opposite, unclear when it carries no "
-           "opinion or a balanced one.", "",
+           "scores all its rows. Neutral rows: share that raise a text-only alert. Label errors: "
+           "model/label disagreements read by hand (`label_check.jsonl`: text MD5, label, verdict), 100 per "
+           "source the README names as noisy and 50 alerts per neutral source; a label is wrong when the text "
+           "plainly says the opposite (for a neutral row: it states a negative opinion), unclear when it "
+           "carries no opinion or a balanced one.", "",
            "| source | rows (held-out / all) | trained-on P / R / F1 | LOSO P / R / F1 | LOSO meets F1>=0.80, P>=0.80 | label errors (hand check) |",
            "|---|---:|---:|---:|---|---|"]
     f1s = []
