@@ -28,7 +28,7 @@ import os
 import sys
 from pathlib import Path
 
-from .retrain import build, save, split
+from .retrain import build, save, split, write_gz
 from .train import featurise, text_bucket  # noqa: F401  (text_bucket: the split rule, imported by tests)
 from .verdicts import read_jsonl
 
@@ -46,8 +46,6 @@ def export_vader(dest: Path = DATA / "vader_lexicon_filtered.tsv.gz") -> int:
     except ImportError:
         print("vaderSentiment not installed; keeping existing", dest, file=sys.stderr)
         return 0
-    import gzip
-
     from .lexicon import VADER_EXCLUDE
 
     src = Path(vaderSentiment.__file__).with_name("vader_lexicon.txt")
@@ -57,8 +55,7 @@ def export_vader(dest: Path = DATA / "vader_lexicon_filtered.tsv.gz") -> int:
         if len(parts) < 2 or " " in parts[0] or parts[0] in VADER_EXCLUDE:
             continue
         rows.append(f"{parts[0]}\t{float(parts[1]):.1f}")
-    with open(dest, "wb") as out, gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0, compresslevel=9) as fh:
-        fh.write(("\n".join(rows) + "\n").encode("utf-8"))
+    write_gz(dest, ("\n".join(rows) + "\n").encode("utf-8"))
     return len(rows)
 
 

@@ -147,10 +147,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def save(model: dict[str, Any], dest: Path) -> None:
-    """Reproducible gzip JSON: no file name or timestamp in the header, sorted keys."""
+    """The model as gzip JSON with sorted keys (same model, same bytes)."""
+    write_gz(dest, json.dumps(model, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode("utf-8"))
+
+
+def write_gz(dest: Path, raw: bytes) -> None:
+    """Reproducible gzip: no file name or timestamp in the header."""
     import gzip
 
     dest.parent.mkdir(parents=True, exist_ok=True)
-    raw = json.dumps(model, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode("utf-8")
     with open(dest, "wb") as out, gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0, compresslevel=9) as fh:
         fh.write(raw)
