@@ -55,7 +55,7 @@ def create_app(settings: AlertsSettings, *, clock: Clock | None = None, scorer: 
     runtime.retain("customer_moments", "at", settings.alerts_history_days)
     ctx = Context(
         settings=settings,
-        scorer=scorer or Scorer.load(),
+        scorer=scorer or Scorer.load(settings.scoring_model_path),
         router=router,
         clock=clock,
         signer=Signer(settings.link_signing_key.get_secret_value().encode()),
