@@ -53,7 +53,7 @@ def create_app(settings: AlertsSettings, *, clock: Clock | None = None, scorer: 
     mail = use_mail_queue(runtime, purposes=[PURPOSE])
     ctx = Context(
         settings=settings,
-        scorer=scorer or Scorer.load(),
+        scorer=scorer or Scorer.load(settings.scoring_model_path),
         router=router,
         clock=clock,
         signer=signer,

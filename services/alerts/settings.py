@@ -62,6 +62,10 @@ class AlertsSettings(ServiceSettings, MailSettings, PrivacySettings, SigningSett
     alerts_sla_minus2_seconds: int = Field(3600, ge=1, description="Time to acknowledge a -2 alert before escalation.")
     alerts_sla_minus1_seconds: int = Field(14_400, ge=1, description="Time to acknowledge a -1 alert before escalation.")
 
+    scoring_model_path: Path | None = Field(
+        None, description="Scoring model file written by `keymoment scoring train`, loaded at start (default: the shipped model)."
+    )
+
     alerts_consumer_max_records: int = Field(
         500, ge=1, le=5000,
         description="Feedback events per consumer transaction: smaller commits each alert sooner, larger costs less per event.",
