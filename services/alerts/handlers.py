@@ -17,9 +17,9 @@ from shared.privacy import erasure
 async def on_feedback_received(ctx: Context, conn: asyncpg.Connection, events: list[Envelope]) -> None:
     """A batch's new ``feedback.received.v1`` events (a batch handler of the consumer runner);
     feedback of erased customers from before their erasure is dropped."""
-    batch = await privacy.drop_erased(conn, ctx.settings.privacy_key(), [e.data for e in events])  # type: ignore[misc]
-    if batch:
-        await feedback.score_batch(UnitOfWork(AlertsRepository(conn)), ctx, batch)
+    events = await privacy.drop_erased(conn, ctx.settings.privacy_key(), events)
+    if events:
+        await feedback.score_batch(UnitOfWork(AlertsRepository(conn)), ctx, events)
 
 
 async def on_erasure_requested(ctx: Context, conn: asyncpg.Connection, event: Envelope) -> None:

@@ -1,10 +1,11 @@
 """What alerts keeps about customers, for how long, and how it is erased.
 
 Alerts holds a customer's contacts (``alerts.customer``, for the recovery survey), their words
-(feedback texts, the alert's summary, scorer cues, notification mails) and their contact history
-(``customer_moments``), all keyed by pseudonyms (``customer_key``, ``subjects``). Retention clears
-the contacts and words ``ALERTS_PERSONAL_DATA_DAYS`` after they were written and keeps the alerts
-(the KPIs); the history goes after ``ALERTS_HISTORY_DAYS``. An erasure does the same at once for
+(feedback texts, the alert's summary, scorer cues, notification subjects and mails) and their
+contact history (``customer_moments``), all keyed by pseudonyms (``customer_key``, ``subjects``).
+Retention clears the contacts and words ``ALERTS_PERSONAL_DATA_DAYS`` after they were written and
+keeps the alerts (the KPIs); the history goes after ``ALERTS_HISTORY_DAYS``, mail content after
+``MAIL_CONTENT_DAYS`` (the mail queue's). An erasure does the same at once for
 one customer (:func:`erase`), and feedback about them from before it that arrives later is
 dropped (:func:`drop_erased`).
 """
@@ -18,6 +19,7 @@ import asyncpg
 from services.alerts.repository import privacy as sql
 from services.alerts.settings import AlertsSettings
 from shared.contracts import Customer, FeedbackReceived
+from shared.events import Envelope
 from shared.privacy import ContactKind, pseudonym
 from shared.privacy.erasure import Erasure, covered, erased_since
 from shared.runtime import ServiceRuntime
@@ -33,7 +35,7 @@ def retain(runtime: ServiceRuntime, settings: AlertsSettings) -> None:
     runtime.retain("alerts", "updated_at", days, anonymise=sql.ALERT_CUSTOMER)
     runtime.retain("alert_feedback", "linked_at", days, anonymise=sql.FEEDBACK_WORDS)
     runtime.retain("alert_events", "at", days, anonymise=sql.PEOPLES_NOTES)
-    runtime.retain("notifications", "created_at", days, anonymise=sql.NOTIFICATION_BODY, where=f"NOT {sql.UNSENT}")
+    runtime.retain("notifications", "created_at", days, anonymise=sql.NOTIFICATION_SUBJECT)
     # A customer's "recent contacts" reach back ALERTS_HISTORY_DAYS; older moments are deleted.
     runtime.retain("customer_moments", "at", settings.alerts_history_days)
 
@@ -46,14 +48,16 @@ async def erase(conn: asyncpg.Connection, erasure: Erasure) -> None:
         erasure.count(table, rows)
 
 
-async def drop_erased(conn: asyncpg.Connection, key: bytes, batch: list[FeedbackReceived]) -> list[FeedbackReceived]:
+async def drop_erased(conn: asyncpg.Connection, key: bytes, batch: list[Envelope]) -> list[Envelope]:
     """The batch without feedback of erased customers from before their erasure (a consumer
     behind, a dead letter replayed): their erasure covered it, it must not come back."""
-    subjects = {fb.id: fb.customer.pseudonyms(key) for fb in batch if fb.customer}
-    erased = await erased_since(conn, (s for found in subjects.values() for s in found))
+    feedback: list[FeedbackReceived] = [e.data for e in batch]  # type: ignore[misc]
+    subjects = [fb.customer.pseudonyms(key) if fb.customer else [] for fb in feedback]
+    erased = await erased_since(conn, (s for found in subjects for s in found))
     if not erased:
         return batch
-    kept = [fb for fb in batch if not covered(erased, subjects.get(fb.id, ()), fb.received_at)]
+    kept = [e for e, fb, found in zip(batch, feedback, subjects, strict=True)
+            if not covered(erased, found, fb.received_at)]
     if len(kept) < len(batch):
         logger.info("feedback of erased customers dropped", extra={"dropped": len(batch) - len(kept)})
     return kept

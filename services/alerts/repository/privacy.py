@@ -8,15 +8,17 @@ from datetime import datetime
 
 import asyncpg
 
+from services.alerts.emails import PURPOSE
+from shared.mail import queue
+
 # What anonymising clears, table by table: the customer's contacts and words (their feedback's
 # text, scorer cues quoting it, the alert's summary made of it, managers' notes about them, the
-# notification mails showing them). The alert itself stays, with its times and severity: the KPIs.
+# notifications' subjects quoting them). The alert itself stays, with its times and severity: the KPIs.
 _FALLBACK_SUMMARY = "channel || ' MOT ' || severity"  # what domain.summarise says for feedback without text
 ALERT_CUSTOMER = {"customer": "NULL", "customer_key": "NULL", "subjects": "'{}'", "summary": _FALLBACK_SUMMARY}
 FEEDBACK_WORDS = {"text": "NULL", "cues": "'[]'", "subjects": "'{}'"}
 PEOPLES_NOTES = {"note": "CASE WHEN actor = 'system' OR actor LIKE 'system:%' THEN note END"}
-NOTIFICATION_BODY = {"subject": "'-'", "body_text": "''", "body_html": "''"}
-UNSENT = "status IN ('pending', 'sending', 'uncertain')"
+NOTIFICATION_SUBJECT = {"subject": "'-'"}  # the mails themselves are the mail queue's (MAIL_CONTENT_DAYS)
 
 
 def _set(columns: dict[str, str]) -> str:
@@ -44,14 +46,16 @@ async def erase_customer(conn: asyncpg.Connection, subjects: list[str], *, now: 
 
     Their alerts keep their state (the KPIs) without the customer's contacts or words; their
     feedback on any alert loses its text; on every alert touched (theirs, or one holding their
-    feedback) managers' notes and the notification mails are cleared, a mail not yet sent is
-    given up; their contact history is deleted."""
+    feedback) managers' notes and the notifications' subjects are cleared and their mails
+    forgotten (one not yet sent is given up); their contact history is deleted."""
     touched = [r["alert_id"] for r in await conn.fetch(
         """SELECT alert_id FROM alerts WHERE subjects && $1::text[]
            UNION SELECT alert_id FROM alert_feedback WHERE subjects && $1::text[]""",
         subjects,
     )]
-    erased = {
+    notifications = [r["notification_id"] for r in await conn.fetch(
+        "SELECT notification_id FROM notifications WHERE alert_id = ANY($1::text[])", touched)]
+    return {
         "alerts": _count(await conn.execute(
             f"UPDATE alerts SET {_set(ALERT_CUSTOMER)} WHERE subjects && $1::text[]", subjects)),
         "alert_feedback": _count(await conn.execute(
@@ -60,16 +64,14 @@ async def erase_customer(conn: asyncpg.Connection, subjects: list[str], *, now: 
             f"""UPDATE alert_events SET {_set(PEOPLES_NOTES)} WHERE alert_id = ANY($1::text[])
                 AND note IS NOT NULL AND NOT (actor = 'system' OR actor LIKE 'system:%')""", touched)),
         "notifications": _count(await conn.execute(
-            f"""UPDATE notifications SET {_set(NOTIFICATION_BODY)},
-                       status = CASE WHEN {UNSENT} THEN 'failed' ELSE status END,
-                       last_error = CASE WHEN {UNSENT} THEN 'given up: its customer was erased' END,
-                       claimed_at = NULL, claimed_by = NULL, next_attempt_at = $2
-                WHERE alert_id = ANY($1::text[]) AND NOT (subject = '-' AND body_text = '' AND body_html = '')""",
-            touched, now)),
+            f"""UPDATE notifications SET {_set(NOTIFICATION_SUBJECT)}
+                WHERE notification_id = ANY($1::text[]) AND subject <> '-'""", notifications)),
+        "notification_backlog": _count(await conn.execute(  # bodies waiting to be queued (the upgrade's)
+            "DELETE FROM notification_backlog WHERE notification_id = ANY($1::text[])", notifications)),
+        "mail_queue": await queue.forget(conn, purpose=PURPOSE, refs=notifications, now=now),
         "customer_moments": _count(await conn.execute(
             "DELETE FROM customer_moments WHERE subjects && $1::text[] OR customer_key = ANY($1::text[])", subjects)),
     }
-    return erased
 
 
 # --- the upgrade: rows from before customers were keyed by pseudonyms (migration 0100) ----------------------

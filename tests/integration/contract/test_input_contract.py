@@ -262,7 +262,7 @@ class Consumers:
 
     def __init__(self, service_env: dict) -> None:
         alerts_env = {**service_env, "kafka_topic_prefix": service_env["kafka_topic_prefix"] + "a."}
-        self.alerts = create_alerts(AlertsSettings(**alerts_env, alerts_mail_sender_enabled=False,
+        self.alerts = create_alerts(AlertsSettings(**alerts_env, mail_sender_enabled=False,
                                                    alerts_scheduler_enabled=False)).state.runtime
         self.reporting = create_reporting(ReportingSettings(**service_env)).state.runtime
         self.pools: dict[str, asyncpg.Pool] = {}

@@ -70,7 +70,7 @@ async def settled(conn: asyncpg.Connection) -> bool:
     pending = await conn.fetchval(
         """SELECT (SELECT count(*) FROM intake.outbox) + (SELECT count(*) FROM alerts.outbox)
                   + (SELECT count(*) FROM survey.outbox) + (SELECT count(*) FROM reporting.outbox)
-                  + (SELECT count(*) FROM alerts.notifications WHERE status IN ('pending', 'sending'))
+                  + (SELECT count(*) FROM alerts.mail_queue WHERE state IN ('pending', 'sending'))
                   + (SELECT count(*) FROM survey.mail_queue WHERE state IN ('pending', 'sending'))""")
     return pending == 0
 
@@ -197,7 +197,7 @@ async def _the_customers_story(intake, alerts, survey, smtp, db: asyncpg.Connect
 async def _what_was_stored_before(hits: list) -> None:
     """The search finds her where she was stored, encoded forms included (so its silence later means something)."""
     places = {(h.schema, h.table) for h in hits if h.needle != OTHER_NAME}
-    assert {("alerts", "alerts"), ("alerts", "alert_feedback"), ("alerts", "notifications"),
+    assert {("alerts", "alerts"), ("alerts", "alert_feedback"), ("alerts", "notifications"), ("alerts", "mail_queue"),
             ("survey", "survey_requests"), ("survey", "survey_responses"), ("survey", "mail_queue")} <= places, places
     in_invitation = {h.how for h in hits if (h.schema, h.table, h.needle) == ("survey", "mail_queue", NAME)}
     assert in_invitation == {"mail"}, "her name is in the invitation only encoded (RFC 2047, base64 / QP)"
@@ -210,6 +210,7 @@ async def _what_each_service_reports(answer: dict) -> None:
     alerts, survey = answer["services"]["alerts"]["erased"], answer["services"]["survey"]["erased"]
     assert alerts["alerts"] == 2 and alerts["customer_moments"] == 4  # web, email, kiosk (by her id), survey answer
     assert alerts["alert_feedback"] == 3 and alerts["notifications"] >= 3
+    assert alerts["mail_queue"] >= alerts["notifications"]  # one mail per manager of each notification
     assert (survey["survey_requests"], survey["survey_responses"], survey["mail_queue"]) == (1, 1, 1)
     assert survey["suppressions"] >= 1
     assert answer["services"]["intake"]["erased"]["email_messages"] == 1
