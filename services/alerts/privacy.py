@@ -19,6 +19,7 @@ import asyncpg
 from services.alerts.repository import privacy as sql
 from services.alerts.settings import AlertsSettings
 from shared.contracts import Customer, FeedbackReceived
+from shared.db import in_batches
 from shared.events import Envelope
 from shared.privacy import ContactKind, pseudonym
 from shared.privacy.erasure import Erasure, covered, erased_since
@@ -67,31 +68,26 @@ async def pseudonymise_backlog(pool: asyncpg.Pool, key: bytes, *, batch: int = 5
     """Key the rows written before the upgrade (migration 0100) by pseudonyms: alerts from their
     customer, moments from their plaintext key (``email:li@example.cn``), then feedback links from
     both. Run at start; replicas share the work."""
-    done = {"alerts": 0, "customer_moments": 0, "alert_feedback": 0}
-    while True:
-        async with pool.acquire() as conn, conn.transaction():
-            rows = await sql.alerts_to_pseudonymise(conn, limit=batch)
-            if not rows:
-                break
-            updates = []
-            for alert_id, customer in rows:
-                subjects = Customer.model_validate_json(customer).pseudonyms(key) if customer else []
-                updates.append((alert_id, subjects[0] if subjects else None, subjects))
-            await sql.set_alert_subjects(conn, updates)
-        done["alerts"] += len(rows)
-    while True:
-        async with pool.acquire() as conn, conn.transaction():
-            moments = await sql.moments_to_pseudonymise(conn, limit=batch)
-            if not moments:
-                break
-            await sql.rekey_moments(conn, [(old, feedback_id, _rekeyed(key, old)) for old, feedback_id in moments])
-        done["customer_moments"] += len(moments)
-    while True:
-        async with pool.acquire() as conn, conn.transaction():
-            linked = await sql.subject_feedback_links(conn, limit=batch)
-        if not linked:
-            break
-        done["alert_feedback"] += linked
+
+    async def alerts(conn: asyncpg.Connection) -> int:
+        rows = await sql.alerts_to_pseudonymise(conn, limit=batch)
+        updates = []
+        for alert_id, customer in rows:
+            subjects = Customer.model_validate_json(customer).pseudonyms(key) if customer else []
+            updates.append((alert_id, subjects[0] if subjects else None, subjects))
+        await sql.set_alert_subjects(conn, updates)
+        return len(rows)
+
+    async def moments(conn: asyncpg.Connection) -> int:
+        rows = await sql.moments_to_pseudonymise(conn, limit=batch)
+        await sql.rekey_moments(conn, [(old, feedback_id, _rekeyed(key, old)) for old, feedback_id in rows])
+        return len(rows)
+
+    async def links(conn: asyncpg.Connection) -> int:
+        return await sql.subject_feedback_links(conn, limit=batch)
+
+    done = {"alerts": await in_batches(pool, alerts), "customer_moments": await in_batches(pool, moments),
+            "alert_feedback": await in_batches(pool, links)}
     if any(done.values()):
         logger.info("rows from before pseudonymous keys upgraded", extra=done)
     return done

@@ -13,6 +13,7 @@ import logging
 import asyncpg
 
 from services.intake.email import repository
+from shared.db import in_batches
 from shared.privacy import pseudonym
 from shared.privacy.erasure import Erasure
 
@@ -28,15 +29,13 @@ async def erase(conn: asyncpg.Connection, erasure: Erasure) -> None:
 async def pseudonymise_senders(pool: asyncpg.Pool, key: bytes, *, batch: int = 500) -> int:
     """Replace the addresses of mail records written before senders were pseudonymised (an
     upgrade step run at start, before the listener; replicas share the work)."""
-    done = 0
-    while True:
-        async with pool.acquire() as conn, conn.transaction():
-            rows = await repository.plaintext_senders(conn, limit=batch)
-            if not rows:
-                break
-            await repository.replace_senders(
-                conn, [(message_id, sender, pseudonym(key, "email", sender)) for message_id, sender in rows])
-        done += len(rows)
+    async def step(conn: asyncpg.Connection) -> int:
+        rows = await repository.plaintext_senders(conn, limit=batch)
+        await repository.replace_senders(
+            conn, [(message_id, sender, pseudonym(key, "email", sender)) for message_id, sender in rows])
+        return len(rows)
+
+    done = await in_batches(pool, step)
     if done:
         logger.info("mail records' senders pseudonymised", extra={"records": done})
     return done

@@ -7,8 +7,9 @@ import json
 import os
 import sys
 import time
-from pathlib import Path
 from typing import Any
+
+from shared.cli import credential
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -35,15 +36,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _token(explicit: str | None) -> str | None:
-    if explicit:
-        return explicit
-    if env := os.environ.get("ADMIN_TOKEN"):
-        return env
-    dev = Path("var") / "dev-admin-token"
-    return dev.read_text().strip() if dev.is_file() else None
-
-
 def _print(erasure: dict[str, Any]) -> None:
     print(f"erasure {erasure['id']}: {erasure['status']} (requested by {erasure['requested_by']} at "
           f"{erasure['requested_at']}; contacts: "
@@ -63,7 +55,7 @@ def main(argv: list[str]) -> int:
 
     args = _parser().parse_args(argv)
     url = (args.url or os.environ.get("KEYMOMENT_REPORTING_URL") or "http://127.0.0.1:8004").rstrip("/")
-    token = _token(args.token)
+    token = credential(args.token, env="ADMIN_TOKEN", dev_file="dev-admin-token")
     if not token:
         print("keymoment privacy: no token (use --token, ADMIN_TOKEN or run `make dev` for ./var/dev-admin-token)",
               file=sys.stderr)

@@ -21,6 +21,7 @@ import asyncpg
 from services.survey import invitations, suppressions
 from services.survey.settings import SurveySettings
 from shared.contracts import Customer
+from shared.db import in_batches
 from shared.mail import queue
 from shared.mail.message import InvalidAddress, normalize_address
 from shared.privacy.erasure import Erasure
@@ -81,22 +82,20 @@ async def erase(conn: asyncpg.Connection, erasure: Erasure) -> None:
 
 async def pseudonymise_backlog(pool: asyncpg.Pool, key: bytes, *, batch: int = 500) -> int:
     """Give requests recorded before migration 0100 their customer's pseudonyms (at start)."""
-    done = 0
-    while True:
-        async with pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(
-                "SELECT request_id, customer FROM survey_requests WHERE subjects IS NULL LIMIT $1 FOR UPDATE SKIP LOCKED",
-                batch,
-            )
-            if not rows:
-                break
-            await conn.execute(
-                """UPDATE survey_requests r SET subjects = string_to_array(u.subjects, ' ')
-                   FROM unnest($1::text[], $2::text[]) AS u (request_id, subjects) WHERE r.request_id = u.request_id""",
-                [r["request_id"] for r in rows],
-                [" ".join(Customer.model_validate_json(r["customer"]).pseudonyms(key)) for r in rows],
-            )
-        done += len(rows)
+    async def step(conn: asyncpg.Connection) -> int:
+        rows = await conn.fetch(
+            "SELECT request_id, customer FROM survey_requests WHERE subjects IS NULL LIMIT $1 FOR UPDATE SKIP LOCKED",
+            batch,
+        )
+        await conn.execute(
+            """UPDATE survey_requests r SET subjects = string_to_array(u.subjects, ' ')
+               FROM unnest($1::text[], $2::text[]) AS u (request_id, subjects) WHERE r.request_id = u.request_id""",
+            [r["request_id"] for r in rows],
+            [" ".join(Customer.model_validate_json(r["customer"]).pseudonyms(key)) for r in rows],
+        )
+        return len(rows)
+
+    done = await in_batches(pool, step)
     if done:
         logger.info("survey requests from before pseudonyms upgraded", extra={"requests": done})
     return done

@@ -39,12 +39,18 @@ async def prune(runtime: ServiceRuntime, database_url: str) -> dict[str, int]:
         await pool.close()
 
 
+async def migrated(create_app, settings) -> tuple[ServiceRuntime, asyncpg.Connection]:  # noqa: ANN001
+    """The service's runtime as its app factory builds it (not started), and a connection to its
+    freshly migrated database."""
+    runtime = create_app(settings).state.runtime
+    conn = await asyncpg.connect(settings.dsn())
+    await migrate(conn, schema=settings.schema, directory=runtime.migrations, components=settings.migration_components())
+    return runtime, conn
+
+
 async def test_alerts_clears_customers_and_their_words_and_keeps_the_alerts(database_url):
-    settings = AlertsSettings(keymoment_env="test", database_url=database_url)
-    runtime = create_alerts(settings).state.runtime
-    conn = await asyncpg.connect(database_url)
+    runtime, conn = await migrated(create_alerts, AlertsSettings(keymoment_env="test", database_url=database_url))
     try:
-        await migrate(conn, schema="alerts", directory=runtime.migrations, components=settings.migration_components())
         for alert_id, at in (("a-old", OLD), ("a-new", RECENT)):
             await conn.execute(
                 """INSERT INTO alerts.alerts (alert_id, feedback_id, severity, status, channel, customer_key, customer,
@@ -94,11 +100,8 @@ async def test_alerts_clears_customers_and_their_words_and_keeps_the_alerts(data
 
 
 async def test_survey_clears_customers_text_answers_and_settled_mail(database_url):
-    settings = SurveySettings(keymoment_env="test", database_url=database_url)
-    runtime = create_survey(settings).state.runtime
-    conn = await asyncpg.connect(database_url)
+    runtime, conn = await migrated(create_survey, SurveySettings(keymoment_env="test", database_url=database_url))
     try:
-        await migrate(conn, schema="survey", directory=runtime.migrations, components=settings.migration_components())
         for request_id, at in (("r-old", OLD), ("r-new", RECENT)):
             await conn.execute(
                 """INSERT INTO survey.survey_requests (request_id, kind, survey_id, customer, requested_at, subjects)
