@@ -100,6 +100,13 @@ def erase_with_the_command(url: str) -> tuple[int, dict]:
     return code, json.loads(out.getvalue())
 
 
+def show_with_the_command(url: str, erasure_id: str) -> tuple[int, str]:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = cli.main(["show", erasure_id, "--url", url, "--token", "dev-admin-token"])
+    return code, out.getvalue()
+
+
 async def test_an_erased_customer_is_nowhere(service_env, database_url):
     suffix = uuid.uuid4().hex[:8]
 
@@ -126,6 +133,9 @@ async def test_an_erased_customer_is_nowhere(service_env, database_url):
                 code, answer = await asyncio.to_thread(erase_with_the_command, reporting.url)
                 assert code == 0 and answer["status"] == "done", answer
                 await _what_each_service_reports(answer)
+                code, shown = await asyncio.to_thread(show_with_the_command, reporting.url, answer["id"])
+                assert code == 0 and shown.splitlines()[0].startswith(f"erasure {answer['id']}: done"), shown
+                assert {line.split()[0] for line in shown.splitlines()[1:]} == set(SERVICES), shown
 
                 hits = await search(db, HER)
                 assert hits == [], "\n".join(map(str, hits))
