@@ -37,7 +37,8 @@ from shared.runtime import ServiceRuntime, install
 def create_app(settings: AlertsSettings, *, clock: Clock | None = None, scorer: Scorer | None = None) -> FastAPI:
     """Build the app. The routes file and the signing keys are checked here: a mistake fails
     start-up with a clear message."""
-    router = Router.load(settings.routes_path(), base_sla=settings.sla_seconds())
+    scorer = scorer or Scorer.load(settings.scoring_model_path)
+    router = Router.load(settings.routes_path(), base_sla=settings.sla_seconds(), alert_threshold=scorer.alert_threshold)
     signer = settings.signer()
     clock = clock or SystemClock()
     runtime = ServiceRuntime(
@@ -53,7 +54,7 @@ def create_app(settings: AlertsSettings, *, clock: Clock | None = None, scorer: 
     mail = use_mail_queue(runtime, purposes=[PURPOSE])
     ctx = Context(
         settings=settings,
-        scorer=scorer or Scorer.load(settings.scoring_model_path),
+        scorer=scorer,
         router=router,
         clock=clock,
         signer=signer,

@@ -147,6 +147,8 @@ class FeedbackLink:
     occurred_at: datetime | None
     received_at: datetime
     linked_at: datetime
+    p_negative: float | None = None  # the scorer's calibrated P(text is negative); None without text
+    forced_by: str | None = None  # escalation | rating: what forced the alert whatever the text's P(negative)
 
 
 @dataclass(slots=True)

@@ -175,12 +175,13 @@ class AlertsRepository(SilencesAndTokens):
         if links:
             await self.conn.executemany(
                 f"""INSERT INTO alert_feedback ({_LINK_SELECT})
-                    VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9, $10, $11, $12::jsonb, $13, $14, $15, $16)
+                    VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9, $10, $11, $12::jsonb, $13, $14, $15, $16,
+                            $17, $18)
                     ON CONFLICT (feedback_id) DO NOTHING""",
                 [(link.feedback_id, link.alert_id, link.role, link.mot, link.confidence, json.dumps(link.cues, ensure_ascii=False), json.dumps(link.escalation),
                   link.channel, link.location, link.touchpoint, link.text,
                   json.dumps(link.rating) if link.rating is not None else None, link.language, link.occurred_at,
-                  link.received_at, link.linked_at) for link in links],
+                  link.received_at, link.linked_at, link.p_negative, link.forced_by) for link in links],
             )
 
     async def add_events(self, events: list[AlertEvent]) -> None:
