@@ -20,7 +20,7 @@ from services.alerts.api import alerts as alerts_api
 from services.alerts.api import links as links_api
 from services.alerts.api.deps import bearer_auth
 from services.alerts.context import Context
-from services.alerts.domain import AlertNotFound, Forbidden, InvalidSilence, InvalidTransition
+from services.alerts.domain import AlertNotFound, Forbidden, InvalidSilence, InvalidTransition, InvalidVerdict
 from services.alerts.emails import PURPOSE
 from services.alerts.metrics import AlertsMetrics
 from services.alerts.repository.backlog import queue_backlog
@@ -93,6 +93,7 @@ def create_app(settings: AlertsSettings, *, clock: Clock | None = None, scorer: 
         return auth.error_response(auth.Forbidden(str(exc)))
 
     @app.exception_handler(InvalidSilence)
+    @app.exception_handler(InvalidVerdict)
     @app.exception_handler(admin.UnknownTeams)
     async def _unprocessable(_: Request, exc: ValueError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=422)

@@ -1,5 +1,6 @@
 """:class:`AlertsRepository`: what alerts reads and writes, over one asyncpg connection
-(implements :class:`services.alerts.ports.Repository`; silences and manager tokens in ``records.py``)."""
+(implements :class:`services.alerts.ports.Repository`; silences and manager tokens in ``records.py``,
+managers' verdicts in ``verdicts.py``)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from services.alerts.domain import Alert, AlertEvent, CustomerHistory, Delivery,
 from services.alerts.emails import PURPOSE, AlertMail
 from services.alerts.ports import Events
 from services.alerts.repository.records import SilencesAndTokens, columns, json_default, row_values
+from services.alerts.repository.verdicts import VerdictRecords
 from services.alerts.unit_of_work import UnitOfWork
 from shared.db import advisory_key
 from shared.mail import queue
@@ -70,7 +72,7 @@ async def reading(pool: asyncpg.Pool) -> AsyncIterator[AlertsRepository]:
         yield AlertsRepository(conn)
 
 
-class AlertsRepository(SilencesAndTokens):
+class AlertsRepository(SilencesAndTokens, VerdictRecords):
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
 
