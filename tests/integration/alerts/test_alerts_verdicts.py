@@ -26,6 +26,7 @@ from tests.integration.alerts.support import (
     wait_mail,
 )
 from tests.support.services import wait_until
+from tests.unit.alerts.scored_texts import mild, routes, uncertain_negative
 
 pytestmark = pytest.mark.integration
 
@@ -33,54 +34,23 @@ ADMIN = {"Authorization": "Bearer dev-admin-token"}
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def _routes(tmp_path: Path, *, strict: float, eager: float) -> Path:
-    path = tmp_path / "routes.yaml"
-    path.write_text(f"""
-teams:
-  front:
-    delivery_manager: front@example.com
-  vip:
-    delivery_manager: vip@example.com
-routes:
-  - name: vip
-    match: {{location: "vip-*"}}
-    team: vip
-    min_confidence: {strict}
-  - name: lobby
-    match: {{location: "lobby-*"}}
-    team: front
-    min_confidence: {eager}
-default_route:
-  team: front
-""", encoding="utf-8")
-    return path
-
-
-def _first(scorer: Scorer, texts: list[str], ok) -> tuple[str, float]:
-    for text in texts:
-        result = scorer.score(text)
-        if ok(result):
-            return text, result.p_negative
-    pytest.fail("no candidate text scores as this test needs any more (the model changed): add one that does")
-
-
 async def test_a_routes_min_confidence_decides_text_only_alerts_and_ratings_alert_anyway(
     service_env, database_url, tmp_path
 ):
     scorer = Scorer.load()
-    negative, p_neg = _first(scorer, ["It was okay I guess.", "价格有点贵", "Delivery was late again."],
-                             lambda r: r.negative and r.forced_by is None and r.p_negative < 0.98)
-    mild, p_mild = _first(scorer, ["总体满意，停车有点难", "Good food, slow service.", "房间干净，就是有点小"],
-                          lambda r: r.mot >= 0 and 0.1 < r.p_negative < scorer.alert_threshold)
+    (negative, negative_score), (calm, calm_score) = uncertain_negative(scorer), mild(scorer)
+    p_neg, p_mild = negative_score.p_negative, calm_score.p_negative
     strict, eager = round((p_neg + 1) / 2, 4), round(p_mild - 0.05, 4)
+    path = tmp_path / "routes.yaml"
+    path.write_text(routes(strict=strict, eager=eager), encoding="utf-8")
     with smtp_server() as smtp:
-        s = settings(service_env, smtp, alerts_routes_file=_routes(tmp_path, strict=strict, eager=eager))
+        s = settings(service_env, smtp, alerts_routes_file=path)
         async with alerts_app(s, scorer=scorer), producer(s) as send, database(database_url) as db:
-            held = feedback(text=negative, location="vip-lounge")
+            held = feedback(text=negative, location="strict-lounge")
             alerted = feedback(text=negative, location="gate-3")
             rated = feedback(text="Lovely stay, quick check-in", rating={"scale": "csat", "value": 1},
-                             location="vip-suite")
-            lowered = feedback(text=mild, location="lobby-1")
+                             location="strict-suite")
+            lowered = feedback(text=calm, location="eager-lobby")
             await send(held, alerted, rated, lowered)
             for event in (alerted, rated, lowered):
                 await db.wait_alert(event.data.id)
@@ -90,14 +60,14 @@ async def test_a_routes_min_confidence_decides_text_only_alerts_and_ratings_aler
             await wait_mail(smtp, 3)
 
     assert held.data.id not in links and set(alerts) == {alerted.data.id, rated.data.id, lowered.data.id}
-    assert (alerts[alerted.data.id]["route"], alerts[rated.data.id]["route"]) == ("default", "vip")
+    assert (alerts[alerted.data.id]["route"], alerts[rated.data.id]["route"]) == ("default", "strict")
     assert (links[rated.data.id]["forced_by"], links[alerted.data.id]["forced_by"]) == ("rating", None)
     assert links[alerted.data.id]["p_negative"] == pytest.approx(p_neg, abs=1e-4)
     low = links[lowered.data.id]
-    assert (alerts[lowered.data.id]["severity"], alerts[lowered.data.id]["route"], low["mot"]) == (-1, "lobby", -1)
+    assert (alerts[lowered.data.id]["severity"], alerts[lowered.data.id]["route"], low["mot"]) == (-1, "eager", -1)
     assert low["p_negative"] == pytest.approx(p_mild, abs=1e-4) and low["confidence"] == pytest.approx(p_mild, abs=1e-4)
-    assert json.loads(low["cues"])[0] == f"route lobby: min_confidence {eager:.2f}"
-    assert sorted(r[0] for r in smtp.recipients) == ["front@example.com", "front@example.com", "vip@example.com"]
+    assert json.loads(low["cues"])[0] == f"route eager: min_confidence {eager:.2f}"
+    assert sorted(r[0] for r in smtp.recipients) == ["desk@example.com", "desk@example.com", "dm@example.com"]
 
 
 def _verdict_link(message, label: str) -> str:

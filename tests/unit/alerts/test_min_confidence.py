@@ -3,9 +3,7 @@ per route, the file's default, the scorer's threshold when neither names one; ra
 escalation cues alert whatever a route asks; a route asking less than the scorer alerts on a
 text the scorer calls 0 or above, as MOT -1.
 
-The texts are chosen by what the real scorer says of them now (it is retrained on its own
-branch): each test takes the first candidate that scores as it needs and sets the thresholds
-around that text's P(negative)."""
+The texts are chosen by what the real scorer says of them now (``scored_texts``)."""
 
 from __future__ import annotations
 
@@ -15,50 +13,12 @@ from pathlib import Path
 import pytest
 
 from services.alerts.routing import Router, RoutesError, parse_routes
-from services.alerts.scoring import Scorer, ScoreResult
+from services.alerts.scoring import Scorer
 from shared.events import FEEDBACK_SCORED
+from tests.unit.alerts.scored_texts import mild, routes, uncertain_negative
 from tests.unit.alerts.world import World, fb, make_settings
 
 BASE_SLA = {-3: 900, -2: 3600, -1: 14_400}
-
-NEGATIVE_TEXTS = [  # a text-only negative verdict, not a certain one
-    "Check-in took a while, staff were okay.", "It was okay I guess.", "价格有点贵", "Delivery was late again.",
-    "Not sure the upgrade was worth it.", "The queue was long.", "The app is slow sometimes.",
-]
-MILD_TEXTS = [  # not negative at the scorer's threshold, yet not clearly positive either
-    "总体满意，停车有点难", "Good food, slow service.", "The flight landed on time.", "房间干净，就是有点小",
-    "The room was clean and quiet.",
-]
-
-
-def pick(scorer: Scorer, texts: list[str], ok: Callable[[ScoreResult], bool]) -> tuple[str, ScoreResult]:
-    for text in texts:
-        result = scorer.score(text)
-        if ok(result):
-            return text, result
-    pytest.fail("no candidate text scores as this test needs any more (the model changed): add one that does")
-
-
-def routes(*, strict: float, eager: float, default: float | None = None) -> str:
-    return f"""
-{'' if default is None else f'min_confidence: {default}'}
-teams:
-  ops:
-    delivery_manager: dm@example.com
-  desk:
-    delivery_manager: desk@example.com
-routes:
-  - name: strict
-    match: {{location: "strict-*"}}
-    team: desk
-    min_confidence: {strict}
-  - name: eager
-    match: {{location: "eager-*"}}
-    team: desk
-    min_confidence: {eager}
-default_route:
-  team: ops
-"""
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -103,8 +63,7 @@ def test_a_bad_min_confidence_stops_the_start_naming_the_entry(tmp_path, text, e
 
 
 async def test_a_route_asking_more_confidence_holds_a_text_only_negative_that_other_routes_alert(world_with, scorer):
-    text, result = pick(scorer, NEGATIVE_TEXTS,
-                        lambda r: r.negative and r.forced_by is None and r.p_negative < 0.98)
+    text, result = uncertain_negative(scorer)
     world = world_with(routes(strict=round((result.p_negative + 1) / 2, 4), eager=0.3))
     held = fb(text=text, location="strict-1", customer={"id": "c-1"})
     alerted = fb(text=text, location="somewhere")
@@ -131,8 +90,7 @@ async def test_ratings_and_escalation_cues_alert_whatever_the_route_asks(world_w
 
 
 async def test_a_route_asking_less_alerts_on_a_text_the_scorer_calls_not_negative_as_minus_one(world_with, scorer):
-    text, result = pick(scorer, MILD_TEXTS,
-                        lambda r: not r.negative and r.mot >= 0 and 0.1 < r.p_negative < scorer.alert_threshold)
+    text, result = mild(scorer)
     eager = round(result.p_negative - 0.05, 4)
     world = world_with(routes(strict=0.9, eager=eager))
     lowered, ignored = fb(text=text, location="eager-1"), fb(text=text, location="somewhere")
@@ -153,8 +111,7 @@ async def test_a_route_asking_less_alerts_on_a_text_the_scorer_calls_not_negativ
 
 
 async def test_a_held_feedback_joins_no_open_alert(world_with, scorer):
-    text, result = pick(scorer, NEGATIVE_TEXTS,
-                        lambda r: r.negative and r.forced_by is None and r.p_negative < 0.98)
+    text, result = uncertain_negative(scorer)
     world = world_with(routes(strict=round((result.p_negative + 1) / 2, 4), eager=0.3))
     customer = {"id": "c-2"}
     first = fb(mot=-2, location="strict-1", touchpoint="desk", customer=customer)
