@@ -23,6 +23,12 @@ import sys
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imported when a command runs: `keymoment scoring --help` loads no database driver
+    import asyncpg
+
+    from services.alerts.settings import AlertsSettings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 DEFAULT_SOURCE = "alerts-verdicts"
@@ -53,8 +59,8 @@ def _selection(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--since", type=_since, help="only verdicts decided at or after this date/time (UTC)")
 
 
-async def export_verdicts(settings, out: Path, *, source: str = DEFAULT_SOURCE, industry: str | None = None,
-                          since: datetime | None = None) -> int:
+async def export_verdicts(settings: AlertsSettings, out: Path, *, source: str = DEFAULT_SOURCE,
+                          industry: str | None = None, since: datetime | None = None) -> int:
     """Write the current verdicts (on feedback with text) of the alerts database ``settings``
     points at to ``out`` (replaced whole once written); returns how many rows."""
     import asyncpg
@@ -72,7 +78,8 @@ async def export_verdicts(settings, out: Path, *, source: str = DEFAULT_SOURCE, 
         await pool.close()
 
 
-async def _export(conn, settings, out: Path, *, source: str, industry: str | None, since: datetime | None) -> int:
+async def _export(conn: asyncpg.Connection, settings: AlertsSettings, out: Path, *, source: str,
+                  industry: str | None, since: datetime | None) -> int:
     from services.alerts.repository import AlertsRepository
     from services.alerts.verdicts import training_row
     from shared.db import pending_migrations
@@ -97,7 +104,7 @@ async def _export(conn, settings, out: Path, *, source: str, industry: str | Non
     return rows
 
 
-def _settings():
+def _settings() -> AlertsSettings:
     from keymoment.serve import migration_settings
     from services.alerts.settings import AlertsSettings
 
