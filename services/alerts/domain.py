@@ -1,6 +1,6 @@
 """The alert and its recovery loop: states, allowed moves, severity words, and
 the rows an alert's life writes (feedback links, history steps, notifications,
-customer moments, silences, manager tokens).
+customer moments, silences, manager tokens, managers' verdicts).
 
 Pure data and rules; no I/O.
 """
@@ -80,6 +80,10 @@ class InvalidSilence(ValueError):
     """A silence that may not be made as asked (too long, already over); HTTP 422."""
 
 
+class InvalidVerdict(ValueError):
+    """A verdict on feedback the alert does not hold as negative; HTTP 422."""
+
+
 @dataclass
 class Alert:
     alert_id: str
@@ -147,6 +151,33 @@ class FeedbackLink:
     occurred_at: datetime | None
     received_at: datetime
     linked_at: datetime
+    p_negative: float | None = None  # the scorer's calibrated P(text is negative); None without text
+    forced_by: str | None = None  # escalation | rating: what forced the alert whatever the text's P(negative)
+
+
+VERDICTS = ("correct", "false_alarm")
+"""A manager's verdict on an alerted feedback: ``correct`` (a negative moment, rightly alerted) or
+``false_alarm`` (not negative)."""
+
+
+@dataclass(slots=True)
+class Verdict:
+    """A manager's verdict on one feedback of an alert, with the feedback's text, language and
+    the scorer's result the alert rested on (what ``keymoment scoring export-verdicts`` hands the
+    trainer). One is current per feedback; a later verdict replaces it (``replaced_at``), kept."""
+
+    verdict_id: str
+    feedback_id: str
+    alert_id: str
+    verdict: str  # correct | false_alarm
+    decided_by: str
+    decided_at: datetime
+    via: str  # api | email_link
+    note: str | None
+    text: str | None
+    language: str | None
+    score: dict[str, Any]  # mot, confidence, p_negative, forced_by, cues, escalation of the feedback link
+    replaced_at: datetime | None = None
 
 
 @dataclass(slots=True)
