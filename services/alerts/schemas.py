@@ -9,7 +9,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from services.alerts import queries
-from services.alerts.domain import Alert, Delivery, Silence, SilenceEvent, Verdict
+from services.alerts.domain import Alert, Delivery, Verdict
+from services.alerts.silences import Silence, SilenceEvent
 
 Glob = Annotated[str, Field(min_length=1, max_length=200)]
 

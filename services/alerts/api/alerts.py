@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, status
 
 from services.alerts import admin, queries, recovery, verdicts
 from services.alerts.api.deps import AdminActor, Ctx, CurrentActor, Pool
-from services.alerts.domain import Silence
+from services.alerts.silences import Silence
 from services.alerts.repository import reading, unit_of_work
 from services.alerts.schemas import (
     AlertDetail,
