@@ -47,7 +47,7 @@ class Retention:
     """How long rows of one table are kept (:meth:`ServiceRuntime.retain`)."""
 
     table: str
-    column: str
+    column: str  # a column of the row, or an SQL expression over it (e.g. its parent row's time)
     days: int
     # column -> SQL expression: rows past retention are kept with these values (anonymised) instead
     # of deleted. Expressions are code, never input; they may use $2, the runtime clock's now.
@@ -131,7 +131,8 @@ class ServiceRuntime:
     def retain(self, table: str, column: str, days: int, *, anonymise: Mapping[str, str] | None = None,
                where: str | None = None) -> None:
         """Keep rows of ``table`` (in the service's schema) for ``days`` after ``column`` (by the
-        runtime's clock); older ones are deleted hourly. The one pruning mechanism of every service.
+        runtime's clock; a column, or an SQL expression over the row such as its parent's time);
+        older ones are deleted hourly. The one pruning mechanism of every service.
 
         With ``anonymise`` (``{column: SQL expression}``, e.g. ``{"customer": "NULL"}``) older rows
         are kept with those columns set instead (an alert kept for the KPIs, its customer's details

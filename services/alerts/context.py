@@ -81,6 +81,7 @@ def feedback_link(ctx: Context, fb: FeedbackReceived, score: ScoreResult, *, ale
         cues=score.cues[:20], escalation=score.escalation, channel=fb.channel.value, location=fb.location,
         touchpoint=fb.touchpoint, text=fb.text, rating=fb.rating.model_dump(mode="json") if fb.rating else None,
         language=fb.language or score.lang, occurred_at=fb.occurred_at, received_at=fb.received_at, linked_at=now,
+        p_negative=score.p_negative, forced_by=score.forced_by,
         subjects=ctx.subjects(fb),
     )
 

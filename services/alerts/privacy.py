@@ -37,6 +37,7 @@ def retain(runtime: ServiceRuntime, settings: AlertsSettings) -> None:
     runtime.retain("alert_feedback", "linked_at", days, anonymise=sql.FEEDBACK_WORDS)
     runtime.retain("alert_events", "at", days, anonymise=sql.PEOPLES_NOTES)
     runtime.retain("notifications", "created_at", days, anonymise=sql.NOTIFICATION_SUBJECT)
+    runtime.retain("alert_verdicts", sql.VERDICT_FEEDBACK_LINKED, days)
     # A customer's "recent contacts" reach back ALERTS_HISTORY_DAYS; older moments are deleted.
     runtime.retain("customer_moments", "at", settings.alerts_history_days)
 

@@ -105,3 +105,13 @@ def test_every_service_applies_erasures_and_reports_them(service):
     assert issubclass(settings_cls, PrivacySettings) and "privacy_hash_key" in settings_cls.required_secrets
     assert PRIVACY_COMPONENT in settings_cls.migration_components()
     assert any(rule.table == "erased_subjects" for rule in runtime.retention)
+
+
+def test_alerts_modules_stay_small_rooms():
+    """Issue 16: alerts is split into modules named after what they do; none grows past 350 lines."""
+    too_long = {
+        str(path.relative_to(ROOT)): n
+        for path in (ROOT / "services" / "alerts").rglob("*.py")
+        if (n := len(path.read_text(encoding="utf-8").splitlines())) > 350
+    }
+    assert not too_long, f"split these modules: {too_long}"

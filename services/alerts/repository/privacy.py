@@ -19,6 +19,9 @@ ALERT_CUSTOMER = {"customer": "NULL", "customer_key": "NULL", "subjects": "'{}'"
 FEEDBACK_WORDS = {"text": "NULL", "cues": "'[]'", "subjects": "'{}'"}
 PEOPLES_NOTES = {"note": "CASE WHEN actor = 'system' OR actor LIKE 'system:%' THEN note END"}
 NOTIFICATION_SUBJECT = {"subject": "'-'"}  # the mails themselves are the mail queue's (MAIL_CONTENT_DAYS)
+# A verdict keeps a copy of its feedback's words: it goes when they go (its feedback joined the alert
+# ALERTS_PERSONAL_DATA_DAYS ago), whenever it was given.
+VERDICT_FEEDBACK_LINKED = "(SELECT f.linked_at FROM alert_feedback f WHERE f.feedback_id = alert_verdicts.feedback_id)"
 
 
 def _set(columns: dict[str, str]) -> str:
@@ -45,9 +48,10 @@ async def erase_customer(conn: asyncpg.Connection, subjects: list[str], *, now: 
     """Anonymise what alerts holds about the customer with these pseudonyms; rows changed per table.
 
     Their alerts keep their state (the KPIs) without the customer's contacts or words; their
-    feedback on any alert loses its text; on every alert touched (theirs, or one holding their
-    feedback) managers' notes and the notifications' subjects are cleared and their mails
-    forgotten (one not yet sent is given up); their contact history is deleted."""
+    feedback on any alert loses its text and managers' verdicts on it go; on every alert touched
+    (theirs, or one holding their feedback) managers' notes (history and verdicts) and the
+    notifications' subjects are cleared and their mails forgotten (one not yet sent is given up);
+    their contact history is deleted."""
     touched = [r["alert_id"] for r in await conn.fetch(
         """SELECT alert_id FROM alerts WHERE subjects && $1::text[]
            UNION SELECT alert_id FROM alert_feedback WHERE subjects && $1::text[]""",
@@ -56,6 +60,12 @@ async def erase_customer(conn: asyncpg.Connection, subjects: list[str], *, now: 
     notifications = [r["notification_id"] for r in await conn.fetch(
         "SELECT notification_id FROM notifications WHERE alert_id = ANY($1::text[])", touched)]
     return {
+        # managers' verdicts keep a copy of the feedback's words: theirs go, others' keep no notes
+        "alert_verdicts": _count(await conn.execute(
+            """DELETE FROM alert_verdicts WHERE feedback_id IN (
+                   SELECT feedback_id FROM alert_feedback WHERE subjects && $1::text[])""", subjects))
+        + _count(await conn.execute(
+            "UPDATE alert_verdicts SET note = NULL WHERE alert_id = ANY($1::text[]) AND note IS NOT NULL", touched)),
         "alerts": _count(await conn.execute(
             f"UPDATE alerts SET {_set(ALERT_CUSTOMER)} WHERE subjects && $1::text[]", subjects)),
         "alert_feedback": _count(await conn.execute(

@@ -180,6 +180,9 @@ async def _the_customers_story(intake, alerts, survey, smtp, db: asyncpg.Connect
     await wait_until(alerts_raised, timeout=60, what="her two alerts (the other customer's feedback grouped)")
     web_alert = await db.fetchval("SELECT alert_id FROM alerts.alerts WHERE feedback_id = $1", web.json()["id"])
     async with alerts.client(headers=ADMIN) as http:
+        judged = await http.post(f"/v1/alerts/{web_alert}/verdict",  # a verdict keeps a copy of her words
+                                 json={"verdict": "correct", "note": f"{NAME}说得对"})
+        assert judged.status_code in (200, 201), judged.text
         resolved = await http.post(f"/v1/alerts/{web_alert}/resolve")
         assert resolved.status_code == 200, resolved.text
 
@@ -208,6 +211,7 @@ async def _what_was_stored_before(hits: list) -> None:
     """The search finds her where she was stored, encoded forms included (so its silence later means something)."""
     places = {(h.schema, h.table) for h in hits if h.needle != OTHER_NAME}
     assert {("alerts", "alerts"), ("alerts", "alert_feedback"), ("alerts", "notifications"), ("alerts", "mail_queue"),
+            ("alerts", "alert_verdicts"),
             ("survey", "survey_requests"), ("survey", "survey_responses"), ("survey", "mail_queue")} <= places, places
     in_invitation = {h.how for h in hits if (h.schema, h.table, h.needle) == ("survey", "mail_queue", NAME)}
     assert in_invitation == {"mail"}, "her name is in the invitation only encoded (RFC 2047, base64 / QP)"
@@ -221,6 +225,7 @@ async def _what_each_service_reports(answer: dict) -> None:
     assert alerts["alerts"] == 2 and alerts["customer_moments"] == 4  # web, email, kiosk (by her id), survey answer
     assert alerts["alert_feedback"] == 3 and alerts["notifications"] >= 3
     assert alerts["mail_queue"] >= alerts["notifications"]  # one mail per manager of each notification
+    assert alerts["alert_verdicts"] == 1
     assert (survey["survey_requests"], survey["survey_responses"], survey["mail_queue"]) == (1, 1, 1)
     assert survey["suppressions"] >= 1
     assert answer["services"]["intake"]["erased"]["email_messages"] == 1

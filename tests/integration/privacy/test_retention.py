@@ -70,6 +70,11 @@ async def test_alerts_clears_customers_and_their_words_and_keeps_the_alerts(data
                 """INSERT INTO alerts.notifications (notification_id, alert_id, kind, level, seq, recipients, subject,
                        created_at)
                    VALUES ($1, $1, 'raised', 1, 0, '{m@example.com}', '[MOT -2] 李伟说排队太久', $2)""", alert_id, at)
+            await conn.execute(  # judged today: goes with its feedback's words all the same
+                """INSERT INTO alerts.alert_verdicts (verdict_id, feedback_id, alert_id, verdict, decided_by, decided_at,
+                       via, note, text, score)
+                   VALUES ($1, $1, $1, 'correct', 'm@example.com', $2, 'api', NULL, '李伟说排队太久', '{}')""",
+                alert_id, NOW - timedelta(days=1))
             await conn.execute(
                 """INSERT INTO alerts.customer_moments (customer_key, feedback_id, mot, channel, at, subjects)
                    VALUES ('id:x', $1, -2, 'web', $2, '{id:x}')""", alert_id, at)
@@ -78,7 +83,8 @@ async def test_alerts_clears_customers_and_their_words_and_keeps_the_alerts(data
 
     changed = await prune(runtime, database_url)
     assert changed == {"processed_events": 0, "alerts": 1, "alert_feedback": 1, "alert_events": 1,
-                       "notifications": 1, "customer_moments": 1, "erased_subjects": 0, "mail_queue": 0}
+                       "notifications": 1, "alert_verdicts": 1, "customer_moments": 1, "erased_subjects": 0,
+                       "mail_queue": 0}
     conn = await asyncpg.connect(database_url)
     try:
         alerts = {r["alert_id"]: r for r in await conn.fetch("SELECT * FROM alerts.alerts")}
@@ -94,6 +100,7 @@ async def test_alerts_clears_customers_and_their_words_and_keeps_the_alerts(data
         subjects = dict(await conn.fetch("SELECT notification_id, subject FROM alerts.notifications"))
         assert subjects == {"a-old": "-", "a-new": "[MOT -2] 李伟说排队太久"}  # their mails: MAIL_CONTENT_DAYS
         assert [r[0] for r in await conn.fetch("SELECT feedback_id FROM alerts.customer_moments")] == ["a-new"]
+        assert [r[0] for r in await conn.fetch("SELECT feedback_id FROM alerts.alert_verdicts")] == ["a-new"]
     finally:
         await conn.close()
     assert set((await prune(runtime, database_url)).values()) == {0}, "rows anonymised before are left alone"
