@@ -20,6 +20,10 @@ class PublishUnavailable(TransientError):
     """Kafka did not acknowledge in time; the caller should fall back (outbox) or fail."""
 
 
+class NotPublishable(PermanentError):
+    """Kafka refused the message itself (too large, an invalid topic): sending it again cannot help."""
+
+
 class NotDurable(RuntimeError):
     """Neither Kafka nor the outbox took the events: the caller must not report success."""
 

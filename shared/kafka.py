@@ -16,6 +16,7 @@ import functools
 import itertools
 import logging
 import random
+import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,9 +28,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.message_accumulator import BatchBuilder
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import InvalidTopicError, KafkaError, MessageSizeTooLargeError, TopicAlreadyExistsError
 
-from shared.errors import PERMANENT, TRANSIENT, PermanentError, PublishUnavailable, classify  # noqa: F401 - PermanentError re-exported
+from shared.errors import (  # noqa: F401 - PermanentError re-exported
+    PERMANENT, TRANSIENT, NotPublishable, PermanentError, PublishUnavailable, classify,
+)
 from shared.events import Envelope, EnvelopeError, EventType, dlq_topic
 from shared.metrics import ConsumerMetrics
 from shared.retry import Backoff, honour_cancel, retry_forever
@@ -63,6 +66,13 @@ async def ensure_topics(
     finally:
         await admin.close()
 
+
+# What Kafka takes: topic names of its legal characters, messages under the brokers' default
+# message.max.bytes (1 MiB; the dev broker has no limit, a real one refuses more). Checked before sending, so
+# a message that can never be published is refused at once (NotPublishable) instead of timing out as if the
+# broker were down.
+VALID_TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}")
+MAX_MESSAGE_BYTES = 1_000_000
 
 # A flush this large goes at once; a smaller one lingers (Publisher linger_ms) for more.
 FLUSH_AT = 16
@@ -221,9 +231,11 @@ class Publisher:
         Callers in the same event-loop turn share one flush: their messages go
         out as one record batch per partition (instead of one ``send`` each),
         and all of them learn the outcome together. A failed flush raises
-        :class:`PublishUnavailable` in every caller of it; messages of other
-        partitions in that flush may have been written (at-least-once: event
-        ids make the retry harmless)."""
+        :class:`PublishUnavailable` in every caller of it (Kafka away), or
+        :class:`NotPublishable` when Kafka refused a message of it for good (too
+        large, an invalid topic; whoever holds several messages bisects to find
+        it); messages of other partitions in that flush may have been written
+        (at-least-once: event ids make the retry harmless)."""
         if self._producer is None:
             raise PublishUnavailable(self.last_error or "kafka producer not connected")
         waiter = asyncio.get_running_loop().create_future()
@@ -273,6 +285,8 @@ class Publisher:
                 async with asyncio.timeout(self._send_timeout):
                     await self._produce(producer, [m for messages, _ in pending for m in messages])
             except (KafkaError, TimeoutError, OSError) as exc:
+                if classify(exc) == PERMANENT:  # this flush's messages, not the broker: no cooldown
+                    raise NotPublishable(f"kafka refused the messages: {exc!r}") from exc
                 self._unavailable_until = time.monotonic() + self._cooldown
                 self._verify_topics = True
                 self.last_error = f"kafka send failed: {exc!r}"
@@ -290,6 +304,12 @@ class Publisher:
                 waiter.set_result(None)
 
     async def _produce(self, producer: AIOKafkaProducer, messages: list[RawMessage]) -> None:
+        for topic, key, headers, value in messages:
+            if not VALID_TOPIC.fullmatch(topic):
+                raise InvalidTopicError(f"{topic[:300]!r} is not a valid topic name")
+            size = len(value) + len(key or b"") + sum(len(k) + len(v) for k, v in headers)
+            if size > MAX_MESSAGE_BYTES:
+                raise MessageSizeTooLargeError(f"a message of {size} bytes is over {MAX_MESSAGE_BYTES}")
         if self._verify_topics:
             created = await ensure_topics(
                 self._bootstrap, {m[0] for m in messages},
@@ -315,7 +335,7 @@ class Publisher:
                 sent.append(await producer.send_batch(builder, topic, partition=partition))
                 builder = builders[(topic, partition)] = producer.create_batch()
                 if builder.append(timestamp=None, key=key, value=value, headers=headers) is None:
-                    raise KafkaError(f"a message of {len(value)} bytes does not fit in a record batch")
+                    raise MessageSizeTooLargeError(f"a message of {len(value)} bytes does not fit in a record batch")
         for (topic, partition), builder in builders.items():
             builder.close()  # complete: no linger, the sender takes it at once
             sent.append(await producer.send_batch(builder, topic, partition=partition))
