@@ -94,6 +94,10 @@ def create_app(settings: IntakeSettings, *, hot_path: bool = True) -> FastAPI:
         await ctx.keys.open(rt.pool)
         rt.spawn(ctx.keys.watch(), "intake-api-keys")
 
+    async def keys_ready() -> str | None:
+        return None if ctx.keys.listening.is_set() else "api keys not loaded"
+
     runtime.on_start(start_intake)
+    runtime.readiness_check(keys_ready)
     install_email(runtime, settings)
     return app
