@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import itertools
 import logging
 import random
 import re
@@ -456,6 +455,11 @@ class ConsumerRunner:
             if et.type in self._handlers:
                 raise ValueError(f"{et.type} has both a handler and a batch handler")
             self._handlers[et.type] = bh
+        # Handlers are called in registration order, each once per transaction with all its events (a batch
+        # handler registered for several types gets all of theirs): the same order in every transaction.
+        self._rank: dict[int, int] = {}
+        for handler in self._handlers.values():
+            self._rank.setdefault(id(handler), len(self._rank))
         self._topics = sorted({topic_name(et.topic) for et in [*handlers, *(batch_handlers or {})]})
         # Each topic carries the types registered for it, nothing else (a scored event published on the
         # received topic must not be counted as received)
@@ -699,9 +703,13 @@ class ConsumerRunner:
                 if item.envelope.id in new_ids:
                     new_ids.discard(item.envelope.id)  # the same event twice in one batch: once
                     new.append(item.envelope)
-            # consecutive events of one type go to their handler together
-            for event_type, run in itertools.groupby(new, key=lambda e: e.type):
-                await self._handlers[event_type](conn, list(run))
+            calls: dict[int, tuple[BatchHandler, list[Envelope]]] = {}
+            for event in new:  # offset order per partition, kept within each call
+                handler = self._handlers[event.type]
+                calls.setdefault(id(handler), (handler, []))[1].append(event)
+            for key in sorted(calls, key=self._rank.__getitem__):
+                handler, events = calls[key]
+                await handler(conn, events)
 
     async def _dead_letter(self, item: _Item) -> None:
         headers = [h for h in item.headers if not h[0].startswith("dlq_")] + [

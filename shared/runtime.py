@@ -30,7 +30,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
@@ -179,9 +179,12 @@ class ServiceRuntime:
         """Event types this service consumes (its consumer group reads their topics)."""
         return [*self._consumes, *self._consumes_batches]
 
-    def consume_batches(self, event_type: EventType, handler: BatchHandler) -> None:
-        """Like :meth:`consume`, but the handler takes a batch's new events of this type at once."""
-        self._consumes_batches[event_type] = handler
+    def consume_batches(self, event_types: EventType | Sequence[EventType], handler: BatchHandler) -> None:
+        """Like :meth:`consume`, but the handler takes a transaction's new events of this type at once.
+        Given several types, it takes all of theirs in one call (offset order per partition): a service
+        whose events must be applied together, e.g. to take its row locks in one order (reporting)."""
+        for event_type in [event_types] if isinstance(event_types, EventType) else event_types:
+            self._consumes_batches[event_type] = handler
 
     def registered_handlers(self) -> dict[EventType, BatchHandler]:
         """Every consumed event type with its handler, as the consumer runner calls it: a batch's

@@ -30,7 +30,7 @@ async def test_applies_in_order_once_and_records_them(database_url, migrations):
     assert again == []
     assert {c["column_name"] for c in cols} == {"id", "name"}
     assert [(r["component"], r["version"]) for r in recorded] == [
-        ("plumbing", 1), ("plumbing", 2), ("service", 1), ("service", 2)
+        ("plumbing", 1), ("plumbing", 2), ("plumbing", 3), ("service", 1), ("service", 2)
     ]
 
 
