@@ -40,6 +40,8 @@ from typing import Any
 
 import asyncpg
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CollectorRegistry, Gauge
 
@@ -47,6 +49,7 @@ from shared.auth import AuthError
 from shared.auth import error_response as auth_error_response
 from shared.clock import Clock, SystemClock
 from shared.db import create_pool, migrate, wait_for_database, wait_for_migrations
+from shared.errors import PERMANENT, TRANSIENT, classify
 from shared.events import Envelope, EventType
 from shared.kafka import BatchHandler, ConsumerRunner, Handler, Publisher, _one_by_one, ensure_topics
 from shared.kafka_security import client_security
@@ -410,6 +413,8 @@ def install(app: FastAPI, runtime: ServiceRuntime, *, context: object = None) ->
     app.state.runtime = runtime
     app.state.context = context
     app.add_exception_handler(AuthError, _auth_error)
+    app.add_exception_handler(asyncpg.PostgresError, _database_error)
+    app.add_exception_handler(asyncpg.InterfaceError, _database_error)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -450,6 +455,32 @@ async def app_context(request: Request) -> Any:
 async def app_pool(request: Request) -> asyncpg.Pool:
     """FastAPI dependency: the runtime's database pool."""
     return request.app.state.runtime.pool
+
+
+RETRY_AFTER_SECONDS = 5
+
+
+def invalid_request(loc: tuple[str | int, ...], message: str) -> RequestValidationError:
+    """A 422 for a rule a route checks itself (``from`` before ``to``), in the shape of the service's
+    request validation errors (the documented 422), never a bare string: ``raise invalid_request(...)``."""
+    return RequestValidationError([{"type": "value_error", "loc": loc, "msg": message}])
+
+
+async def _database_error(request: Request, exc: Exception) -> Response:
+    """What a request answers when the database refused it (:func:`shared.errors.classify`): a value it
+    cannot store is the request's fault (422, the service's validation shape; a route should have refused
+    it first), a database away is 503 with ``Retry-After``; anything else stays a 500 (a bug)."""
+    kind = classify(exc)
+    if kind == PERMANENT:
+        logger.warning("request refused by the database", extra={"path": request.url.path,
+                                                                  "error": type(exc).__name__})
+        handler = request.app.exception_handlers.get(RequestValidationError, request_validation_exception_handler)
+        return await handler(request, invalid_request(("body",), "a value of the request cannot be stored"))
+    if kind == TRANSIENT:
+        logger.warning("database unavailable", extra={"path": request.url.path, "error": type(exc).__name__})
+        return JSONResponse({"detail": "the database is unavailable; retry later"}, status_code=503,
+                            headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+    raise exc
 
 
 async def _auth_error(_: Request, exc: Exception) -> Response:

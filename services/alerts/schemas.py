@@ -9,9 +9,10 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from services.alerts import queries
+from shared.contracts import Key, Text, Timestamp
 from services.alerts.domain import Alert, Silence
 
-Glob = Annotated[str, Field(min_length=1, max_length=200)]
+Glob = Annotated[Key, Field(min_length=1, max_length=200)]
 
 
 class _In(BaseModel):
@@ -19,7 +20,7 @@ class _In(BaseModel):
 
 
 class Note(_In):
-    note: str | None = Field(None, max_length=4000, description="What was done or found; kept in the alert's history.")
+    note: Text | None = Field(None, max_length=4000, description="What was done or found; kept in the alert's history.")
 
 
 class TransitionIn(Note):
@@ -46,9 +47,9 @@ class Matchers(_In):
 
 class SilenceIn(_In):
     matchers: Matchers
-    starts_at: datetime | None = Field(None, description="Default: now.")
-    ends_at: datetime
-    comment: str = Field(min_length=1, max_length=2000, description="Why (e.g. 'known outage at PEK-T3, ticket 4711').")
+    starts_at: Timestamp | None = Field(None, description="Default: now.")
+    ends_at: Timestamp
+    comment: Text = Field(min_length=1, max_length=2000, description="Why (e.g. 'known outage at PEK-T3, ticket 4711').")
 
     @field_validator("starts_at", "ends_at")
     @classmethod

@@ -21,8 +21,16 @@ from services.alerts.context import Actor
 from services.alerts.domain import SEVERITY_TEXT, STEP_TEXT, AlertNotFound, Forbidden, InvalidTransition
 from services.alerts.links import LINK, TokenExpired, TokenInvalid
 from services.alerts.repository import reading, unit_of_work
+from shared.contracts import clean_text
 
-router = APIRouter(tags=["email links"])
+_HTML = {"content": {"text/html": {}}}
+router = APIRouter(tags=["email links"], responses={
+    400: {**_HTML, "description": "Several recipients: the form must say which one is acting."},
+    403: {**_HTML, "description": "The person is no longer on the alert's team."},
+    404: {**_HTML, "description": "Not a valid link, or the alert no longer exists."},
+    409: {**_HTML, "description": "Nothing to do: the alert is already past this step."},
+    410: {**_HTML, "description": "The link has expired."},
+})
 
 ACTION_TEXT = {
     "ack": ("确认收到此警报", "Acknowledge this alert"),
@@ -97,8 +105,8 @@ async def do_action(token: str, request: Request, ctx: Ctx, pool: Pool) -> HTMLR
         return resolved
     payload, notification = resolved
     form = parse_qs((await request.body()).decode("utf-8", "replace"))
-    who = (form.get("who") or [""])[0].strip().lower()
-    note = (form.get("note") or [""])[0].strip()[:4000] or None
+    who = clean_text((form.get("who") or [""])[0]).strip().lower()
+    note = clean_text((form.get("note") or [""])[0]).strip()[:4000] or None
     recipients = {r.lower() for r in notification["recipients"]}
     if who not in recipients:
         if len(recipients) != 1:
