@@ -3,7 +3,7 @@ started once per session on free ports and torn down at the end. Each test
 gets its own topics (a random prefix), consumer groups and database, so tests
 cannot leak into each other.
 
-Every test under tests/integration/ carries the ``integration`` marker and
+Every test under tests/integration/ and tests/faults/ carries the ``integration`` marker and
 every test under tests/e2e/ the ``e2e`` marker (``make test-unit``,
 ``test-integration`` and ``test-e2e`` select on them); ``browser`` and
 ``prometheus`` are set by the tests that need those binaries.
@@ -22,7 +22,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 KAFKA_TEST_SESSION_TIMEOUT_MS = 3_000
-LEVEL_BY_DIRECTORY = {"integration": "integration", "e2e": "e2e"}
+LEVEL_BY_DIRECTORY = {"integration": "integration", "faults": "integration", "e2e": "e2e"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
