@@ -16,7 +16,6 @@ import tempfile
 import uuid
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 
@@ -73,18 +72,10 @@ def postgres_server(stack):
 @pytest.fixture
 async def database_url(postgres_server) -> str:
     """A fresh database for this test (dropped afterwards)."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(postgres_server.dsn("postgres"))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    yield postgres_server.dsn(name)
-    admin = await asyncpg.connect(postgres_server.dsn("postgres"))
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    from tests.support.database import fresh_database
+
+    async with fresh_database(postgres_server) as dsn:
+        yield dsn
 
 
 @pytest.fixture

@@ -120,6 +120,7 @@ async def test_postgresql_stopped_for_20_seconds_under_load(system: System):
     stop = asyncio.Event()
 
     async def load() -> None:
+        nonlocal posted
         i = 0
         while not stop.is_set():
             posted += await system.post("pg", 10, round_=i)

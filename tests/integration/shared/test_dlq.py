@@ -6,31 +6,16 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from pathlib import Path
 
-import asyncpg
-import pytest
 
 from keymoment.dlq import DlqSettings, run
-from shared.db import create_pool, migrate
 from shared.events import FEEDBACK_RECEIVED, dlq_topic
 from shared.kafka import ConsumerRunner, PermanentError, Publisher, ensure_topics
 from shared.outbox import OutboxRelay
 from tests.integration.shared.helpers import feedback_event, read_all
 from tests.support.services import wait_until
 
-HERE = Path(__file__).parent
-SCHEMA = "crashtest"
-
-
-@pytest.fixture
-async def pool(database_url):
-    conn = await asyncpg.connect(database_url)
-    await migrate(conn, schema=SCHEMA, directory=HERE / "migrations")
-    await conn.close()
-    pool = await create_pool(database_url, schema=SCHEMA)
-    yield pool
-    await pool.close()
+SCHEMA = "crashtest"  # the plumbing tests' schema (conftest.py)
 
 
 async def _dlq(capsys, settings, *argv: str) -> tuple[int, str]:
