@@ -17,6 +17,7 @@ import logging
 import random
 import re
 import time
+import traceback
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -661,10 +662,10 @@ class ConsumerRunner:
                     item.error = f"{type(failed).__name__}: {failed}"
                     item.reason = "permanent" if kind == PERMANENT else "unexpected"
                     item.summary = _safe_summary(failed)
-                    if kind != PERMANENT:
-                        logger.error("event failed unexpectedly; dead-lettering it",
-                                     extra={"group": self._group, "event_id": item.envelope.id},
-                                     exc_info=failed)
+                    if kind != PERMANENT:  # where it failed, for the fix; not its message (it may quote data)
+                        logger.error("event failed unexpectedly; dead-lettering it", extra={
+                            "group": self._group, "event_id": item.envelope.id, "error": type(failed).__name__,
+                            "traceback": "".join(traceback.format_tb(failed.__traceback__))})
                 else:
                     await self._retry_later(chunk, failed, kind, backoff)
                     pending.append(chunk)
