@@ -19,7 +19,7 @@ from services.intake.suggestion_box import MAX_FILE_BYTES as SUGGESTION_BOX_MAX_
 from shared.contracts import FeedbackIn
 from shared.events import FEEDBACK_RECEIVED
 from shared.http import BodyLimit
-from shared.runtime import ServiceRuntime, install
+from shared.runtime import Readiness, ServiceRuntime, install
 
 # Every router of the service; channel routes are appended here.
 ROUTERS = [feedback.router, email_api.router, suggestion_box.router, kiosk.router]
@@ -50,7 +50,8 @@ _QUIET_LOGGERS = ("aiokafka.producer", "aiokafka.conn")
 def create_app(settings: IntakeSettings, *, hot_path: bool = True) -> FastAPI:
     """The intake app. ``hot_path=False`` leaves ``POST /v1/feedback`` to its FastAPI
     route (tests use it to prove both answer alike)."""
-    runtime = ServiceRuntime(settings, migrations=Path(__file__).parent / "migrations", produces=[FEEDBACK_RECEIVED])
+    runtime = ServiceRuntime(settings, migrations=Path(__file__).parent / "migrations", produces=[FEEDBACK_RECEIVED],
+                             readiness=Readiness.WRITE_PATH)
     ctx = Context(
         settings=settings,
         keys=KeyStore(ttl=settings.intake_key_cache_ttl_seconds),
@@ -93,6 +94,10 @@ def create_app(settings: IntakeSettings, *, hot_path: bool = True) -> FastAPI:
         await ctx.keys.open(rt.pool)
         rt.spawn(ctx.keys.watch(), "intake-api-keys")
 
+    async def keys_ready() -> str | None:
+        return None if ctx.keys.listening.is_set() else "api keys not loaded"
+
     runtime.on_start(start_intake)
+    runtime.readiness_check(keys_ready)
     install_email(runtime, settings)
     return app

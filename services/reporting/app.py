@@ -15,7 +15,6 @@ from services.reporting.exposition import KpiRefresher
 from services.reporting.service import Context, label_folder
 from services.reporting.settings import ReportingSettings
 from shared.auth import BearerAuth, StaticToken
-from shared.events import ALERT_RAISED, ALERT_UPDATED, FEEDBACK_RECEIVED, FEEDBACK_SCORED
 from shared.runtime import ServiceRuntime, install
 
 
@@ -28,10 +27,7 @@ def create_app(settings: ReportingSettings) -> FastAPI:
         refresher=KpiRefresher(labels, runtime.registry, every=settings.reporting_refresh_seconds),
         auth=BearerAuth(StaticToken.admin(settings.admin_token)),
     )
-    runtime.consume_batches(FEEDBACK_RECEIVED, partial(handlers.on_feedback_received, ctx))
-    runtime.consume_batches(FEEDBACK_SCORED, partial(handlers.on_feedback_scored, ctx))
-    runtime.consume(ALERT_RAISED, partial(handlers.on_alert_raised, ctx))
-    runtime.consume(ALERT_UPDATED, partial(handlers.on_alert_updated, ctx))
+    runtime.consume_batches(handlers.CONSUMED, partial(handlers.on_events, ctx))
 
     async def start_refresher(rt: ServiceRuntime) -> None:
         rt.spawn(ctx.refresher.run(rt.pool), "reporting-kpi-refresher")
