@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "import": ("services.intake.cli:import_main", "import feedback files: keymoment import suggestion-box FILE.csv"),
     "demo": ("services.reporting.demo:main", "send a realistic stream of feedback into a running system"),
     "asyncapi": ("keymoment.asyncapi:main", "print (or --write) the AsyncAPI document of the events"),
+    "dlq": ("keymoment.dlq:main", "list, show and replay dead letters (Kafka .dlq topics, outbox rows set aside)"),
     "privacy": ("services.reporting.cli:main", "erase a customer everywhere, or show an erasure: keymoment privacy "
                 "erase --email ADDR"),
 }

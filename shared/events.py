@@ -28,6 +28,7 @@ from shared.contracts import (
     FeedbackScored,
     SurveyRequested,
 )
+from shared.errors import PermanentError
 
 SPEC_VERSION = "1.0"
 CONTENT_TYPE = "application/json"
@@ -68,8 +69,15 @@ def dlq_topic(topic: str) -> str:
     return f"{topic}.dlq"
 
 
-class EnvelopeError(ValueError):
-    """A message that is not a valid Keymoment event; it can never succeed."""
+class EnvelopeError(PermanentError, ValueError):
+    """A message that is not a valid Keymoment event; it can never succeed.
+
+    ``summary`` says what is wrong without quoting the message's content (field paths and error kinds
+    only), so it may be logged; ``str()`` is the full error, kept with the dead letter."""
+
+    def __init__(self, message: str, *, summary: str | None = None) -> None:
+        super().__init__(message)
+        self.summary = summary or message
 
 
 # Header values repeat (a few sources and types; a batch shares one time): encode each once.
@@ -174,7 +182,9 @@ class Envelope:
         try:
             data = event_type.model.model_validate_json(value)
         except ValidationError as exc:
-            raise EnvelopeError(f"invalid {event_type.type} data: {exc}") from exc
+            fields = ", ".join(f"{'.'.join(map(str, e['loc'])) or '(value)'} ({e['type']})" for e in exc.errors())
+            raise EnvelopeError(f"invalid {event_type.type} data: {exc}",
+                                summary=f"invalid {event_type.type} data: {fields}") from exc
         return cls(
             id=attrs["ce_id"],
             source=attrs["ce_source"],

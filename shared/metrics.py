@@ -44,6 +44,20 @@ class ConsumerMetrics:
             f"{PREFIX}_consumer_events_total", "Events consumed, by outcome (ok, dead_lettered).",
             ["group", "topic", "outcome"], registry=registry,
         )
+        self.dead_letters = Counter(
+            f"{PREFIX}_dead_letters_total",
+            "Events sent to <topic>.dlq, by reason (invalid, unexpected_type, permanent, unexpected).",
+            ["group", "topic", "reason"], registry=registry,
+        )
+        self.retries = Counter(
+            f"{PREFIX}_consumer_retries_total",
+            "Transactions tried again after a failure, by kind (transient: a dependency; unexpected).",
+            ["group", "kind"], registry=registry,
+        )
+        self.bisections = Counter(
+            f"{PREFIX}_consumer_bisections_total", "Failed batches split in halves to find the event that fails.",
+            ["group"], registry=registry,
+        )
         self.batch_seconds = Histogram(
             f"{PREFIX}_consumer_batch_seconds", "Time to process one consumed batch.",
             ["group"], buckets=LATENCY_BUCKETS, registry=registry,

@@ -21,7 +21,7 @@ from shared.contracts import FeedbackIn
 from shared.events import ERASURE_REQUESTED, FEEDBACK_RECEIVED
 from shared.http import BodyLimit
 from shared.privacy.runtime import use_erasure
-from shared.runtime import ServiceRuntime, install
+from shared.runtime import Readiness, ServiceRuntime, install
 
 # Every router of the service; channel routes are appended here.
 ROUTERS = [feedback.router, email_api.router, suggestion_box.router, kiosk.router]
@@ -52,7 +52,8 @@ _QUIET_LOGGERS = ("aiokafka.producer", "aiokafka.conn")
 def create_app(settings: IntakeSettings, *, hot_path: bool = True) -> FastAPI:
     """The intake app. ``hot_path=False`` leaves ``POST /v1/feedback`` to its FastAPI
     route (tests use it to prove both answer alike)."""
-    runtime = ServiceRuntime(settings, migrations=Path(__file__).parent / "migrations", produces=[FEEDBACK_RECEIVED])
+    runtime = ServiceRuntime(settings, migrations=Path(__file__).parent / "migrations", produces=[FEEDBACK_RECEIVED],
+                             readiness=Readiness.WRITE_PATH)
     ctx = Context(
         settings=settings,
         keys=KeyStore(ttl=settings.intake_key_cache_ttl_seconds),
@@ -100,6 +101,10 @@ def create_app(settings: IntakeSettings, *, hot_path: bool = True) -> FastAPI:
         rt.spawn(ctx.keys.watch(), "intake-api-keys")
         await privacy.pseudonymise_senders(rt.pool, settings.privacy_key())  # upgrade: before the listener starts
 
+    async def keys_ready() -> str | None:
+        return None if ctx.keys.listening.is_set() else "api keys not loaded"
+
     runtime.on_start(start_intake)
+    runtime.readiness_check(keys_ready)
     install_email(runtime, settings)
     return app

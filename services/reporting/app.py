@@ -36,10 +36,7 @@ def create_app(settings: ReportingSettings) -> FastAPI:
     use_erasure(runtime)
     runtime.consume(ERASURE_REQUESTED, partial(handlers.on_erasure_requested, ctx))
     runtime.consume(ERASURE_APPLIED, partial(handlers.on_erasure_applied, ctx))
-    runtime.consume_batches(FEEDBACK_RECEIVED, partial(handlers.on_feedback_received, ctx))
-    runtime.consume_batches(FEEDBACK_SCORED, partial(handlers.on_feedback_scored, ctx))
-    runtime.consume(ALERT_RAISED, partial(handlers.on_alert_raised, ctx))
-    runtime.consume(ALERT_UPDATED, partial(handlers.on_alert_updated, ctx))
+    runtime.consume_batches(handlers.CONSUMED, partial(handlers.on_events, ctx))
 
     async def start_refresher(rt: ServiceRuntime) -> None:
         rt.spawn(ctx.refresher.run(rt.pool), "reporting-kpi-refresher")

@@ -78,60 +78,99 @@ class Context:
     clock: Clock = field(default_factory=SystemClock)
 
 
-async def _place(conn: asyncpg.Connection, ctx: Context, location: str | None, touchpoint: str | None) -> tuple[str, str]:
-    return (await ctx.labels.label(conn, LOCATION, location), await ctx.labels.label(conn, TOUCHPOINT, touchpoint))
+@dataclass
+class Batch:
+    """A consumer transaction's new events, by kind (offset order within each)."""
+
+    received: list[FeedbackReceived] = field(default_factory=list)
+    scored: list[tuple[FeedbackScored, datetime]] = field(default_factory=list)  # with each event's time
+    alerts: list[AlertRaised | AlertUpdated] = field(default_factory=list)
 
 
-async def feedback_received(conn: asyncpg.Connection, ctx: Context, feedback: list[FeedbackReceived]) -> None:
-    """A batch of received feedback: facts in one statement, every series it moves in another."""
+async def apply(conn: asyncpg.Connection, ctx: Context, batch: Batch) -> None:
+    """Fold a transaction's events into facts and series, taking every row lock in one order:
+
+    1. label slots (one advisory lock per dimension, location before touchpoint, values sorted);
+    2. feedback facts: an advisory lock per feedback id of the batch, received and scored alike, in id-hash
+       order, before either upsert touches a row (two replicas holding received and scored events of the
+       same feedback would otherwise lock the same rows in two passes, in opposite orders);
+    3. alerts, likewise per alert id;
+    4. every series the batch moves, merged and sorted, in one statement.
+
+    Each transaction goes through these phases in this order and, within a phase, in sorted order, so
+    two replicas wait for each other but never deadlock (tests/integration/reporting/test_replicas.py)."""
+    places = sorted({(LOCATION, v) for v in _values(batch, "location")}
+                    | {(TOUCHPOINT, v) for v in _values(batch, "touchpoint")})
+    labels = {key: await ctx.labels.label(conn, *key) for key in places}
+
+    await repo.lock_keys(conn, repo.FEEDBACK_LOCKS,
+                         [fb.id for fb in batch.received] + [s.feedback_id for s, _ in batch.scored])
+    increments = await _feedback_received(conn, batch.received, labels)
+    increments += await _feedback_scored(conn, batch.scored, labels)
+
+    await repo.lock_keys(conn, repo.ALERT_LOCKS, [a.alert_id for a in batch.alerts])
+    for alert in batch.alerts:  # in order: either kind may come first, the newest snapshot wins
+        if isinstance(alert, AlertRaised):
+            row = await repo.upsert_alert_raised(conn, alert)
+        else:
+            row = await repo.upsert_alert_updated(conn, alert)
+        increments += await _count_alert(conn, row)
+
+    await repo.add_to_counters(conn, domain.merge(increments))
+
+
+def _values(batch: Batch, name: str) -> set[str]:
+    return ({v for fb in batch.received if (v := getattr(fb, name))}
+            | {v for s, _ in batch.scored if (v := getattr(s, name))})
+
+
+def _place(labels: dict[tuple[str, str], str], location: str | None, touchpoint: str | None) -> tuple[str, str]:
+    return (labels[(LOCATION, location)] if location else domain.UNKNOWN,
+            labels[(TOUCHPOINT, touchpoint)] if touchpoint else domain.UNKNOWN)
+
+
+async def _feedback_received(conn: asyncpg.Connection, feedback: list[FeedbackReceived],
+                             labels: dict[tuple[str, str], str]) -> list[domain.Increment]:
+    """Received feedback: facts in one statement; the series they move."""
     first: dict[str, FeedbackReceived] = {}
     for fb in feedback:  # the same feedback twice in a batch (re-sent under a new event id): once
         first.setdefault(fb.id, fb)
-    new = await repo.add_received(conn, list(first.values()))
+    new = await repo.add_received(conn, [first[k] for k in sorted(first)])
     increments = []
     for fb in first.values():
         if fb.id not in new:
             logger.info("feedback already counted", extra={"feedback_id": fb.id})
             continue
-        location, touchpoint = await _place(conn, ctx, fb.location, fb.touchpoint)
+        location, touchpoint = _place(labels, fb.location, fb.touchpoint)
         increments += domain.received_increments(
             channel=fb.channel.value, location=location, touchpoint=touchpoint,
             scale=fb.rating.scale.value if fb.rating else None, value=fb.rating.value if fb.rating else None,
         )
-    await repo.add_to_counters(conn, domain.merge(increments))
+    return increments
 
 
-async def feedback_scored(conn: asyncpg.Connection, ctx: Context, scored: list[tuple[FeedbackScored, datetime]]) -> None:
-    """A batch of scores (each with its event time), as :func:`feedback_received`."""
+async def _feedback_scored(conn: asyncpg.Connection, scored: list[tuple[FeedbackScored, datetime]],
+                           labels: dict[tuple[str, str], str]) -> list[domain.Increment]:
+    """Scores (each with its event time), as :func:`_feedback_received`."""
     first: dict[str, tuple[FeedbackScored, datetime]] = {}
     for item in scored:
         first.setdefault(item[0].feedback_id, item)
-    new = await repo.add_scored(conn, list(first.values()))
+    new = await repo.add_scored(conn, [first[k] for k in sorted(first)])
     increments = []
     for s, _ in first.values():
         if s.feedback_id not in new:
             logger.info("score already counted", extra={"feedback_id": s.feedback_id})
             continue
-        location, touchpoint = await _place(conn, ctx, s.location, s.touchpoint)
+        location, touchpoint = _place(labels, s.location, s.touchpoint)
         increments += domain.scored_increments(
             channel=s.channel.value, location=location, touchpoint=touchpoint, mot=s.mot, negative=s.negative,
         )
-    await repo.add_to_counters(conn, domain.merge(increments))
+    return increments
 
 
-async def alert_raised(conn: asyncpg.Connection, ctx: Context, raised: AlertRaised) -> None:
-    row = await repo.upsert_alert_raised(conn, raised)
-    await _count_alert(conn, row)
-
-
-async def alert_updated(conn: asyncpg.Connection, ctx: Context, updated: AlertUpdated) -> None:
-    row = await repo.upsert_alert_updated(conn, updated)
-    await _count_alert(conn, row)
-
-
-async def _count_alert(conn: asyncpg.Connection, row: asyncpg.Record) -> None:
-    """Count what this alert newly shows, once per alert: raised, first
-    acknowledgement, first resolution, first SLA breach."""
+async def _count_alert(conn: asyncpg.Connection, row: asyncpg.Record) -> list[domain.Increment]:
+    """What this alert newly shows, once per alert: raised, first acknowledgement, first resolution,
+    first SLA breach (marked on its row; the series are added by the caller)."""
     incs: list[domain.Increment] = []
     severity = str(row["severity"])
     if row["inserted"]:  # raised/updated can arrive in either order: whichever creates the row counts it
@@ -149,7 +188,7 @@ async def _count_alert(conn: asyncpg.Connection, row: asyncpg.Record) -> None:
         incs.append(domain.Increment(domain.SLA_BREACHES, severity=severity))
     if ack or resolve or breach:
         await repo.mark_counted(conn, row["alert_id"], ack=ack, resolve=resolve, breach=breach)
-    await repo.add_to_counters(conn, domain.merge(incs))
+    return incs
 
 
 # ------------------------------------------------------------------------------------------ KPI API

@@ -17,7 +17,8 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from shared.contracts import MAX_TEXT_CHARS, RATING_RANGES, RatingScale
+from shared.contracts import MAX_TEXT_CHARS, RATING_RANGES, RatingScale, clean_text
+from shared.contracts import Text as ContractText
 
 SLUG = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 MAX_QUESTIONS = 30
@@ -49,8 +50,8 @@ class QuestionType(StrEnum):
 class Text(Strict):
     """A bilingual text; one language may be missing and then falls back to the other."""
 
-    zh: str | None = Field(None, min_length=1, max_length=500, description="Simplified Chinese (zh-CN).")
-    en: str | None = Field(None, min_length=1, max_length=500, description="English.")
+    zh: ContractText | None = Field(None, min_length=1, max_length=500, description="Simplified Chinese (zh-CN).")
+    en: ContractText | None = Field(None, min_length=1, max_length=500, description="English.")
 
     @model_validator(mode="after")
     def _one_language(self) -> Self:
@@ -172,7 +173,7 @@ def validate_answers(survey: SurveyDefinition, raw: Mapping[str, Any]) -> tuple[
     for q in survey.questions:
         value = raw.get(q.id)
         if isinstance(value, str):
-            value = value.strip()
+            value = clean_text(value).strip()  # free text: a stray NUL or lone surrogate never loses an answer
         if value is None or value == "":
             if q.required:
                 issues.append(Issue(q.id, "required", "请回答此问题。", "Please answer this question."))

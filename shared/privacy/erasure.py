@@ -10,7 +10,8 @@ transaction and
 2. lets the service erase: rows deleted or anonymised, mail forgotten; a row found by one
    contact may name the customer's other contacts, which the erasure then matches too
    (:meth:`Erasure.also`);
-3. deletes events about the customer still waiting in the service's outbox;
+3. deletes events about the customer still waiting in the service's outbox, or set aside in its
+   outbox dead letters;
 4. remembers the pseudonyms (``erased_subjects``) so that older events about the customer
    arriving later are dropped (:func:`erased_since`);
 5. reports what it erased (``erasure.applied.v1``, through the outbox, in the same
@@ -89,7 +90,8 @@ async def apply(
         return None
     erasure = Erasure(request.erasure_id, request.requested_at, now, set(request.subjects), key)
     await erase(conn, erasure)
-    erasure.count("outbox", await _forget_outbox(conn, erasure))
+    for table in ("outbox", "outbox_dead_letters"):  # waiting to be published, or set aside for a person
+        erasure.count(table, await _forget_events(conn, erasure, table))
     await conn.execute(
         """INSERT INTO erased_subjects (subject, erasure_id, erased_at)
            SELECT s, $2, $3 FROM unnest($1::text[]) AS s
@@ -109,12 +111,13 @@ async def apply(
     return erasure
 
 
-async def _forget_outbox(conn: asyncpg.Connection, erasure: Erasure) -> int:
-    """Delete the events about the customer still waiting in this service's outbox (any event
-    whose data names a ``customer``). An event the relay is publishing at this moment may still
-    reach Kafka, like every earlier one: Kafka's copies expire with the topic's retention."""
+async def _forget_events(conn: asyncpg.Connection, erasure: Erasure, table: str) -> int:
+    """Delete the events about the customer still in this service's ``outbox`` (or set aside in
+    ``outbox_dead_letters``): any event whose data names a ``customer``. An event the relay is
+    publishing at this moment may still reach Kafka, like every earlier one: Kafka's copies expire
+    with the topic's retention."""
     rows = await conn.fetch(
-        """SELECT id, value FROM outbox WHERE position('"customer"'::bytea IN value) > 0 ORDER BY id FOR UPDATE"""
+        f"""SELECT id, value FROM {table} WHERE position('"customer"'::bytea IN value) > 0 ORDER BY id FOR UPDATE"""
     )
     doomed = []
     for row in rows:
@@ -125,7 +128,7 @@ async def _forget_outbox(conn: asyncpg.Connection, erasure: Erasure) -> int:
         if isinstance(data, dict) and erasure.matches_customer(data.get("customer")):
             doomed.append(row["id"])
     if doomed:
-        await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", doomed)
+        await conn.execute(f"DELETE FROM {table} WHERE id = ANY($1::bigint[])", doomed)
     return len(doomed)
 
 

@@ -7,17 +7,21 @@ import io
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from services.reporting import service
 from services.reporting.api.deps import Ctx, KpiReader, Pool
 from services.reporting.schemas import CSV_COLUMNS, GroupBy, KpiReport
+from shared.auth import AUTH_RESPONSES
+from shared.contracts import QueryTime
+from shared.runtime import invalid_request
 
-router = APIRouter(prefix="/v1", tags=["kpis"], dependencies=[KpiReader])
+router = APIRouter(prefix="/v1", tags=["kpis"], dependencies=[KpiReader], responses=AUTH_RESPONSES)
 
-From = Annotated[datetime | None, Query(alias="from", description="Start (inclusive), ISO 8601; default: 7 days before `to`.")]
-To = Annotated[datetime | None, Query(alias="to", description="End (exclusive), ISO 8601; default: now.")]
+From = Annotated[QueryTime | None, Query(alias="from", description="Start (inclusive), ISO 8601 (UTC without an "
+                                       "offset); default: 7 days before `to`.")]
+To = Annotated[QueryTime | None, Query(alias="to", description="End (exclusive), ISO 8601; default: now.")]
 Group = Annotated[GroupBy | None, Query(description="One row per channel, location or touchpoint; default: one total.")]
 
 
@@ -26,9 +30,9 @@ def _period(ctx: Ctx, start: datetime | None, end: datetime | None) -> tuple[dat
     end = _aware(end) if end else datetime.now(UTC)
     start = _aware(start) if start else end - timedelta(days=7)
     if start >= end:
-        raise HTTPException(422, "`from` must be before `to`")
+        raise invalid_request(("query", "from"), "`from` must be before `to`")
     if end - start > timedelta(days=max_days):
-        raise HTTPException(422, f"the period may cover at most {max_days} days")
+        raise invalid_request(("query", "to"), f"the period may cover at most {max_days} days")
     return start, end
 
 

@@ -10,8 +10,14 @@ from pydantic import BaseModel
 from services.survey import repository, service
 from services.survey.api.deps import Admin, Ctx, Pool
 from services.survey.schemas import SurveyDefinition, SurveySummary
+from shared.auth import AUTH_RESPONSES, UNREADABLE_BODY, Problem
+from shared.contracts import MAX_SAFE_INTEGER
 
-router = APIRouter(prefix="/v1/surveys", tags=["surveys"], dependencies=[Admin])
+router = APIRouter(prefix="/v1/surveys", tags=["surveys"], dependencies=[Admin], responses={
+    **AUTH_RESPONSES, **UNREADABLE_BODY,
+    404: {"model": Problem, "description": "No such survey."},
+    409: {"model": Problem, "description": "A survey with this id exists (surveys are immutable)."},
+})
 
 
 class SurveyOut(BaseModel):
@@ -36,7 +42,7 @@ async def create_survey(survey: SurveyDefinition, pool: Pool, ctx: Ctx) -> Surve
 
 @router.get("", summary="List surveys with their response counts")
 async def list_surveys(
-    pool: Pool, limit: int = Query(100, ge=1, le=500), offset: int = Query(0, ge=0)
+    pool: Pool, limit: int = Query(100, ge=1, le=500), offset: int = Query(0, ge=0, le=MAX_SAFE_INTEGER)
 ) -> list[SurveySummary]:
     return await repository.list_surveys(pool, limit=limit, offset=offset)
 

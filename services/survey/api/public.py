@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, urlencode
 import asyncpg
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.requests import ClientDisconnect
 
 from services.survey import repository, service, tokens
@@ -40,6 +40,53 @@ PAGE_HEADERS = {
 }
 _UNAVAILABLE = (OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
                 asyncpg.TooManyConnectionsError, asyncpg.CannotConnectNowError)
+
+
+class ProblemOut(BaseModel):
+    """A refused submission, as JSON (a form post gets the same as a bilingual page)."""
+
+    detail: str
+    code: str | None = None
+    response_id: str | None = None
+
+
+class InvalidOut(BaseModel):
+    """Answers that do not fit the survey (each issue names its question) or a body that is not a response."""
+
+    detail: list[dict]
+
+
+class Submitted(BaseModel):
+    response_id: str
+    feedback_ids: list[str]
+
+
+_HTML = {"text/html": {}}
+PAGE_RESPONSES: dict[int | str, dict] = {
+    403: {"content": _HTML, "description": "The survey needs a personal link, or the link is not valid."},
+    404: {"content": _HTML, "description": "No such survey, or the link's request is unknown."},
+    410: {"content": _HTML, "description": "The link has expired."},
+}
+SUBMIT_RESPONSES: dict[int | str, dict] = {
+    200: {"content": _HTML, "description": "A form post was recorded: the thank-you page."},
+    201: {"model": Submitted, "description": "A JSON submission was recorded."},
+    400: {"content": _HTML, "description": "A form body that is not UTF-8 form data."},
+    403: {"model": ProblemOut, "content": _HTML, "description": "A personal link is needed, or this one is not valid."},
+    404: {"model": ProblemOut, "content": _HTML, "description": "No such survey, or the link's request is unknown."},
+    409: {"model": ProblemOut, "content": _HTML, "description": "Already answered (`response_id`)."},
+    410: {"model": ProblemOut, "content": _HTML, "description": "The link has expired."},
+    413: {"model": ProblemOut, "description": f"Body over {MAX_BODY_BYTES} bytes."},
+    415: {"model": ProblemOut, "description": "Neither form data nor JSON."},
+    422: {"model": InvalidOut, "content": _HTML, "description": "Answers that do not fit the survey (the form again, "
+          "with the issues, for a form post)."},
+    503: {"model": ProblemOut, "content": _HTML, "description": "The database is unavailable; nothing was recorded."},
+}
+SUBMIT_BODY = {"required": True, "content": {
+    "application/json": {"schema": ResponseIn.model_json_schema()},
+    "application/x-www-form-urlencoded": {"schema": {
+        "type": "object", "description": "q.<question id> per answer, t (the link token), lang, submission_id.",
+        "additionalProperties": {"type": "string"}}},
+}}
 
 
 def _page(content: str, status_code: int = 200) -> HTMLResponse:
@@ -81,7 +128,8 @@ def _switch_url(survey_id: str, token: str | None, lang: Lang) -> str:
     return f"/s/{survey_id}?{urlencode(params)}"
 
 
-@router.get("/s/{survey_id}", response_class=HTMLResponse, summary="The survey form (bilingual HTML)")
+@router.get("/s/{survey_id}", response_class=HTMLResponse, summary="The survey form (bilingual HTML)",
+            responses=PAGE_RESPONSES)
 async def survey_page(
     survey_id: str, request: Request, pool: Pool, ctx: Ctx, t: str | None = None, lang: str | None = None
 ) -> Response:
@@ -114,7 +162,8 @@ async def survey_page(
     )
 
 
-@router.post("/s/{survey_id}/responses", summary="Submit answers (form post or JSON)")
+@router.post("/s/{survey_id}/responses", summary="Submit answers (form post or JSON)", status_code=201,
+             response_model=None, responses=SUBMIT_RESPONSES, openapi_extra={"requestBody": SUBMIT_BODY})
 async def submit_response(
     survey_id: str, request: Request, pool: Pool, ctx: Ctx
 ) -> Response:
@@ -138,7 +187,8 @@ async def submit_response(
         try:
             data = ResponseIn.model_validate_json(body)
         except ValidationError as exc:
-            return JSONResponse({"detail": exc.errors(include_url=False, include_context=False)}, status_code=422)
+            return JSONResponse({"detail": exc.errors(include_url=False, include_context=False, include_input=False)},
+                                status_code=422)
         raw, token, language, submission_id = data.answers, data.token, data.language, data.submission_id
     else:
         try:

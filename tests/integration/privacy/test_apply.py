@@ -59,12 +59,19 @@ async def test_an_erasure_is_applied_once_and_reported(database_url):
         async with pool.acquire() as conn, conn.transaction():
             await enqueue(conn, [("t.feedback", feedback({"email": "Li.Wei@Example.cn", "name": "李伟"})),
                                  ("t.feedback", feedback({"email": "wang.fang@example.cn"})),
-                                 ("t.feedback", feedback({"id": "C-7"}))])
+                                 ("t.feedback", feedback({"id": "C-7"})),
+                                 ("t.feedback", feedback({"email": "li.wei@example.cn", "phone": "+86 1"}))])
+            await conn.execute(  # one of hers Kafka refused for good, set aside for a person
+                """INSERT INTO outbox_dead_letters (id, topic, key, headers, value, created_at, reason, error)
+                   SELECT id, topic, key, headers, value, created_at, 'permanent', 'too large' FROM outbox
+                   WHERE id = (SELECT max(id) FROM outbox)""")
+            await conn.execute("DELETE FROM outbox WHERE id = (SELECT max(id) FROM outbox)")
             first = await apply(conn, request, settings=settings, erase=erase, now=AT + timedelta(seconds=1))
         async with pool.acquire() as conn, conn.transaction():
             again = await apply(conn, request, settings=settings, erase=erase, now=AT + timedelta(seconds=9))
         async with pool.acquire() as conn:
             rows = await conn.fetch("SELECT topic, value FROM outbox ORDER BY id")
+            set_aside = await conn.fetchval("SELECT count(*) FROM outbox_dead_letters")
             applied = await conn.fetchrow("SELECT * FROM erasures")
             erased = await erased_since(conn, [pseudonym(KEY, "email", "li.wei@example.cn"), "id:" + "0" * 32,
                                                pseudonym(KEY, "email", "wang.fang@example.cn")])
@@ -73,14 +80,14 @@ async def test_an_erasure_is_applied_once_and_reported(database_url):
 
     assert first is not None and again is None, "a replayed erasure does nothing more"
     assert found == [{pseudonym(KEY, "email", "li.wei@example.cn")}]
-    assert first.erased == {"things": 2, "outbox": 1}
+    assert first.erased == {"things": 2, "outbox": 1, "outbox_dead_letters": 1} and set_aside == 0
     values = [json.loads(r["value"]) for r in rows]
     customers = [v["customer"] for v in values if "customer" in v]
     assert customers == [{"email": "wang.fang@example.cn"}, {"id": "C-7"}], "only her waiting event is gone"
     (report,) = [ErasureApplied.model_validate(v) for v in values if "erasure_id" in v]
-    assert (report.service, report.erased, report.applied_at) == ("intake", {"outbox": 1, "things": 2},
-                                                                  AT + timedelta(seconds=1))
-    assert json.loads(applied["erased"]) == {"outbox": 1, "things": 2}
+    assert (report.service, report.erased, report.applied_at) == (
+        "intake", {"outbox": 1, "outbox_dead_letters": 1, "things": 2}, AT + timedelta(seconds=1))
+    assert json.loads(applied["erased"]) == report.erased
     assert set(erased) == {pseudonym(KEY, "email", "li.wei@example.cn"), "id:" + "0" * 32}
     assert covered(erased, ["id:" + "0" * 32], AT - timedelta(days=1)), "her older events are dropped"
     assert not covered(erased, ["id:" + "0" * 32], AT + timedelta(minutes=1)), "newer ones are not"

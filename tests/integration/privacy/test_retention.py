@@ -82,7 +82,7 @@ async def test_alerts_clears_customers_and_their_words_and_keeps_the_alerts(data
         await conn.close()
 
     changed = await prune(runtime, database_url)
-    assert changed == {"processed_events": 0, "alerts": 1, "alert_feedback": 1, "alert_events": 1,
+    assert changed == {"processed_events": 0, "outbox_dead_letters": 0, "alerts": 1, "alert_feedback": 1, "alert_events": 1,
                        "notifications": 1, "alert_verdicts": 1, "customer_moments": 1, "erased_subjects": 0,
                        "mail_queue": 0}
     conn = await asyncpg.connect(database_url)
@@ -131,7 +131,7 @@ async def test_survey_clears_customers_text_answers_and_settled_mail(database_ur
         await conn.close()
 
     changed = await prune(runtime, database_url)
-    assert changed == {"processed_events": 0, "mail_queue": 2, "erased_subjects": 0, "survey_requests": 1,
+    assert changed == {"processed_events": 0, "outbox_dead_letters": 0, "mail_queue": 2, "erased_subjects": 0, "survey_requests": 1,
                        "survey_responses": 1}
     conn = await asyncpg.connect(database_url)
     try:
