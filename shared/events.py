@@ -24,7 +24,9 @@ from shared.contracts import (
     AlertUpdated,
     FeedbackReceived,
     FeedbackScored,
+    SurveyInvitationStep,
     SurveyRequested,
+    SurveyResponded,
 )
 
 SPEC_VERSION = "1.0"
@@ -47,10 +49,13 @@ FEEDBACK_SCORED = EventType("com.keymoment.feedback.scored.v1", "feedback.scored
 ALERT_RAISED = EventType("com.keymoment.alert.raised.v1", "alert.raised.v1", AlertRaised)
 ALERT_UPDATED = EventType("com.keymoment.alert.updated.v1", "alert.updated.v1", AlertUpdated)
 SURVEY_REQUESTED = EventType("com.keymoment.survey.requested.v1", "survey.requested.v1", SurveyRequested)
+SURVEY_INVITATION = EventType("com.keymoment.survey.invitation.v1", "survey.invitation.v1", SurveyInvitationStep)
+SURVEY_RESPONDED = EventType("com.keymoment.survey.responded.v1", "survey.responded.v1", SurveyResponded)
 
 EVENT_TYPES: dict[str, EventType] = {
     et.type: et
-    for et in (FEEDBACK_RECEIVED, FEEDBACK_SCORED, ALERT_RAISED, ALERT_UPDATED, SURVEY_REQUESTED)
+    for et in (FEEDBACK_RECEIVED, FEEDBACK_SCORED, ALERT_RAISED, ALERT_UPDATED, SURVEY_REQUESTED, SURVEY_INVITATION,
+               SURVEY_RESPONDED)
 }
 
 
