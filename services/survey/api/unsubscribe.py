@@ -1,0 +1,78 @@
+"""Unsubscribing from invitation mail: the ``List-Unsubscribe`` link of every invitation.
+
+``GET /u/{token}`` shows a confirm page (mail scanners and link previews follow links:
+a GET never unsubscribes). ``POST /u/{token}`` unsubscribes: what a mail client's
+one-click button sends (RFC 8058, body ``List-Unsubscribe=One-Click``, no cookies, no
+login) and what the confirm page's button sends. The address is suppressed (reason
+``unsubscribed``) for every survey, and the customer's invitations not sent yet are
+withdrawn. The pages show the address masked (``l***@example.cn``).
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+from starlette.requests import ClientDisconnect
+
+from services.survey import invitations, inviting, repository, suppressions, tokens
+from services.survey.api.deps import Ctx, Pool
+from services.survey.api.limits import too_many
+from services.survey.api.public import PAGE_HEADERS
+from services.survey.pages import pick_language, render_message
+from shared.http import BodyTooLarge, read_body
+
+router = APIRouter(tags=["unsubscribe"])
+
+MAX_BODY_BYTES = 4096
+
+
+def _page(content: str, status_code: int = 200) -> HTMLResponse:
+    return HTMLResponse(content, status_code=status_code, headers=PAGE_HEADERS)
+
+
+@router.get("/u/{token}", response_class=HTMLResponse, summary="The unsubscribe page of an invitation (confirm)")
+async def unsubscribe_page(token: str, request: Request, pool: Pool, ctx: Ctx) -> Response:
+    accept = request.headers.get("accept-language")
+    try:
+        request_id = tokens.verify_unsubscribe(ctx.links, token, now=ctx.clock.now())
+    except tokens.TokenError:
+        return _page(render_message("invalid_link", pick_language(None, None, accept)), 404)
+    if wait := ctx.limits.links.take(request_id):
+        return too_many(ctx.metrics, request, "link", wait)
+    invitation = await repository.get_request(pool, request_id)
+    address = invitations.usable_address(invitation.customer) if invitation else None
+    if address is None:
+        return _page(render_message("invalid_link", pick_language(None, None, accept)), 404)
+    lang = pick_language(request.query_params.get("lang"), invitation.language, accept)
+    shown = {"address": inviting.masked(address)}
+    async with pool.acquire() as conn:
+        listed = await suppressions.is_suppressed(conn, ctx.settings.privacy_key(), address)
+    if listed == "unsubscribed":
+        return _page(render_message("unsubscribed", lang, fmt=shown))
+    return _page(render_message("unsubscribe", lang, fmt=shown, form_action=f"/u/{token}"))
+
+
+@router.post("/u/{token}", response_class=HTMLResponse,
+             summary="Unsubscribe (RFC 8058 one-click: List-Unsubscribe=One-Click, or the confirm page's button)")
+async def unsubscribe(token: str, request: Request, pool: Pool, ctx: Ctx) -> Response:
+    accept = request.headers.get("accept-language")
+    try:
+        request_id = tokens.verify_unsubscribe(ctx.links, token, now=ctx.clock.now())
+    except tokens.TokenError:
+        return _page(render_message("invalid_link", pick_language(None, None, accept)), 404)
+    if wait := ctx.limits.links.take(request_id):
+        return too_many(ctx.metrics, request, "link", wait)
+    declared = request.headers.get("content-length")
+    try:  # what it says does not matter (the link is the secret), but it is read within bounds
+        if await read_body(request.receive, limit=MAX_BODY_BYTES,
+                           declared=int(declared) if declared and declared.isdigit() else None) is None:
+            raise ClientDisconnect
+    except BodyTooLarge:
+        return _page(render_message("too_large", pick_language(None, None, accept)), 413)
+    async with pool.acquire() as conn, conn.transaction():
+        address = await inviting.unsubscribe(ctx, conn, request_id)
+        invitation = await repository.get_request(conn, request_id)
+    if address is None:
+        return _page(render_message("invalid_link", pick_language(None, None, accept)), 404)
+    lang = pick_language(request.query_params.get("lang"), invitation.language if invitation else None, accept)
+    return _page(render_message("unsubscribed", lang, fmt={"address": inviting.masked(address)}))
