@@ -55,7 +55,7 @@ async def create_survey(survey: SurveyDefinition, pool: Pool, ctx: Ctx) -> Surve
             "(responses record the version they answered)")
 async def edit_survey(survey_id: str, survey: SurveyDefinition, pool: Pool, ctx: Ctx) -> VersionOut:
     if survey.id != survey_id:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"the body's id {survey.id!r} is not {survey_id!r}")
+        raise HTTPException(422, f"the body's id {survey.id!r} is not {survey_id!r}")
     async with pool.acquire() as conn, conn.transaction():
         result = await service.edit_survey(ctx, conn, survey)
     if result is None:
@@ -117,7 +117,7 @@ class TokenOut(BaseModel):
 async def issue_token(body: TokenIn, pool: Pool, ctx: Ctx) -> TokenOut:
     unknown = [s for s in body.scopes if s not in ISSUABLE and not _SURVEY_SCOPE.match(s)]
     if unknown:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY,
+        raise HTTPException(422,
                             f"unknown scopes {unknown}: use {sorted(ISSUABLE)} and survey:<survey id>")
     now = ctx.clock.now()
     record = repository.ApiToken(token_id=str(uuid.uuid4()), subject=body.subject, scopes=sorted(set(body.scopes)),

@@ -80,13 +80,13 @@ async def bulk_invitations(request: Request, principal: Inviter, pool: Pool, ctx
         body = await read_body(request.receive, limit=bulk.MAX_BYTES,
                                declared=int(declared) if declared and declared.isdigit() else None)
     except BodyTooLarge as exc:
-        raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, str(exc)) from None
+        raise HTTPException(413, str(exc)) from None
     if body is None:
         raise ClientDisconnect
     try:
         rows = bulk.parse(body, content_type, survey_id)
     except bulk.BulkError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from None
+        raise HTTPException(422, str(exc)) from None
 
     now = ctx.clock.now()
     results: dict[int, RowResult] = {}
