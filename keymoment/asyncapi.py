@@ -61,6 +61,16 @@ KEYS: dict[str, dict[str, Any]] = {
     "alert.raised.v1": ALERT_KEY,
     "alert.updated.v1": ALERT_KEY,
     "survey.requested.v1": {**ALERT_KEY, "description": "`alert:<alert_id>` of the alert whose recovery is surveyed."},
+    "survey.invitation.v1": {
+        "type": "string", "pattern": "^invitation:.+$",
+        "description": "`invitation:<invitation_id>`: the steps of one invitation stay in order.",
+        "examples": ["invitation:3f0c2a9e-5b1d-5c47-9d1e-0a6b2f8c4d17"],
+    },
+    "survey.responded.v1": {
+        "type": "string", "pattern": "^survey:.+$",
+        "description": "`survey:<survey_id>`: one survey's responses stay in order.",
+        "examples": ["survey:post-visit"],
+    },
 }
 SUBJECTS = {
     "feedback.received.v1": "The feedback id.",
@@ -68,6 +78,8 @@ SUBJECTS = {
     "alert.raised.v1": "The alert id.",
     "alert.updated.v1": "The alert id.",
     "survey.requested.v1": "The alert id.",
+    "survey.invitation.v1": "The invitation id.",
+    "survey.responded.v1": "The response id.",
 }
 # Headers the consumer runner (shared.kafka) adds to the original ones when it dead-letters a message.
 DLQ_HEADERS = {

@@ -15,7 +15,7 @@ from services.reporting.exposition import KpiRefresher
 from services.reporting.service import Context, label_folder
 from services.reporting.settings import ReportingSettings
 from shared.auth import BearerAuth, StaticToken
-from shared.events import ALERT_RAISED, ALERT_UPDATED, FEEDBACK_RECEIVED, FEEDBACK_SCORED
+from shared.events import ALERT_RAISED, ALERT_UPDATED, FEEDBACK_RECEIVED, FEEDBACK_SCORED, SURVEY_INVITATION
 from shared.runtime import ServiceRuntime, install
 
 
@@ -32,6 +32,7 @@ def create_app(settings: ReportingSettings) -> FastAPI:
     runtime.consume_batches(FEEDBACK_SCORED, partial(handlers.on_feedback_scored, ctx))
     runtime.consume(ALERT_RAISED, partial(handlers.on_alert_raised, ctx))
     runtime.consume(ALERT_UPDATED, partial(handlers.on_alert_updated, ctx))
+    runtime.consume_batches(SURVEY_INVITATION, partial(handlers.on_survey_invitation, ctx))
 
     async def start_refresher(rt: ServiceRuntime) -> None:
         rt.spawn(ctx.refresher.run(rt.pool), "reporting-kpi-refresher")

@@ -26,3 +26,8 @@ async def on_alert_raised(ctx: Context, conn: asyncpg.Connection, event: Envelop
 
 async def on_alert_updated(ctx: Context, conn: asyncpg.Connection, event: Envelope) -> None:
     await service.alert_updated(conn, ctx, event.data)  # type: ignore[arg-type]
+
+
+async def on_survey_invitation(ctx: Context, conn: asyncpg.Connection, events: list[Envelope]) -> None:
+    """A batch's survey.invitation.v1 events (funnel steps) at once."""
+    await service.survey_steps(conn, ctx, [e.data for e in events])  # type: ignore[misc]

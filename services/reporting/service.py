@@ -19,7 +19,7 @@ from services.reporting import domain
 from services.reporting import repository as repo
 from services.reporting.settings import ReportingSettings
 from shared.auth import BearerAuth
-from shared.contracts import AlertRaised, AlertUpdated, FeedbackReceived, FeedbackScored
+from shared.contracts import AlertRaised, AlertUpdated, FeedbackReceived, FeedbackScored, SurveyInvitationStep
 
 if TYPE_CHECKING:
     from services.reporting.exposition import KpiRefresher
@@ -28,6 +28,8 @@ logger = logging.getLogger(__name__)
 
 LOCATION = "location"
 TOUCHPOINT = "touchpoint"
+SURVEY = "survey"
+TEAM = "team"
 
 
 @dataclass
@@ -63,7 +65,8 @@ class LabelFolder:
 
 
 def label_folder(settings: ReportingSettings) -> LabelFolder:
-    return LabelFolder({LOCATION: settings.reporting_max_locations, TOUCHPOINT: settings.reporting_max_touchpoints})
+    return LabelFolder({LOCATION: settings.reporting_max_locations, TOUCHPOINT: settings.reporting_max_touchpoints,
+                        SURVEY: settings.reporting_max_surveys, TEAM: settings.reporting_max_teams})
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,11 @@ async def feedback_received(conn: asyncpg.Connection, ctx: Context, feedback: li
             channel=fb.channel.value, location=location, touchpoint=touchpoint,
             scale=fb.rating.scale.value if fb.rating else None, value=fb.rating.value if fb.rating else None,
         )
+    recovery = {fb.id: fb.survey.recovery_for_alert_id for fb in first.values()
+                if fb.id in new and fb.survey and fb.survey.recovery_for_alert_id}
+    if recovery:
+        await repo.add_recovery_answers(conn, recovery)
+        increments += await _recovery(conn, ctx, feedback_ids=list(recovery))
     await repo.add_to_counters(conn, domain.merge(increments))
 
 
@@ -114,12 +122,41 @@ async def feedback_scored(conn: asyncpg.Connection, ctx: Context, scored: list[t
         increments += domain.scored_increments(
             channel=s.channel.value, location=location, touchpoint=touchpoint, mot=s.mot, negative=s.negative,
         )
+    if new:
+        increments += await _recovery(conn, ctx, feedback_ids=sorted(new))
     await repo.add_to_counters(conn, domain.merge(increments))
 
 
 async def alert_raised(conn: asyncpg.Connection, ctx: Context, raised: AlertRaised) -> None:
     row = await repo.upsert_alert_raised(conn, raised)
     await _count_alert(conn, row)
+    await repo.add_to_counters(conn, domain.merge(await _recovery(conn, ctx, alert_ids=[raised.alert_id])))
+
+
+async def _recovery(conn: asyncpg.Connection, ctx: Context, *, feedback_ids: list[str] | None = None,
+                    alert_ids: list[str] | None = None) -> list[domain.Increment]:
+    """The recovery answers these feedback or alerts complete (answer scored, alert raised), once each."""
+    increments = []
+    for row in await repo.settle_recovery_answers(conn, feedback_ids=feedback_ids or (), alert_ids=alert_ids or ()):
+        team = await ctx.labels.label(conn, TEAM, row["team"])
+        location = await ctx.labels.label(conn, LOCATION, row["location"])
+        increments.append(domain.recovery_increment(team=team, location=location, raised_mot=row["raised_mot"],
+                                                    answer_mot=row["mot"]))
+    return increments
+
+
+async def survey_steps(conn: asyncpg.Connection, ctx: Context, steps: list[SurveyInvitationStep]) -> None:
+    """A batch of invitation funnel steps: each (invitation, step) counted once."""
+    new = await repo.add_funnel_steps(conn, steps)
+    increments = []
+    for step in steps:
+        if (step.invitation_id, step.step.value) not in new:
+            continue
+        new.discard((step.invitation_id, step.step.value))  # the same step twice in one batch: once
+        survey = await ctx.labels.label(conn, SURVEY, step.survey_id)
+        increments.append(domain.funnel_increment(survey=survey, step=step.step.value,
+                                                  reason=step.reason.value if step.reason else None))
+    await repo.add_to_counters(conn, domain.merge(increments))
 
 
 async def alert_updated(conn: asyncpg.Connection, ctx: Context, updated: AlertUpdated) -> None:

@@ -17,6 +17,15 @@ class ReportingSettings(ServiceSettings):
         50, ge=0, le=1000,
         description="Touchpoints that get a label of their own in cx_* series; later ones count as \"other\".",
     )
+    reporting_max_surveys: int = Field(
+        100, ge=0, le=5000,
+        description="Surveys that get a label of their own in the cx_survey_* series (first come, kept for ever); "
+                    "later ones count as \"other\".",
+    )
+    reporting_max_teams: int = Field(
+        100, ge=0, le=5000,
+        description="Teams that get a label of their own in the cx_recovery_* series; later ones count as \"other\".",
+    )
     reporting_refresh_seconds: float = Field(
         0.5, gt=0, le=60,
         description="How often the cx_* series are re-read from PostgreSQL (the /metrics answer is served "

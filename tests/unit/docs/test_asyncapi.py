@@ -22,7 +22,9 @@ from shared.events import (
     EVENT_TYPES,
     FEEDBACK_RECEIVED,
     FEEDBACK_SCORED,
+    SURVEY_INVITATION,
     SURVEY_REQUESTED,
+    SURVEY_RESPONDED,
     Envelope,
     dlq_topic,
 )
@@ -144,7 +146,8 @@ def test_an_event_nobody_produces_is_an_error_and_unconsumed_topics_have_no_dead
         endpoints(only_intake)
     alerts = SimpleNamespace(produces=[FEEDBACK_SCORED, ALERT_RAISED, ALERT_UPDATED, SURVEY_REQUESTED],
                              consumes=[FEEDBACK_RECEIVED])
-    doc = build({**only_intake, "alerts": alerts})
+    survey = SimpleNamespace(produces=[SURVEY_INVITATION, SURVEY_RESPONDED], consumes=[])  # what no other sends
+    doc = build({**only_intake, "alerts": alerts, "survey": survey})
     assert "feedbackReceivedV1Dlq" in doc["channels"] and "alertRaisedV1Dlq" not in doc["channels"]
     assert {op["action"] for op in doc["operations"].values()} == {"send", "receive"}
     assert "alertsReceivesFeedbackReceivedV1" in doc["operations"]
