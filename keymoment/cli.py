@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "score": ("services.alerts.scoring.cli:main", "score JSON lines of feedback on stdin (MOT -3..+3)"),
     "keys": ("services.intake.cli:keys_main", "create, list or revoke intake API keys"),
     "import": ("services.intake.cli:import_main", "import feedback files: keymoment import suggestion-box FILE.csv"),
+    "survey": ("services.survey.cli:main", "survey invitations: keymoment survey invite SURVEY FILE.csv"),
     "demo": ("services.reporting.demo:main", "send a realistic stream of feedback into a running system"),
     "asyncapi": ("keymoment.asyncapi:main", "print (or --write) the AsyncAPI document of the events"),
 }

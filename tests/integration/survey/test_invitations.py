@@ -4,6 +4,7 @@ funnel as survey.invitation.v1 — on a real broker, PostgreSQL and SMTP server.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 
@@ -186,3 +187,30 @@ async def test_bulk_csv_and_ndjson_with_a_report_per_row(service_env):
                                 headers=ADMIN | {"Content-Type": "text/csv"})).status_code == 404
         no_customer = await http.post(url, content="name\n王\n".encode(), headers=ADMIN | {"Content-Type": "text/csv"})
         assert no_customer.status_code == 422 and "email" in no_customer.json()["detail"]
+
+
+async def test_keymoment_survey_invite_sends_a_csv_and_a_second_run_invites_nobody_twice(service_env, tmp_path):
+    from services.survey import cli
+
+    rows = ["email,name,location,context.order_id"] + [f"c{i}@example.cn,客户{i},北京国贸店,O-{i}" for i in range(5)]
+    rows += ["c0@example.cn,客户0,北京国贸店,O-0", "bad,坏,北京国贸店,O-9"]  # a repeated row, an unusable address
+    file = tmp_path / "customers.csv"
+    file.write_bytes("\n".join(rows).encode("gb18030"))
+    report = tmp_path / "report.csv"
+    async with running(create_app(survey_settings(service_env, mail_sender_enabled=False))) as svc, \
+            svc.client() as http:
+        assert (await http.post("/v1/surveys", json=post_visit(), headers=ADMIN)).status_code == 201
+        args = ["invite", "post-visit", str(file), "--url", svc.url, "--token", "test-admin-token-123",
+                "--report", str(report)]
+        assert await asyncio.to_thread(cli.main, args) == 1  # one invalid row
+        first = report.read_text(encoding="utf-8-sig").splitlines()
+        assert first[0] == "row,invitation_id,status,reason,send_at,errors"
+        statuses = [line.split(",")[2] for line in first[1:]]
+        assert statuses == ["queued"] * 5 + ["skipped", "invalid"]  # row 6 is c0 again: frequency
+        assert await asyncio.to_thread(cli.main, args) == 1
+        again = report.read_text(encoding="utf-8-sig").splitlines()
+        assert [line.split(",")[:3] for line in again] == [line.split(",")[:3] for line in first]
+        count = await svc.runtime.pool.fetchval("SELECT count(*) FROM survey_requests")
+        assert count == 6  # the rerun recorded nothing new
+        assert await asyncio.to_thread(cli.main, ["invite", "post-visit", str(tmp_path / "none.csv"), "--url",
+                                                  svc.url, "--token", "x"]) == 2
