@@ -74,7 +74,7 @@ legend,.qlabel{font-weight:600;padding:0;margin-bottom:8px;display:block}
 .opt input{position:absolute;opacity:0;width:1px;height:1px}
 .opt label{display:flex;flex-direction:column;align-items:center;justify-content:center;min-width:44px;min-height:44px;padding:6px 8px;border:2px solid #c7cbd1;border-radius:10px;cursor:pointer;background:#fff;text-align:center;font-size:.8rem;line-height:1.2}
 .opt .face{font-size:1.9rem;line-height:1.1}
-.opt .face svg{width:40px;height:40px;display:block}
+.opt .face svg{width:36px;height:36px;display:block}
 .choice{display:flex;flex-direction:column;gap:6px}
 .choice .opt label{flex-direction:row;justify-content:flex-start;gap:8px;text-align:left;font-size:1rem;padding:10px 12px}
 .choice .opt label .alt{display:inline;margin-left:6px}
@@ -82,7 +82,9 @@ legend,.qlabel{font-weight:600;padding:0;margin-bottom:8px;display:block}
 .notice{border:2px solid #188038;border-radius:10px;padding:12px;margin:16px 0;background:#e6f4ea}
 button.secondary{background:#e3e7ee;color:#1a1a1a}
 .opt .num{font-size:1.05rem;font-weight:600}
-.mot .opt{flex:1 1 0;min-width:64px}
+.mot{flex-wrap:nowrap;gap:4px}
+.mot .opt{flex:1 1 0;min-width:0}
+.mot .opt label{min-width:0;padding:6px 2px;font-size:.72rem}
 .nps .opt{flex:1 1 0;min-width:44px}
 .opt input:checked+label{border-color:#0b57d0;background:#e8f0fe;box-shadow:inset 0 0 0 1px #0b57d0}
 .opt input:focus-visible+label{outline:3px solid #f9ab00;outline-offset:2px}
@@ -121,8 +123,9 @@ def pick_language(query_lang: str | None, request_lang: str | None, accept_langu
     return "zh-CN"
 
 
-def _both(text: Text | Mapping[str, str], lang: Lang, *, tag: str = "span", fmt: Mapping[str, object] | None = None) -> str:
-    """Primary language, then the other one (when different) as a secondary line."""
+def _both(text: Text | Mapping[str, str], lang: Lang, *, tag: str = "span", fmt: Mapping[str, object] | None = None,
+          after: str = "") -> str:
+    """Primary language (then ``after``, markup), then the other one (when different) as a secondary line."""
     first, second = lang, lang_order("zh" if lang == "en" else "en")[0]
 
     def get(code: Lang) -> str:
@@ -130,7 +133,7 @@ def _both(text: Text | Mapping[str, str], lang: Lang, *, tag: str = "span", fmt:
         return raw.format(**fmt) if fmt else raw
 
     main_text, alt_text = get(first), get(second)
-    out = f'<{tag} lang="{first}">{e(main_text)}</{tag}>'
+    out = f'<{tag} lang="{first}">{e(main_text)}</{tag}>{after}'
     if alt_text and alt_text != main_text:
         out += f'<span class="alt" lang="{second}">{e(alt_text)}</span>'
     return out
@@ -205,7 +208,7 @@ def _question(q: Question, lang: Lang, value: object, issue: Issue | None) -> st
     if q.type is QuestionType.TEXT:
         hint_text = (_both(q.help, lang) + " · " if q.help else "") + _both(UI["chars"], lang, fmt={"n": q.max_length})
         return (
-            f'<div{cls} style="margin:24px 0"><label class="qlabel" for="q-{q.id}">{_both(q.label, lang)}{marker}</label>'
+            f'<div{cls} style="margin:24px 0"><label class="qlabel" for="q-{q.id}">{_both(q.label, lang, after=marker)}</label>'
             f'<p class="hint" id="{hint_id}">{hint_text}</p>'
             f'<textarea id="q-{q.id}" name="q.{e(q.id)}" maxlength="{q.max_length}"'
             f'{" required" if q.required else ""}{described}{invalid}>{e(str(value or ""))}</textarea>{error}</div>'
@@ -213,7 +216,7 @@ def _question(q: Question, lang: Lang, value: object, issue: Issue | None) -> st
     hint = f'<p class="hint" id="{hint_id}">{_both(q.help, lang)}</p>' if q.help else ""
     return (
         f'<fieldset{cls}{described}>'
-        f'<legend>{_both(q.label, lang)}{marker}</legend>{hint}'
+        f'<legend>{_both(q.label, lang, after=marker)}</legend>{hint}'
         f'{_choices(q, lang, value, invalid)}{error}</fieldset>'
     )
 
