@@ -15,6 +15,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("keymoment.serve:main", "run one service: keymoment serve intake|survey|alerts|reporting"),
     "migrate": ("keymoment.serve:migrate_main", "apply a service's database migrations and exit"),
     "score": ("services.alerts.scoring.cli:main", "score JSON lines of feedback on stdin (MOT -3..+3)"),
+    "scoring": ("services.alerts.cli:scoring_main",
+                "scoring model: keymoment scoring export-verdicts | train --data verdicts.jsonl | train --from-database"),
     "keys": ("services.intake.cli:keys_main", "create, list or revoke intake API keys"),
     "import": ("services.intake.cli:import_main", "import feedback files: keymoment import suggestion-box FILE.csv"),
     "survey": ("services.survey.cli:main", "survey invitations: keymoment survey invite SURVEY FILE.csv"),

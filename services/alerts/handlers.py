@@ -15,4 +15,4 @@ from shared.events import Envelope
 
 async def on_feedback_received(ctx: Context, conn: asyncpg.Connection, events: list[Envelope]) -> None:
     """A batch's new ``feedback.received.v1`` events (a batch handler of the consumer runner)."""
-    await feedback.score_batch(UnitOfWork(AlertsRepository(conn)), ctx, [e.data for e in events])  # type: ignore[misc]
+    await feedback.score_batch(UnitOfWork(AlertsRepository(conn)), ctx, events)

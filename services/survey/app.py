@@ -29,7 +29,6 @@ from shared.mail.queue import ClaimedMail
 from shared.mail.runtime import use_mail_queue
 from shared.mail.sender import Outcome
 from shared.runtime import ServiceRuntime, install
-from shared.signing import Signer
 
 
 def create_app(settings: SurveySettings, *, clock: Clock | None = None) -> FastAPI:
@@ -43,7 +42,7 @@ def create_app(settings: SurveySettings, *, clock: Clock | None = None) -> FastA
 
     mail = use_mail_queue(runtime, purposes=[invitations.PURPOSE], on_settled=mail_settled)
     metrics = SurveyMetrics(runtime.registry, mail.metrics)
-    signer = Signer(settings.link_signing_key.get_secret_value())
+    signer = settings.signer()  # LINK_SIGNING_KEY, and LINK_SIGNING_OLD_KEYS verify-only
 
     async def not_revoked(claims: Mapping[str, Any]) -> bool:
         return not await repository.token_revoked(runtime.pool, str(claims.get("t", "")))

@@ -25,9 +25,9 @@ def test_production_refuses_placeholders():
 def test_reads_environment_variables(monkeypatch):
     monkeypatch.setenv("KEYMOMENT_ENV", "dev")
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "kafka:9092")
-    monkeypatch.setenv("SMTP_PORT", "2526")
+    monkeypatch.setenv("DATABASE_POOL_MAX", "7")  # was SMTP_PORT: the SMTP_* settings left ServiceSettings
     s = ServiceSettings()
-    assert (s.kafka_bootstrap_servers, s.smtp_port) == ("kafka:9092", 2526)
+    assert (s.kafka_bootstrap_servers, s.database_pool_max) == ("kafka:9092", 7)
 
 
 def test_topic_prefix_and_defaults():
