@@ -57,6 +57,7 @@ def create_app(settings: SurveySettings, *, clock: Clock | None = None) -> FastA
         api_tokens=api_tokens,
         mail=mail,
         limits=PublicLimits.of(settings),
+        definitions=repository.Definitions(),
     )
     runtime.consume(SURVEY_REQUESTED, partial(handlers.on_survey_requested, ctx))
     runtime.consume_batches(FEEDBACK_RECEIVED, partial(handlers.on_feedback_received, ctx))

@@ -9,6 +9,8 @@ compares, so the two can never drift apart.
 
 from __future__ import annotations
 
+import functools
+
 # The kiosk's COLOURS: red (-3) to green (+3).
 COLOURS = {-3: "#c62828", -2: "#e4572e", -1: "#f29e4c", 0: "#c9b23a", 1: "#9ccc65", 2: "#5cb85c", 3: "#2e7d32"}
 INK = "#1d2330"
@@ -29,6 +31,7 @@ def _js_number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
+@functools.cache
 def face_svg(value: int) -> str:
     """The face for MOT ``value`` (-3..+3): a coloured disc, eyes, brows when -2 or worse, and a
     mouth curving down for negative and up for positive moments."""

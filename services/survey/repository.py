@@ -71,10 +71,32 @@ async def get_survey(conn: asyncpg.Connection | asyncpg.Pool, survey_id: str) ->
     )
 
 
-async def current(conn: asyncpg.Connection | asyncpg.Pool, survey_id: str) -> tuple[SurveyDefinition, int] | None:
+class Definitions:
+    """Parsed definitions by survey and version. A version never changes once stored, so the
+    pages parse each one once (the hot path reads the text, not the model, per request)."""
+
+    def __init__(self, size: int = 512) -> None:
+        self.size = size
+        self._parsed: dict[tuple[str, int], SurveyDefinition] = {}
+
+    def parse(self, survey_id: str, version: int, raw: str) -> SurveyDefinition:
+        found = self._parsed.get((survey_id, version))
+        if found is None:
+            if len(self._parsed) >= self.size:
+                self._parsed.clear()
+            found = self._parsed[(survey_id, version)] = SurveyDefinition.stored(raw)
+        return found
+
+
+async def current(conn: asyncpg.Connection | asyncpg.Pool, survey_id: str, *,
+                  parsed: Definitions | None = None) -> tuple[SurveyDefinition, int] | None:
     """A survey's current definition and version (no response count: the pages' read)."""
     row = await conn.fetchrow("SELECT definition, version FROM surveys WHERE survey_id = $1", survey_id)
-    return None if row is None else (SurveyDefinition.stored(row["definition"]), row["version"])
+    if row is None:
+        return None
+    if parsed is not None:
+        return parsed.parse(survey_id, row["version"], row["definition"]), row["version"]
+    return SurveyDefinition.stored(row["definition"]), row["version"]
 
 
 async def survey_definition(conn: asyncpg.Connection, survey_id: str) -> SurveyDefinition | None:
@@ -82,10 +104,13 @@ async def survey_definition(conn: asyncpg.Connection, survey_id: str) -> SurveyD
     return found[0] if found else None
 
 
-async def version_of(conn: asyncpg.Connection | asyncpg.Pool, survey_id: str, version: int) -> SurveyDefinition | None:
+async def version_of(conn: asyncpg.Connection | asyncpg.Pool, survey_id: str, version: int, *,
+                     parsed: Definitions | None = None) -> SurveyDefinition | None:
     definition = await conn.fetchval(
         "SELECT definition FROM survey_versions WHERE survey_id = $1 AND version = $2", survey_id, version)
-    return None if definition is None else SurveyDefinition.stored(definition)
+    if definition is None:
+        return None
+    return parsed.parse(survey_id, version, definition) if parsed else SurveyDefinition.stored(definition)
 
 
 async def versions(conn: asyncpg.Connection | asyncpg.Pool, survey_id: str) -> list[SurveyVersion]:
@@ -372,10 +397,6 @@ async def get_draft(conn: asyncpg.Connection | asyncpg.Pool, draft_key: str) -> 
     return None if answers is None else json.loads(answers)
 
 
-async def delete_draft(conn: asyncpg.Connection, draft_key: str) -> None:
-    await conn.execute("DELETE FROM survey_drafts WHERE draft_key = $1", draft_key)
-
-
 # --- responses ---------------------------------------------------------------------------
 async def add_response(
     conn: asyncpg.Connection,
@@ -389,15 +410,18 @@ async def add_response(
     language: str | None,
     feedback_ids: list[str],
     submitted_at: datetime,
+    draft_key: str | None = None,
 ) -> bool:
-    """Store a response; False when this request or submission was answered already."""
+    """Store a response (and drop its partial answers, ``draft_key``, in the same statement); False
+    when this request or submission was answered already."""
     inserted = await conn.fetchval(
-        """INSERT INTO survey_responses (response_id, survey_id, survey_version, request_id, submission_id, answers,
+        """WITH dropped AS (DELETE FROM survey_drafts WHERE draft_key = $10)
+           INSERT INTO survey_responses (response_id, survey_id, survey_version, request_id, submission_id, answers,
                                          language, feedback_ids, submitted_at)
            VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9)
            ON CONFLICT DO NOTHING RETURNING true""",
         response_id, survey_id, survey_version, request_id, submission_id,
-        json.dumps(answers, ensure_ascii=False), language, feedback_ids, submitted_at,
+        json.dumps(answers, ensure_ascii=False), language, feedback_ids, submitted_at, draft_key,
     )
     return bool(inserted)
 

@@ -88,6 +88,7 @@ class Context:
     api_tokens: SignedTokens  # scoped, revocable tokens (POST /v1/tokens)
     mail: MailSender  # sends the queued invitations (runs on the runtime's start/stop hooks)
     limits: PublicLimits  # the public pages' rate limits
+    definitions: repository.Definitions  # parsed definitions by survey and version (versions never change)
 
     @property
     def feedback_topic(self) -> str:
@@ -289,6 +290,7 @@ async def submit_response(
         language=language,
         feedback_ids=feedback_ids,
         submitted_at=now,
+        draft_key=draft_key(survey.id, request_id=request_id, submission_id=submission_id),
     )
     if not stored:
         previous = await repository.response_for_request(conn, request_id) if request_id else None
@@ -307,9 +309,6 @@ async def submit_response(
             if marked is not None:
                 outgoing.append(step_event(ctx.settings, marked, step, at=now))
     await enqueue(conn, outgoing)
-    key = draft_key(survey.id, request_id=request_id, submission_id=submission_id)
-    if key:
-        await repository.delete_draft(conn, key)
     logger.info(
         "survey response stored",
         extra={"survey_id": survey.id, "version": version, "response_id": response_id, "request_id": request_id,

@@ -130,7 +130,7 @@ async def survey_page(
     saved: bool = False,
 ) -> Response:
     accept = request.headers.get("accept-language")
-    found = await repository.current(pool, survey_id)
+    found = await repository.current(pool, survey_id, parsed=ctx.definitions)
     if found is None:
         return _page(render_message("not_found", pick_language(lang, None, accept)), 404)
     survey, version = found
@@ -219,12 +219,13 @@ async def _answers_in(request: Request, lang_hint: Lang) -> tuple[ResponseIn | N
     ), None, False
 
 
-async def _shown(pool: Pool, survey_id: str, version: int | None) -> tuple[SurveyDefinition, int] | None:
+async def _shown(pool: Pool, ctx: Context, survey_id: str,
+                 version: int | None) -> tuple[SurveyDefinition, int] | None:
     """The version the form showed (the current one when it names none or one that does not exist)."""
-    found = await repository.current(pool, survey_id)
+    found = await repository.current(pool, survey_id, parsed=ctx.definitions)
     if found is None or version is None or version == found[1]:
         return found
-    shown = await repository.version_of(pool, survey_id, version)
+    shown = await repository.version_of(pool, survey_id, version, parsed=ctx.definitions)
     return (shown, version) if shown is not None else found
 
 
@@ -235,7 +236,7 @@ async def submit_response(survey_id: str, request: Request, pool: Pool, ctx: Ctx
     data, error, as_json = await _answers_in(request, lang_hint)
     if error is not None:
         return error
-    found = await _shown(pool, survey_id, data.version)
+    found = await _shown(pool, ctx, survey_id, data.version)
     if found is None:
         return _problem("not_found", 404, lang_hint, as_json=as_json)
     survey, version = found
@@ -294,7 +295,7 @@ async def save_draft(survey_id: str, request: Request, pool: Pool, ctx: Ctx) -> 
     data, error, as_json = await _answers_in(request, lang_hint)
     if error is not None:
         return error
-    found = await _shown(pool, survey_id, data.version)
+    found = await _shown(pool, ctx, survey_id, data.version)
     if found is None:
         return _problem("not_found", 404, lang_hint, as_json=as_json)
     survey, version = found
