@@ -24,7 +24,6 @@ recorded once each by :func:`funnel_step`, in the transaction of what caused the
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import uuid
 from collections.abc import Sequence
@@ -34,9 +33,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import asyncpg
+import orjson
 
 from services.survey import invitations, repository, rules, suppressions
 from services.survey.funnel import NAMESPACE, step_event
+from services.survey.pages import lang_order
 from services.survey.repository import NewInvitation, SurveyRequest
 from services.survey.schemas import InvitationIn, SurveyDefinition, Trigger, VisitIn
 from services.survey.service import Context
@@ -62,7 +63,7 @@ def invitation_id(survey_id: str, key: str) -> str:
 def request_hash(item: InvitationIn) -> str:
     """What an idempotency key must keep naming: the invitation's content (its key aside)."""
     body = item.model_dump(mode="json", exclude={"key"}, exclude_none=True)
-    return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -137,6 +138,7 @@ async def invite(ctx: Context, conn: asyncpg.Connection, asks: Sequence[Ask]) ->
     answers: list[Invited] = []
     rows: list[NewInvitation] = []
     mails: list[OutgoingMail] = []
+    forms: dict[tuple[str, int, tuple[str, str]], invitations.Template] = {}  # rendered once per batch
     seen: dict[str, Invited] = {}
     for ask, address, ks in zip(asks, addresses, keys, strict=True):
         earlier = existing.get(ask.request_id)
@@ -155,9 +157,13 @@ async def invite(ctx: Context, conn: asyncpg.Connection, asks: Sequence[Ask]) ->
             contact = rules.Contact(ask.survey.id, now)
             for k in ks:
                 history.setdefault(k, []).append(contact)
+            form_key = (ask.survey.id, ask.version, lang_order(ask.language))
+            if form_key not in forms:
+                forms[form_key] = invitations.template(ask.survey, ask.language,
+                                                       ttl_days=ctx.settings.survey_link_ttl_days)
             mail = invitations.invitation(
                 ctx.settings, ctx.links, request_id=ask.request_id, customer=ask.customer, address=address,
-                language=ask.language, survey=ask.survey, now=now, send_at=decision.send_at,
+                language=ask.language, survey=ask.survey, now=now, send_at=decision.send_at, form=forms[form_key],
             )
             mails.append(mail)
             mail_id = mail.mail_id
@@ -198,7 +204,8 @@ def ask_from_api(item: InvitationIn, survey: SurveyDefinition, version: int, *, 
                  requested_by: str, now: datetime) -> Ask:
     """An API invitation (one, or a bulk row)."""
     key = item.key or key
-    customer = Customer.model_validate(item.customer.model_dump(exclude={"time_zone"}, exclude_none=True))
+    # validated already (InvitationCustomer is a Customer with a time zone): built, not validated again
+    customer = Customer.model_construct(**item.customer.model_dump(exclude={"time_zone"}, exclude_none=True))
     return Ask(
         survey=survey, version=version, request_id=invitation_id(survey.id, key) if key else str(uuid.uuid4()),
         kind="api", customer=customer, requested_at=now, time_zone=item.customer.time_zone, language=item.locale,

@@ -11,7 +11,7 @@ other.
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -32,6 +32,7 @@ from shared.contracts import (
     Label,
     RatingScale,
     SkipReason,
+    Timestamp,
 )
 
 SLUG = r"^[a-z0-9][a-z0-9_-]{0,63}$"
@@ -298,10 +299,9 @@ def _context(value: dict[str, Any]) -> dict[str, Any]:
     return value
 
 
-class InvitationIn(Strict):
-    """The body of ``POST /v1/invitations``; a row of a bulk upload (whose survey is the upload's)."""
+class Invitee(Strict):
+    """Who, and the moment an invitation asks about (the fields an invitation and a visit share)."""
 
-    survey_id: str = Field(pattern=SLUG)
     customer: InvitationCustomer
     locale: str | None = Field(None, pattern=r"^[a-zA-Z]{2,3}(-[A-Za-z0-9]{2,8})*$",
                                description="The customer's language: zh-CN or en comes first in the mail and form.")
@@ -312,33 +312,30 @@ class InvitationIn(Strict):
         description=f"Free context travelling with every response (order id, visit id, agent): at most "
         f"{MAX_CONTEXT_KEYS} keys, {MAX_CONTEXT_BYTES} bytes as JSON.",
     )
+
+    @field_validator("context")
+    @classmethod
+    def _ctx(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return _context(value)
+
+
+class InvitationIn(Invitee):
+    """The body of ``POST /v1/invitations``; a row of a bulk upload (whose survey is the upload's)."""
+
+    survey_id: str = Field(pattern=SLUG)
     key: Key | None = Field(
         None, min_length=1, max_length=200,
         description="Idempotency key (or the Idempotency-Key header): the same key for the same survey is the "
         "same invitation, answered as the first time; reused for a different invitation: 409.",
     )
 
-    @field_validator("context")
-    @classmethod
-    def _ctx(cls, value: dict[str, Any]) -> dict[str, Any]:
-        return _context(value)
 
-
-class VisitIn(Strict):
+class VisitIn(Invitee):
     """The body of ``POST /v1/visits``: a customer's visit, for the surveys whose trigger asks for one."""
 
-    customer: InvitationCustomer
-    locale: str | None = Field(None, pattern=r"^[a-zA-Z]{2,3}(-[A-Za-z0-9]{2,8})*$")
-    touchpoint: Label | None = None
-    location: Label | None = None
-    occurred_at: datetime | None = Field(None, description="When the visit happened (default now).")
-    context: dict[AttributeName, AttributeValue] = Field(default_factory=dict)
+    occurred_at: Timestamp | None = Field(None, description="When the visit happened, with its UTC offset "
+                                          "(default now).")
     key: Key = Field(min_length=1, max_length=200, description="The visit's id at its source (idempotency).")
-
-    @field_validator("context")
-    @classmethod
-    def _ctx(cls, value: dict[str, Any]) -> dict[str, Any]:
-        return _context(value)
 
 
 class InvitationOut(BaseModel):
@@ -424,6 +421,15 @@ def _check(q: Question, value: Any) -> tuple[Answer | None, Issue | None]:
     return number, None
 
 
+def _given(survey: SurveyDefinition, raw: Mapping[str, Any]) -> Iterator[tuple[Question, Any]]:
+    """Each question with its raw answer, stripped; None when it was left empty."""
+    for q in survey.questions:
+        value = raw.get(q.id)
+        if isinstance(value, str):
+            value = value.strip()
+        yield q, None if value is None or value == "" else value
+
+
 def validate_answers(survey: SurveyDefinition, raw: Mapping[str, Any]) -> tuple[dict[str, Answer], list[Issue]]:
     """Check raw answers (strings from a form, ints or strings from JSON)
     against the survey; returns the clean answers in question order and the issues."""
@@ -432,11 +438,8 @@ def validate_answers(survey: SurveyDefinition, raw: Mapping[str, Any]) -> tuple[
         if survey.question(key) is None:
             issues.append(Issue(None, "unknown_question", f"问卷中没有问题 “{key}”。", f"The survey has no question {key!r}."))
     answers: dict[str, Answer] = {}
-    for q in survey.questions:
-        value = raw.get(q.id)
-        if isinstance(value, str):
-            value = value.strip()
-        if value is None or value == "":
+    for q, value in _given(survey, raw):
+        if value is None:
             if q.required:
                 issues.append(Issue(q.id, "required", "请回答此问题。", "Please answer this question."))
             continue
@@ -452,14 +455,5 @@ def validate_answers(survey: SurveyDefinition, raw: Mapping[str, Any]) -> tuple[
 
 def partial_answers(survey: SurveyDefinition, raw: Mapping[str, Any]) -> dict[str, Answer]:
     """The valid answers among ``raw`` (a draft: unknown questions, empty and invalid values dropped)."""
-    answers: dict[str, Answer] = {}
-    for q in survey.questions:
-        value = raw.get(q.id)
-        if isinstance(value, str):
-            value = value.strip()
-        if value is None or value == "":
-            continue
-        clean, issue = _check(q, value)
-        if issue is None:
-            answers[q.id] = clean
-    return answers
+    checked = ((q, _check(q, value)) for q, value in _given(survey, raw) if value is not None)
+    return {q.id: clean for q, (clean, issue) in checked if issue is None}

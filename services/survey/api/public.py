@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode
 
@@ -229,10 +230,23 @@ async def _shown(pool: Pool, ctx: Context, survey_id: str,
     return (shown, version) if shown is not None else found
 
 
-@router.post("/s/{survey_id}/responses", summary="Submit answers (form post or JSON); a personal link answers "
-             "once: 409 for a second submit")
-async def submit_response(survey_id: str, request: Request, pool: Pool, ctx: Ctx) -> Response:
-    lang_hint = pick_language(request.query_params.get("lang"), None, request.headers.get("accept-language"))
+@dataclass(frozen=True)
+class Posted:
+    """A posted form or JSON body, checked up to the link: what both POST routes start from."""
+
+    data: ResponseIn
+    as_json: bool
+    survey: SurveyDefinition
+    version: int
+    claims: tokens.LinkClaims | None
+    lang: Lang
+
+
+async def _posted(survey_id: str, request: Request, pool: Pool, ctx: Context) -> Posted | Response:
+    """The posted answers against the version they were shown, their link verified and the limits
+    applied; or the answer to give instead (415, 413, 422, 404, 429, 403, 410)."""
+    accept = request.headers.get("accept-language")
+    lang_hint = pick_language(request.query_params.get("lang"), None, accept)
     data, error, as_json = await _answers_in(request, lang_hint)
     if error is not None:
         return error
@@ -240,16 +254,25 @@ async def submit_response(survey_id: str, request: Request, pool: Pool, ctx: Ctx
     if found is None:
         return _problem("not_found", 404, lang_hint, as_json=as_json)
     survey, version = found
-    page_lang: Lang = pick_language(data.language, None, request.headers.get("accept-language"))
-
-    metrics = ctx.metrics
     claims, problem = _verify(ctx, survey, data.token)
     if (limited := _limit(ctx, request, survey=survey, claims=claims, submitting=True)) is not None:
         return limited
+    lang: Lang = pick_language(data.language, None, accept)
     if problem:
-        metrics.responses.labels(survey.id, "invalid").inc()
-        return _problem(problem[0], problem[1], page_lang, as_json=as_json)
+        ctx.metrics.responses.labels(survey.id, "invalid").inc()
+        return _problem(problem[0], problem[1], lang, as_json=as_json)
+    return Posted(data, as_json, survey, version, claims, lang)
 
+
+@router.post("/s/{survey_id}/responses", summary="Submit answers (form post or JSON); a personal link answers "
+             "once: 409 for a second submit")
+async def submit_response(survey_id: str, request: Request, pool: Pool, ctx: Ctx) -> Response:
+    posted = await _posted(survey_id, request, pool, ctx)
+    if isinstance(posted, Response):
+        return posted
+    data, as_json, survey, version, claims, page_lang = (posted.data, posted.as_json, posted.survey, posted.version,
+                                                         posted.claims, posted.lang)
+    metrics = ctx.metrics
     answers, issues = validate_answers(survey, data.answers)
     if issues:
         metrics.responses.labels(survey.id, "invalid").inc()
@@ -291,33 +314,22 @@ async def submit_response(survey_id: str, request: Request, pool: Pool, ctx: Ctx
 @router.post("/s/{survey_id}/draft", summary="Keep partial answers (the page's save button, or its script "
              "as answers are given); reopening the page shows them")
 async def save_draft(survey_id: str, request: Request, pool: Pool, ctx: Ctx) -> Response:
-    lang_hint = pick_language(request.query_params.get("lang"), None, request.headers.get("accept-language"))
-    data, error, as_json = await _answers_in(request, lang_hint)
-    if error is not None:
-        return error
-    found = await _shown(pool, ctx, survey_id, data.version)
-    if found is None:
-        return _problem("not_found", 404, lang_hint, as_json=as_json)
-    survey, version = found
-    claims, problem = _verify(ctx, survey, data.token)
-    if (limited := _limit(ctx, request, survey=survey, claims=claims, submitting=True)) is not None:
-        return limited
-    page_lang: Lang = pick_language(data.language, None, request.headers.get("accept-language"))
-    if problem:
-        return _problem(problem[0], problem[1], page_lang, as_json=as_json)
+    posted = await _posted(survey_id, request, pool, ctx)
+    if isinstance(posted, Response):
+        return posted
+    data, survey, claims = posted.data, posted.survey, posted.claims
     submission_id = None if claims else (data.submission_id or request.cookies.get(_cookie(survey.id)))
     if submission_id is not None and not _SUBMISSION.match(submission_id):
         submission_id = None
     async with pool.acquire() as conn, conn.transaction():
-        kept = await service.save_draft(ctx, conn, survey=survey, version=version,
+        kept = await service.save_draft(ctx, conn, survey=survey, version=posted.version,
                                         answers=partial_answers(survey, data.answers),
                                         request_id=claims.request_id if claims else None, submission_id=submission_id)
     if kept:
         ctx.metrics.drafts.labels(survey.id).inc()
-    fetched = as_json or request.headers.get("x-requested-with") == "fetch"
-    if fetched:
+    if posted.as_json or request.headers.get("x-requested-with") == "fetch":
         return Response(status_code=204 if kept else 409)
-    params = {"lang": page_lang, "saved": "1"} if kept else {"lang": page_lang}
+    params = {"lang": posted.lang, "saved": "1"} if kept else {"lang": posted.lang}
     if data.token:
         params["t"] = data.token
     response = RedirectResponse(f"/s/{survey.id}?{urlencode(params)}", status_code=303,

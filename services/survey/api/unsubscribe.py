@@ -30,16 +30,26 @@ def _page(content: str, status_code: int = 200) -> HTMLResponse:
     return HTMLResponse(content, status_code=status_code, headers=PAGE_HEADERS)
 
 
-@router.get("/u/{token}", response_class=HTMLResponse, summary="The unsubscribe page of an invitation (confirm)")
-async def unsubscribe_page(token: str, request: Request, pool: Pool, ctx: Ctx) -> Response:
-    accept = request.headers.get("accept-language")
+async def _invitation(token: str, request: Request, ctx: Ctx) -> str | Response:
+    """The invitation (request id) of an unsubscribe link, or the answer to give instead (an invalid
+    link, a link over its rate)."""
     try:
         request_id = tokens.verify_unsubscribe(ctx.links, token, now=ctx.clock.now())
     except tokens.TokenError:
-        return _page(render_message("invalid_link", pick_language(None, None, accept)), 404)
+        return _page(render_message("invalid_link", pick_language(None, None, request.headers.get(
+            "accept-language"))), 404)
     if wait := ctx.limits.links.take(request_id):
         return too_many(ctx.metrics, request, "link", wait)
-    invitation = await repository.get_request(pool, request_id)
+    return request_id
+
+
+@router.get("/u/{token}", response_class=HTMLResponse, summary="The unsubscribe page of an invitation (confirm)")
+async def unsubscribe_page(token: str, request: Request, pool: Pool, ctx: Ctx) -> Response:
+    accept = request.headers.get("accept-language")
+    found = await _invitation(token, request, ctx)
+    if isinstance(found, Response):
+        return found
+    invitation = await repository.get_request(pool, found)
     address = invitations.usable_address(invitation.customer) if invitation else None
     if address is None:
         return _page(render_message("invalid_link", pick_language(None, None, accept)), 404)
@@ -56,12 +66,9 @@ async def unsubscribe_page(token: str, request: Request, pool: Pool, ctx: Ctx) -
              summary="Unsubscribe (RFC 8058 one-click: List-Unsubscribe=One-Click, or the confirm page's button)")
 async def unsubscribe(token: str, request: Request, pool: Pool, ctx: Ctx) -> Response:
     accept = request.headers.get("accept-language")
-    try:
-        request_id = tokens.verify_unsubscribe(ctx.links, token, now=ctx.clock.now())
-    except tokens.TokenError:
-        return _page(render_message("invalid_link", pick_language(None, None, accept)), 404)
-    if wait := ctx.limits.links.take(request_id):
-        return too_many(ctx.metrics, request, "link", wait)
+    found = await _invitation(token, request, ctx)
+    if isinstance(found, Response):
+        return found
     declared = request.headers.get("content-length")
     try:  # what it says does not matter (the link is the secret), but it is read within bounds
         if await read_body(request.receive, limit=MAX_BODY_BYTES,
@@ -70,8 +77,8 @@ async def unsubscribe(token: str, request: Request, pool: Pool, ctx: Ctx) -> Res
     except BodyTooLarge:
         return _page(render_message("too_large", pick_language(None, None, accept)), 413)
     async with pool.acquire() as conn, conn.transaction():
-        address = await inviting.unsubscribe(ctx, conn, request_id)
-        invitation = await repository.get_request(conn, request_id)
+        address = await inviting.unsubscribe(ctx, conn, found)
+        invitation = await repository.get_request(conn, found)
     if address is None:
         return _page(render_message("invalid_link", pick_language(None, None, accept)), 404)
     lang = pick_language(request.query_params.get("lang"), invitation.language if invitation else None, accept)

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from services.survey.settings import SurveySettings
 from shared.contracts import SurveyRequested
 from shared.events import SURVEY_REQUESTED, Envelope
+from shared.kafka import Publisher
 from tests.integration.mail.smtp import SmtpServer  # noqa: F401  (re-exported for the tests)
 from tests.integration.mail.smtp import SmtpSink as CollectingSmtp  # noqa: F401
 from tests.support.kafka import read_topic  # noqa: F401  (re-exported for the tests)
@@ -109,3 +110,13 @@ async def events_of(bootstrap: str, topic: str, at_least: int) -> list:
     """The payloads on a topic, once at least ``at_least`` arrived."""
     return [Envelope.from_kafka(headers=m.headers, key=m.key, value=m.value).data
             for m in await read_topic(bootstrap, topic, at_least=at_least)]
+
+
+async def publish(service_env: dict, *events: Envelope) -> None:
+    """Put events on the test's topics, as their producers would."""
+    publisher = Publisher(service_env["kafka_bootstrap_servers"], client_id="survey-test")
+    await publisher.start()
+    try:
+        await publisher.publish([(service_env["kafka_topic_prefix"] + e.event_type.topic, e) for e in events])
+    finally:
+        await publisher.stop()

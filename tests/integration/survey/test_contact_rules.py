@@ -14,6 +14,7 @@ import pytest
 from services.survey import invitations, suppressions, tokens
 from services.survey.app import create_app
 from shared.clock import ManualClock
+from shared.mail import queue
 from tests.integration.survey.support import (
     ADMIN,
     CollectingSmtp,
@@ -27,6 +28,10 @@ from tests.integration.survey.support import (
 from tests.support.services import running, wait_until
 
 pytestmark = pytest.mark.integration
+
+
+async def _is(value, expected) -> bool:
+    return await value == expected
 
 
 async def _metric(http, name: str, **labels: str) -> float:
@@ -54,12 +59,12 @@ async def test_a_burst_of_1000_invitations_for_100_customers_sends_exactly_what_
             for definition in (post_visit(), three):
                 assert (await http.post("/v1/surveys", json=definition, headers=ADMIN)).status_code == 201
             answers: list[dict] = []
-            queue = list(asks)
+            pending = list(asks)
             started = asyncio.get_running_loop().time()
 
             async def client() -> None:
-                while queue:
-                    body = queue.pop()
+                while pending:
+                    body = pending.pop()
                     response = await http.post("/v1/invitations", json=body, headers=ADMIN)
                     assert response.status_code == 202, response.text
                     answers.append(body | {"answer": response.json()})
@@ -71,8 +76,12 @@ async def test_a_burst_of_1000_invitations_for_100_customers_sends_exactly_what_
             statuses = Counter((a["survey_id"], a["answer"]["status"], a["answer"].get("reason")) for a in answers)
             assert statuses == {("post-visit", "queued", None): 50, ("post-visit", "skipped", "frequency"): 450,
                                 ("three-a-month", "queued", None): 150, ("three-a-month", "skipped", "frequency"): 350}
-            await wait_until(lambda: len(smtp.messages) >= 200, timeout=60, what="200 invitation mails")
-            await asyncio.sleep(1.0)  # anything beyond 200 would be a defect: give it the chance to show
+
+            async def all_sent() -> bool:  # every queued mail settled: nothing more can arrive
+                async with svc.runtime.pool.acquire() as conn:
+                    return await queue.state_counts(conn, purpose="survey_invitation") == {"sent": 200}
+
+            await wait_until(all_sent, timeout=60, what="200 invitation mails sent")
             per_customer = Counter(r[0] for r in smtp.recipients)
             assert len(smtp.messages) == 200
             assert all(per_customer[f"c{c:03d}@example.cn"] == 1 for c in range(50))
@@ -188,8 +197,12 @@ async def test_quiet_hours_in_the_customers_time_zone_on_a_manual_clock(service_
             ctx.mail.wake()
             await wait_until(lambda: len(smtp.messages) == 2, timeout=20, what="the deferred invitation at 08:00")
             assert smtp.recipients[1] == ["li.wei@example.cn"]
-            async with svc.runtime.pool.acquire() as conn:
-                assert (await invitations.delivery(conn, withdrawn.json()["invitation_id"])).state == "withdrawn"
-                assert (await invitations.delivery(conn, night.json()["invitation_id"])).state == "sent"
+
+            async def state(invited) -> str:
+                async with svc.runtime.pool.acquire() as conn:
+                    return (await invitations.delivery(conn, invited.json()["invitation_id"])).state
+
+            await wait_until(lambda: _is(state(night), "sent"), timeout=10, what="the deferred invitation sent")
+            assert await state(withdrawn) == "withdrawn"
             mail_date = smtp.messages[1]["Date"].datetime
             assert abs(mail_date - clock.now()) < timedelta(minutes=2)  # dated when sent, not when decided

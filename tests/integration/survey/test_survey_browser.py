@@ -5,9 +5,6 @@ answered"). Screenshots of each step are written to the test's tmp_path."""
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import pytest
 
 from services.survey.app import create_app
@@ -21,21 +18,12 @@ from tests.integration.survey.support import (
     survey_link,
     survey_settings,
 )
+from tests.support.browser import CHROMIUM_ARGS, chromium  # noqa: F401  (a fixture)
 from tests.support.services import running, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 COMMENT = "排队太久了，不过收银员很耐心，谢谢！"
-
-
-@pytest.fixture
-def chromium() -> str:
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"Chromium is not installed ({CHROMIUM}); `apt-get install -y chromium` (make test does)")
-    pytest.importorskip("playwright.async_api", reason="the playwright package is not installed")
-    return CHROMIUM
 
 
 async def test_an_invitation_answered_in_chinese_left_reopened_submitted_and_refused_twice(

@@ -13,7 +13,6 @@ from services.survey import tokens
 from services.survey.app import create_app
 from shared.contracts import FeedbackReceived
 from shared.events import FEEDBACK_RECEIVED, SURVEY_RESPONDED, Envelope
-from shared.kafka import Publisher
 from tests.integration.survey.support import (
     ADMIN,
     CollectingSmtp,
@@ -23,6 +22,7 @@ from tests.integration.survey.support import (
     invitation,
     path_of,
     post_visit,
+    publish,
     survey_link,
     survey_settings,
 )
@@ -189,15 +189,6 @@ async def test_every_answer_is_bounded(service_env):
         assert draft.status_code == 413
 
 
-async def _publish(service_env: dict, *events: Envelope) -> None:
-    publisher = Publisher(service_env["kafka_bootstrap_servers"], client_id="survey-test")
-    await publisher.start()
-    try:
-        await publisher.publish([(service_env["kafka_topic_prefix"] + e.event_type.topic, e) for e in events])
-    finally:
-        await publisher.stop()
-
-
 def _feedback(channel: str, touchpoint: str, email: str | None) -> Envelope:
     data = FeedbackReceived(
         id=str(uuid.uuid4()), received_at=datetime.now(UTC), source="pos", channel=channel, touchpoint=touchpoint,
@@ -218,7 +209,7 @@ async def test_triggers_invite_after_feedback_and_visits(service_env):
             bad = post_visit("bad", triggers=[{"on": "feedback", "channels": ["survey"]}])
             assert (await http.post("/v1/surveys", json=bad, headers=ADMIN)).status_code == 422
             matching = _feedback("phone", "hotline", "caller@example.cn")
-            await _publish(service_env, matching, _feedback("phone", "hotline", None), _feedback("kiosk", "hotline",
+            await publish(service_env, matching, _feedback("phone", "hotline", None), _feedback("kiosk", "hotline",
                            "kiosk@example.cn"), _feedback("phone", "shop", "shop@example.cn"), matching)
             await wait_until(lambda: len(smtp.messages) == 1, timeout=30, what="the invitation after the call")
             assert smtp.recipients == [["caller@example.cn"]]
