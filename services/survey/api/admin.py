@@ -11,7 +11,16 @@ from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel
 
 from services.survey import repository, service
-from services.survey.api.deps import INVITATIONS_WRITE, SURVEYS_ADMIN, VISITS_WRITE, Admin, Ctx, Pool
+from services.survey.api.deps import (
+    INVITATIONS_WRITE,
+    SURVEYS_ADMIN,
+    VISITS_WRITE,
+    Admin,
+    Ctx,
+    Pool,
+    RowId,
+    SurveyId,
+)
 from services.survey.schemas import SLUG, SurveyDefinition, SurveySummary, SurveyVersion, TokenIn
 from shared.auth import Principal
 
@@ -53,7 +62,7 @@ async def create_survey(survey: SurveyDefinition, pool: Pool, ctx: Ctx) -> Surve
 
 @router.put("/surveys/{survey_id}", summary="Edit a survey: stores the next version under the same id "
             "(responses record the version they answered)")
-async def edit_survey(survey_id: str, survey: SurveyDefinition, pool: Pool, ctx: Ctx) -> VersionOut:
+async def edit_survey(survey_id: SurveyId, survey: SurveyDefinition, pool: Pool, ctx: Ctx) -> VersionOut:
     if survey.id != survey_id:
         raise HTTPException(422, f"the body's id {survey.id!r} is not {survey_id!r}")
     async with pool.acquire() as conn, conn.transaction():
@@ -71,7 +80,7 @@ async def list_surveys(
 
 
 @router.get("/surveys/{survey_id}", summary="One survey's current definition")
-async def get_survey(survey_id: str, pool: Pool, ctx: Ctx) -> SurveyOut:
+async def get_survey(survey_id: SurveyId, pool: Pool, ctx: Ctx) -> SurveyOut:
     stored = await repository.get_survey(pool, survey_id)
     if stored is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no survey {survey_id!r}")
@@ -80,7 +89,7 @@ async def get_survey(survey_id: str, pool: Pool, ctx: Ctx) -> SurveyOut:
 
 
 @router.get("/surveys/{survey_id}/versions", summary="Every version of a survey, oldest first")
-async def list_versions(survey_id: str, pool: Pool) -> list[SurveyVersion]:
+async def list_versions(survey_id: SurveyId, pool: Pool) -> list[SurveyVersion]:
     found = await repository.versions(pool, survey_id)
     if not found:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no survey {survey_id!r}")
@@ -88,7 +97,7 @@ async def list_versions(survey_id: str, pool: Pool) -> list[SurveyVersion]:
 
 
 @router.get("/surveys/{survey_id}/versions/{version}", summary="One version of a survey")
-async def get_version(survey_id: str, pool: Pool, version: int = 1) -> SurveyDefinition:
+async def get_version(survey_id: SurveyId, version: int, pool: Pool) -> SurveyDefinition:
     if not 1 <= version <= 2**31 - 1:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no version {version} of survey {survey_id!r}")
     found = await repository.version_of(pool, survey_id, version)
@@ -135,7 +144,7 @@ async def list_tokens(pool: Pool) -> list[TokenOut]:
 
 @router.delete("/tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["tokens"],
                summary="Revoke an API token (it is refused from the next request on)")
-async def revoke_token(token_id: str, pool: Pool, ctx: Ctx) -> None:
+async def revoke_token(token_id: RowId, pool: Pool, ctx: Ctx) -> None:
     if not await repository.revoke_token(pool, token_id, at=ctx.clock.now()):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no token {token_id!r}")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import asyncpg
-from fastapi import Depends
+from fastapi import Depends, Path
 
 from services.survey.service import Context
 from shared.auth import Forbidden, Principal, requires
@@ -19,6 +19,10 @@ VISITS_WRITE = "visits:write"
 """Reporting visits for the surveys' visit triggers: ``POST /v1/visits``."""
 SURVEY_SCOPE = "survey"
 """``survey:<id>`` scopes limit a token to those surveys; a token with none may use every survey."""
+
+SurveyId = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$", description="The survey's id.")]
+RowId = Annotated[str, Path(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$",
+                            description="An invitation's or token's id.")]
 
 Ctx = Annotated[Context, Depends(app_context)]
 Pool = Annotated[asyncpg.Pool, Depends(app_pool)]

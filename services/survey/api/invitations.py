@@ -13,7 +13,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import ClientDisconnect
 
 from services.survey import bulk, invitations, inviting, repository
-from services.survey.api.deps import SURVEY_SCOPE, Ctx, Inviter, Pool, VisitReporter, check_survey
+from services.survey.api.deps import SURVEY_SCOPE, Ctx, Inviter, Pool, RowId, VisitReporter, check_survey
 from services.survey.schemas import SLUG, BulkReport, InvitationIn, InvitationOut, RowResult, VisitIn
 from shared.http import BodyTooLarge, read_body
 from shared.tabular import error_message
@@ -136,7 +136,7 @@ class InvitationState(BaseModel):
 
 
 @router.get("/v1/invitations/{invitation_id}", summary="An invitation: its decision, delivery and funnel steps")
-async def get_invitation(invitation_id: str, principal: Inviter, pool: Pool) -> InvitationState:
+async def get_invitation(invitation_id: RowId, principal: Inviter, pool: Pool) -> InvitationState:
     async with pool.acquire() as conn:
         request = await repository.get_request(conn, invitation_id)
         if request is None:

@@ -38,7 +38,15 @@ from services.survey.api.deps import Ctx, Pool
 from services.survey.api.limits import too_many
 from services.survey.inviting import funnel_step
 from services.survey.pages import SCRIPT_PATH, pick_language, render_form, render_message
-from services.survey.schemas import Issue, Lang, ResponseIn, SurveyDefinition, partial_answers, validate_answers
+from services.survey.schemas import (
+    SLUG,
+    Issue,
+    Lang,
+    ResponseIn,
+    SurveyDefinition,
+    partial_answers,
+    validate_answers,
+)
 from services.survey.service import Context
 from shared.contracts import FunnelStep
 from shared.http import BodyTooLarge, read_body
@@ -60,6 +68,7 @@ PAGE_HEADERS = {
 _UNAVAILABLE = (OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
                 asyncpg.TooManyConnectionsError, asyncpg.CannotConnectNowError)
 _SUBMISSION = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+_SURVEY_ID = re.compile(SLUG)
 
 
 def _cookie(survey_id: str) -> str:
@@ -131,7 +140,7 @@ async def survey_page(
     saved: bool = False,
 ) -> Response:
     accept = request.headers.get("accept-language")
-    found = await repository.current(pool, survey_id, parsed=ctx.definitions)
+    found = await repository.current(pool, survey_id, parsed=ctx.definitions) if _SURVEY_ID.match(survey_id) else None
     if found is None:
         return _page(render_message("not_found", pick_language(lang, None, accept)), 404)
     survey, version = found
@@ -223,6 +232,8 @@ async def _answers_in(request: Request, lang_hint: Lang) -> tuple[ResponseIn | N
 async def _shown(pool: Pool, ctx: Context, survey_id: str,
                  version: int | None) -> tuple[SurveyDefinition, int] | None:
     """The version the form showed (the current one when it names none or one that does not exist)."""
+    if not _SURVEY_ID.match(survey_id):
+        return None
     found = await repository.current(pool, survey_id, parsed=ctx.definitions)
     if found is None or version is None or version == found[1]:
         return found

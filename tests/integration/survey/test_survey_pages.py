@@ -187,6 +187,13 @@ async def test_every_answer_is_bounded(service_env):
         draft = await http.post("/s/lobby/draft", content=b"q.comment=" + b"x" * (300 * 1024),
                                 headers={"Content-Type": "application/x-www-form-urlencoded"})
         assert draft.status_code == 413
+        # ids no survey, invitation or token can have are answered before the database sees them (no 5xx)
+        assert (await http.get("/s/lobby%00")).status_code == 404
+        assert (await http.post("/s/lobby%00/responses", json={"answers": {"feeling": 1}})).status_code == 404
+        assert (await http.get("/v1/surveys/lobby%00", headers=ADMIN)).status_code == 422
+        assert (await http.get("/v1/invitations/x%00y", headers=ADMIN)).status_code == 422
+        assert (await http.delete("/v1/tokens/%01", headers=ADMIN)).status_code == 422
+        assert (await http.get("/v1/surveys/lobby/versions/99999999999", headers=ADMIN)).status_code == 404
 
 
 def _feedback(channel: str, touchpoint: str, email: str | None) -> Envelope:
