@@ -13,6 +13,9 @@ from services.survey.schemas import SurveyDefinition, SurveySummary
 
 router = APIRouter(prefix="/v1/surveys", tags=["surveys"], dependencies=[Admin])
 
+MAX_SURVEY_BYTES = 256 * 1024
+"""Largest survey definition body (413 above): 30 bilingual questions with room to spare."""
+
 
 class SurveyOut(BaseModel):
     survey: SurveyDefinition
