@@ -130,8 +130,11 @@ class Publisher:
         cooldown: float = 2.0,
         linger_ms: int = 5,
         security: Mapping[str, Any] | None = None,
+        trusted_sources: Mapping[str, frozenset[str]] | None = None,
     ) -> None:
         self._bootstrap = bootstrap_servers
+        # Per event type, the CloudEvents sources accepted; an event from any other is a dead letter.
+        self._trusted = dict(trusted_sources or {})
         self._security = dict(security or {})
         self._client_id = client_id
         self._send_timeout = send_timeout
@@ -394,7 +397,8 @@ class ConsumerStatus:
 class ConsumerRunner:
     """Consumes event types with one handler each, in batches, for one group.
 
-    For each batch: parse every message (invalid ones go to ``<topic>.dlq``),
+    For each batch: parse every message (invalid ones, and events from a source not in
+    ``trusted_sources`` for their type, go to ``<topic>.dlq``),
     then in ONE database transaction record the new event ids in
     ``processed_events`` and call the handler of each new event; after the
     commit, dead-letter and commit offsets (``last offset + 1`` per partition).
@@ -424,8 +428,11 @@ class ConsumerRunner:
         session_timeout_ms: int = 10_000,
         fetch_max_wait_ms: int = 50,
         security: Mapping[str, Any] | None = None,
+        trusted_sources: Mapping[str, frozenset[str]] | None = None,
     ) -> None:
         self._bootstrap = bootstrap_servers
+        # Per event type, the CloudEvents sources accepted; an event from any other is a dead letter.
+        self._trusted = dict(trusted_sources or {})
         self._security = dict(security or {})
         self._fetch_max_wait_ms = fetch_max_wait_ms
         self._session_timeout_ms = session_timeout_ms
@@ -568,6 +575,11 @@ class ConsumerRunner:
                 item.error = str(exc)
                 continue
             if item.envelope.type in self._handlers:
+                trusted = self._trusted.get(item.envelope.type)
+                if trusted is not None and item.envelope.source not in trusted:
+                    item.error = (f"untrusted source {item.envelope.source[:200]!r} for {item.envelope.type} "
+                                  f"(trusted: {', '.join(sorted(trusted))})")
+                    continue
                 valid.append(item)
         try:
             await self._apply(valid)

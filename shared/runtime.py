@@ -95,6 +95,11 @@ class ServiceRuntime:
         """Event types this service consumes (its consumer group reads their topics)."""
         return [*self._consumes, *self._consumes_batches]
 
+    def trusted_sources(self) -> dict[str, frozenset[str]]:
+        """Per consumed event type, the CloudEvents sources its consumer accepts: its producers'
+        (``EventType.producers``); an event from any other source is dead-lettered unhandled."""
+        return {et.type: et.sources for et in self.consumes}
+
     def consume_batches(self, event_type: EventType, handler: BatchHandler) -> None:
         """Like :meth:`consume`, but the handler takes a batch's new events of this type at once."""
         self._consumes_batches[event_type] = handler
@@ -185,6 +190,7 @@ class ServiceRuntime:
                 session_timeout_ms=s.kafka_session_timeout_ms,
                 fetch_max_wait_ms=s.kafka_fetch_max_wait_ms,
                 security=self.kafka_security,
+                trusted_sources=self.trusted_sources(),
             )
             self.consumers.append(runner)
             self.spawn(runner.run(), f"{s.service_name}-consumer")

@@ -250,6 +250,9 @@ async def submit_batch(request: Request, principal: ApiKey, sink: Sink, ctx: Ctx
         except ValidationError as exc:
             errors[index] = field_errors(exc.errors(include_url=False, include_input=False))
             continue
+        if reserved := submit.reserved_field_errors(feedback):
+            errors[index] = reserved
+            continue
         if not principal.may_use(feedback.channel):
             errors[index] = [{"path": "channel", "type": "channel_not_allowed",
                               "message": f"API key '{principal.name}' may not submit channel '{feedback.channel.value}'"}]

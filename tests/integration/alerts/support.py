@@ -77,14 +77,17 @@ async def alerts_app(s: AlertsSettings, **kwargs: Any) -> AsyncIterator[RunningS
 def feedback(
     *, channel: str = "kiosk", text: str | None = None, rating: dict | None = None, location: str | None = None,
     touchpoint: str | None = None, customer: dict | None = None, language: str | None = None,
-    survey: dict | None = None, feedback_id: str | None = None, **extra: Any,
+    survey: dict | None = None, feedback_id: str | None = None, source: str | None = None, **extra: Any,
 ) -> Envelope:
+    """A ``feedback.received.v1`` event; its CloudEvents ``source`` is survey's for survey feedback
+    (whose recovery answers alerts honours), else intake's."""
     data = FeedbackReceived(
         id=feedback_id or str(uuid.uuid4()), received_at=datetime.now(UTC), source="test", channel=channel,
         text=text, rating=rating, location=location, touchpoint=touchpoint, customer=customer, language=language,
         survey=survey, **extra,
     )
-    return Envelope.new(FEEDBACK_RECEIVED, data, source="/intake", key=data.partition_key())
+    source = source or ("/keymoment/survey" if channel == "survey" else "/keymoment/intake")
+    return Envelope.new(FEEDBACK_RECEIVED, data, source=source, key=data.partition_key())
 
 
 @contextlib.asynccontextmanager
