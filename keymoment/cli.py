@@ -15,6 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("keymoment.serve:main", "run one service: keymoment serve intake|survey|alerts|reporting"),
     "migrate": ("keymoment.serve:migrate_main", "apply a service's database migrations and exit"),
     "score": ("services.alerts.scoring.cli:main", "score JSON lines of feedback on stdin (MOT -3..+3)"),
+    "scoring": ("services.alerts.scoring.cli:scoring_main", "scoring model: keymoment scoring train --data verdicts.jsonl"),
     "keys": ("services.intake.cli:keys_main", "create, list or revoke intake API keys"),
     "import": ("services.intake.cli:import_main", "import feedback files: keymoment import suggestion-box FILE.csv"),
     "demo": ("services.reporting.demo:main", "send a realistic stream of feedback into a running system"),

@@ -145,7 +145,7 @@ def is_json_type(content_type: bytes | str | None) -> bool:
     if not content_type:
         return True
     if isinstance(content_type, bytes):
-        content_type = content_type.decode("latin-1")
+        return b"json" in content_type.partition(b";")[0].lower()
     return "json" in content_type.partition(";")[0].lower()
 
 

@@ -12,9 +12,7 @@ from pathlib import Path
 from typing import ClassVar, Self
 
 from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import SettingsConfigDict
-
-from shared.mail.settings import SmtpRelaySettings
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.events import event_source
 
@@ -65,11 +63,12 @@ class KafkaSaslMechanism(StrEnum):
     SCRAM_SHA_512 = "SCRAM-SHA-512"
 
 
-class ServiceSettings(SmtpRelaySettings):
+class ServiceSettings(BaseSettings):
     """Settings every service reads. Field names are the environment variables.
 
-    The ``SMTP_*`` relay fields come from :class:`shared.mail.settings.SmtpRelaySettings`
-    (until alerts includes ``MailSettings``, when they move there alone)."""
+    Fragments a service includes as it needs them: ``shared.mail.settings.MailSettings``
+    (the ``SMTP_*`` relay and the mail queue), ``shared.privacy.PrivacySettings``,
+    ``shared.signing.SigningSettings``."""
 
     model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False, hide_input_in_errors=True)
 

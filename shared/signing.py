@@ -28,6 +28,10 @@ and the link-finders of plain-text mail.
 - **One key per purpose** is possible without another shape: a
   :class:`Signer` takes a default keyring and, optionally, a keyring per
   purpose name.
+- **Settings.** :class:`SigningSettings` is the fragment a service's settings
+  include: ``LINK_SIGNING_KEY`` (the default current key) and
+  ``LINK_SIGNING_OLD_KEYS`` (verify-only), plus :meth:`SigningSettings.keyring`
+  for a purpose's own key setting falling back to them.
 
 Tokens signed before key ids existed (a bare 43-character MAC) are verified against
 every key of the ring, so links already sent keep working across the upgrade.
@@ -48,6 +52,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The same configuration as ServiceSettings': a mixin's own config would override it.
+_SETTINGS_CONFIG = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False, hide_input_in_errors=True)
 
 MAX_TOKEN_CHARS = 2048
 _MAC_CHARS = 43  # base64url of 32 bytes, unpadded
@@ -208,3 +218,59 @@ class Signer:
 
 def _mac(key: SigningKey, purpose: Purpose, payload: str) -> bytes:
     return hmac.new(key.secret, purpose.domain + payload.encode("ascii"), hashlib.sha256).digest()
+
+
+# --------------------------------------------------------------------------------------- settings
+class SigningSettings(BaseSettings):
+    """The signing keys of a service's settings (included like ``MailSettings``):
+    ``LINK_SIGNING_KEY`` signs every purpose that has no key of its own, and its retired
+    values in ``LINK_SIGNING_OLD_KEYS`` only verify. A service with several purposes gives
+    each its own key with two fields of its own (``<name>_signing_key``,
+    ``<name>_signing_old_keys``) and :meth:`keyring` (see the alerts settings).
+
+    Key ids are derived from the secrets (:meth:`SigningKey.of`): rotating a key is moving
+    its value to the old keys and setting a new one; retiring it is removing it from the old
+    keys once the longest-lived token it signed has expired."""
+
+    model_config = _SETTINGS_CONFIG
+
+    link_signing_key: SecretStr | None = Field(
+        None,
+        description="HMAC-SHA256 key signing links and tokens: the current key of every purpose without a key of "
+        "its own (required outside dev/test). To rotate it, move its value to LINK_SIGNING_OLD_KEYS and set a new "
+        "one.",
+    )
+    link_signing_old_keys: SecretStr | None = Field(
+        None,
+        description="Comma-separated retired values of LINK_SIGNING_KEY: they only verify, so links and tokens "
+        "already handed out keep working; remove one once the longest-lived token it signed has expired.",
+    )
+
+    def keyring(self, key: SecretStr | None = None, old_keys: SecretStr | None = None, *,
+                name: str = "LINK_SIGNING_KEY") -> Keyring:
+        """A purpose's keys: its own ``key`` with its verify-only ``old_keys`` or, without a key
+        of its own, ``LINK_SIGNING_KEY`` with ``LINK_SIGNING_OLD_KEYS`` (and ``old_keys``).
+        ``name`` names the purpose's key setting in errors."""
+        own = _secret_values(key)
+        current = own[0] if own else None
+        old = _secret_values(old_keys)
+        if current is None:
+            defaults = _secret_values(self.link_signing_key)
+            if not defaults:
+                raise ValueError("LINK_SIGNING_KEY must be set")
+            current, old = defaults[0], [*_secret_values(self.link_signing_old_keys), *old]
+        try:
+            return Keyring.of(current, *old)
+        except ValueError as exc:
+            raise ValueError(f"{name} and its old keys: {exc}") from None
+
+    def signer(self) -> Signer:
+        """A signer of every purpose with ``LINK_SIGNING_KEY``'s keyring (a service with
+        keys per purpose overrides this)."""
+        return Signer(self.keyring())
+
+
+def _secret_values(value: SecretStr | None) -> list[str]:
+    """The comma-separated values of a key setting (blanks dropped)."""
+    raw = value.get_secret_value() if value is not None else ""
+    return [v.strip() for v in raw.split(",") if v.strip()]

@@ -187,7 +187,7 @@ async def run(args: argparse.Namespace) -> str:
         while time.monotonic() < deadline:  # drain: every feedback scored and every mail out
             processed = await conn.fetchval("SELECT count(*) FROM alerts.processed_events")
             pending = await conn.fetchval(
-                "SELECT count(*) FROM alerts.notifications WHERE status IN ('pending', 'sending')")
+                "SELECT count(*) FROM alerts.mail_queue WHERE state IN ('pending', 'sending')")
             if processed >= len(accepted) and pending == 0:
                 break
             await asyncio.sleep(0.2)
@@ -199,9 +199,11 @@ async def run(args: argparse.Namespace) -> str:
         async with httpx.AsyncClient() as client:
             metrics = (await client.get(f"http://127.0.0.1:{ports['alerts']}/metrics")).text
         alerts = await conn.fetch("SELECT feedback_id, raised_at FROM alerts.alerts")
-        mails = await conn.fetch(
-            """SELECT a.feedback_id, n.message_id FROM alerts.notifications n
-               JOIN alerts.alerts a USING (alert_id) WHERE n.kind = 'raised'""")
+        mails = await conn.fetch(  # one mail per recipient: an alert is mailed when its last one is (max below)
+            """SELECT a.feedback_id, m.message_id FROM alerts.notifications n
+               JOIN alerts.alerts a USING (alert_id)
+               JOIN alerts.mail_queue m ON m.purpose = 'alert_notification' AND m.ref = n.notification_id
+               WHERE n.kind = 'raised'""")
         grouped = await conn.fetchval("SELECT count(*) FROM alerts.alert_feedback WHERE role = 'grouped'")
         processed = await conn.fetchval("SELECT count(*) FROM alerts.processed_events")
         await conn.close()
@@ -216,10 +218,15 @@ async def run(args: argparse.Namespace) -> str:
         if row["feedback_id"] in seen:
             stored.append(seen[row["feedback_id"]] - at)
         handler.append(row["raised_at"].timestamp() - at)
+    last_mail: dict[str, float] = {}
     for row in mails:
-        at = accepted.get(row["feedback_id"])
-        if at is not None and at >= start_cut and row["message_id"] in sink_accepted:
-            mailed.append(sink_accepted[row["message_id"]] - at)
+        if row["message_id"] in sink_accepted:
+            at = sink_accepted[row["message_id"]]
+            last_mail[row["feedback_id"]] = max(at, last_mail.get(row["feedback_id"], at))
+    for feedback_id, mailed_at in last_mail.items():
+        at = accepted.get(feedback_id)
+        if at is not None and at >= start_cut:
+            mailed.append(mailed_at - at)
     batches = re.search(r'keymoment_consumer_batch_seconds_count\{group="alerts"\} (\S+)', metrics)
     batch_sum = re.search(r'keymoment_consumer_batch_seconds_sum\{group="alerts"\} (\S+)', metrics)
 

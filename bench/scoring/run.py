@@ -1,26 +1,28 @@
 """Benchmark of the MOT scorer: quality per source/language and CLI throughput.
 
-    cd /work/main && .venv/bin/python -m bench.scoring.run [--eval PATH] [--no-loso] [-n 60000]
+    .venv/bin/python -m bench.scoring.run [--eval PATH ...] [--no-loso] [-n 60000]
 
 (``make bench`` runs it as ``python -m bench.scoring.run``.)  Prints a Markdown
 section on stdout and writes the same text to bench/scoring/RESULTS.md
 (``--out``; ``--out -`` writes nothing).
 
-Quality (needs the development file, skipped with a note when it is absent):
-* held-out: the shipped model scored end to end (``Scorer.score``, negative =
-  MOT <= -1) on rows whose text hashes into buckets 0-1 of 10 — rows never used
-  for training or calibration (see build_model.py);
-* leave-one-source-out (needs numpy + scikit-learn): a model is rebuilt without
-  one source and tested on all of that source's rows;
+Quality (needs the development files in ../shared/eval, skipped with a note
+when they are absent; ``quality.py``):
+* per source, trained-on (the shipped model on the held-out buckets 0-1) beside
+  leave-one-source-out (needs numpy + scipy: a model rebuilt with the shipped
+  build's trainer and parameters without any row of the source);
+* calibration: reliability table and ECE per language; misses per source; the
+  hand label check of the noisy sources (``label_check.jsonl``);
 * escalation detector confusion per language on the hand-made cases in
   tests/unit/scoring/data/escalation_cases.jsonl;
 * cross-industry cases (banks, telecoms, hotels, hospitals, retail,
   airlines; hand-written, not from the development file) in
   tests/unit/scoring/data/cross_domain_cases.jsonl, per language and set.
 
-Throughput: N lines of typical feedback (< 200 chars) piped through
-``taskset -c 0 python -m keymoment score`` (the CLI users run); wall time
-includes interpreter start-up and model load.
+Speed (measured first, before the minutes of quality work): N lines of typical
+feedback (< 200 chars) piped through ``taskset -c 0 python -m keymoment score``
+(the CLI users run; wall time includes interpreter start-up and model load),
+and microseconds per text of ``Scorer.score`` in process (the alerts hot path).
 """
 
 from __future__ import annotations
@@ -42,9 +44,9 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from services.alerts.scoring import Scorer  # noqa: E402
-from services.alerts.scoring.scorer import LinearModel  # noqa: E402
 
-DEFAULT_EVAL = "/work/shared/eval/negativity-dev.jsonl"
+EVAL_DIR = ROOT.parent / "shared" / "eval" if (ROOT.parent / "shared" / "eval").is_dir() else Path("/work/shared/eval")
+DEFAULT_EVAL = [str(EVAL_DIR / "negativity-dev.jsonl"), str(EVAL_DIR / "negativity-dev-industries.jsonl")]
 CASES = ROOT / "tests/unit/scoring/data/escalation_cases.jsonl"
 CROSS = ROOT / "tests/unit/scoring/data/cross_domain_cases.jsonl"
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
@@ -61,70 +63,6 @@ def prf(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
     r = tp / (tp + fn) if tp + fn else 0.0
     f = 2 * p * r / (p + r) if p + r else 0.0
     return p, r, f
-
-
-def table(counts: dict[str, list[int]], title: str) -> list[str]:
-    out = [f"| {title} | rows | precision | recall | F1 (negative) |", "|---|---:|---:|---:|---:|"]
-    for k in sorted(counts):
-        tp, fp, fn, n = counts[k]
-        p, r, f = prf(tp, fp, fn)
-        out.append(f"| {k} | {n} | {p:.3f} | {r:.3f} | **{f:.3f}** |")
-    return out
-
-
-def evaluate(scorer: Scorer, rows: list[dict]) -> tuple[dict, dict]:
-    by_src: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
-    by_lang: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
-    for r in rows:
-        pred = scorer.score(r["text"]).negative
-        gold = bool(r["negative"])
-        for key, d in ((r["source"], by_src), (r["lang"], by_lang)):
-            c = d[key]
-            c[0] += pred and gold
-            c[1] += pred and not gold
-            c[2] += gold and not pred
-            c[3] += 1
-    return by_src, by_lang
-
-
-def quality(eval_path: str, loso: bool) -> list[str]:
-    from services.alerts.scoring.build_model import load_rows, text_bucket
-
-    out: list[str] = []
-    rows = load_rows(eval_path)
-    held = [r for r in rows if text_bucket(r["text"]) < 2]
-    scorer = Scorer.load()
-    t0 = time.perf_counter()
-    by_src, by_lang = evaluate(scorer, held)
-    el = time.perf_counter() - t0
-    out += ["### Held-out rows (never used for training or calibration)", "",
-            f"Shipped model, end to end (`Scorer.score(text).negative`), {len(held)} rows "
-            f"(md5(text)[0] % 10 in {{0,1}}); in-process {len(held) / el:,.0f} texts/s.", ""]
-    out += table(by_src, "source") + [""] + table(by_lang, "language") + [""]
-    if not loso:
-        return out
-    try:
-        import sklearn  # noqa: F401
-    except ImportError:
-        return out + ["Leave-one-source-out skipped: numpy/scikit-learn not installed (build-time deps).", ""]
-    from services.alerts.scoring.build_model import calibrate, featurise, train
-
-    feats = featurise(rows)
-    buckets = [text_bucket(r["text"]) for r in rows]
-    res: dict[str, list[int]] = {}
-    for src in sorted({r["source"] for r in rows}):
-        tr = [i for i, r in enumerate(rows) if r["source"] != src and buckets[i] >= 3]
-        cal = [i for i, r in enumerate(rows) if r["source"] != src and buckets[i] == 2]
-        model = train(rows, feats, tr)
-        calibrate(model, rows, feats, cal)
-        s = Scorer(LinearModel(model), scorer.lexicon, scorer.detector)
-        bs, _ = evaluate(s, [r for r in rows if r["source"] == src])
-        res[src] = bs[src]
-    out += ["### Leave-one-source-out (train without the source, test on all its rows)", "",
-            "Generalisation indicator: for `twitter_us_airline` no English rows are seen in training, so it "
-            "measures the English lexicon + rules with lexicon-feature weights learned on Chinese.", ""]
-    out += table(res, "held-out source") + [""]
-    return out
 
 
 def escalation() -> list[str]:
@@ -197,19 +135,36 @@ def cross_domain() -> list[str]:
     return out
 
 
-def throughput(n: int, eval_path: str | None) -> list[str]:
+def sample_texts(n: int, eval_paths: list[str]) -> list[str]:
     texts: list[str] = []
-    if eval_path and os.path.exists(eval_path):
-        with open(eval_path, encoding="utf-8") as fh:
-            for line in fh:
-                t = json.loads(line)["text"]
-                if len(t) < 200:
-                    texts.append(t)
+    for path in eval_paths:
+        if os.path.exists(path):
+            with open(path, encoding="utf-8") as fh:
+                texts += [t for t in (json.loads(line)["text"] for line in fh) if len(t) < 200]
     if not texts:
         texts = SAMPLE
     step = max(1, len(texts) // n) if len(texts) > n else 1
-    lines = [json.dumps({"text": texts[(i * step) % len(texts)]}, ensure_ascii=False) for i in range(n)]
-    avg = sum(len(json.loads(x)["text"]) for x in lines) / n
+    return [texts[(i * step) % len(texts)] for i in range(n)]
+
+
+def in_process(texts: list[str]) -> list[str]:
+    """Microseconds per text of ``Scorer.score`` (the alerts consumer's hot path), best of 3."""
+    scorer = Scorer.load()
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for t in texts:
+            scorer.score(t)
+        best = min(best, time.perf_counter() - t0)
+    return ["### Cost per text in process (the alerts consumer's hot path)", "",
+            f"`Scorer.score(text)` over the same {len(texts)} texts, best of 3 runs, one core: "
+            f"**{best / len(texts) * 1e6:.0f} µs per text** ({len(texts) / best:,.0f} texts/s).", ""]
+
+
+def throughput(lines_texts: list[str]) -> list[str]:
+    n = len(lines_texts)
+    lines = [json.dumps({"text": t}, ensure_ascii=False) for t in lines_texts]
+    avg = sum(map(len, lines_texts)) / n
     cmd = [sys.executable, "-m", "keymoment", "score"]
     if shutil.which("taskset"):
         cmd = ["taskset", "-c", "0", *cmd]
@@ -230,12 +185,13 @@ def throughput(n: int, eval_path: str | None) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--eval", default=DEFAULT_EVAL)
+    ap.add_argument("--eval", action="append", help="development file (repeatable; default: both in ../shared/eval)")
     ap.add_argument("--no-loso", action="store_true")
     ap.add_argument("-n", type=int, default=60_000, help="lines for the throughput run")
     ap.add_argument("--skip-quality", action="store_true")
     ap.add_argument("--out", default=str(RESULTS), help="Markdown file to write ('-': stdout only)")
     args = ap.parse_args(argv)
+    evals = args.eval or DEFAULT_EVAL
     cpu = ""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -247,22 +203,30 @@ def main(argv: list[str] | None = None) -> int:
     uname = subprocess.run(["uname", "-a"], capture_output=True, text=True).stdout.strip() or " ".join(platform.uname())
     nproc = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     args_shown = sys.argv[1:] if argv is None else argv
-    out = ["## MOT scoring (services/alerts/scoring)", "",
-           f"- date: {dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
-           f"- machine: `{uname}`; nproc {nproc}; CPU {cpu or 'unknown'}; load average at start "
-           f"{' / '.join(f'{x:.2f}' for x in os.getloadavg())} (the machine is shared)",
-           f"- python: {platform.python_version()}",
-           f"- command: `cd {ROOT} && {os.path.relpath(sys.executable, ROOT)} -m bench.scoring.run{''.join(' ' + a for a in args_shown)}`",
-           ""]
+    head = ["## MOT scoring (services/alerts/scoring)", "",
+            f"- date: {dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
+            f"- machine: `{uname}`; nproc {nproc}; CPU {cpu or 'unknown'}; load average at start "
+            f"{' / '.join(f'{x:.2f}' for x in os.getloadavg())} (the machine is shared)",
+            f"- python: {platform.python_version()}",
+            f"- command: `cd {ROOT} && {os.path.relpath(sys.executable, ROOT)} -m bench.scoring.run{''.join(' ' + a for a in args_shown)}`",
+            ""]
+    texts = sample_texts(args.n, evals)
+    # speed first, while the machine is as quiet as it gets (the quality part takes minutes)
+    speed = throughput(texts) + in_process(texts[:20_000])
+    speed[0] += f" (load average before: {' / '.join(f'{x:.2f}' for x in os.getloadavg())})"
+    out = list(head)
+    present = [p for p in evals if os.path.exists(p)]
     if args.skip_quality:
         pass
-    elif os.path.exists(args.eval):
-        out += quality(args.eval, not args.no_loso)
+    elif present:
+        from bench.scoring.quality import report
+
+        out += report(present, not args.no_loso, log=lambda m: print(m, file=sys.stderr, flush=True))
     else:
-        out += [f"Quality on the development file skipped: {args.eval} not found.", ""]
+        out += [f"Quality on the development files skipped: {', '.join(evals)} not found.", ""]
     out += cross_domain()
     out += escalation()
-    out += throughput(args.n, args.eval)
+    out += speed
     text = "\n".join(out)
     print(text)
     if args.out != "-":

@@ -8,10 +8,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from services.alerts.domain import Alert, AlertEvent, FeedbackLink
-from services.alerts.links import Signer
 from services.alerts.metrics import AlertsMetrics
 from services.alerts.ports import Publish
 from services.alerts.routing import Router
@@ -20,6 +19,10 @@ from services.alerts.settings import AlertsSettings
 from shared.clock import Clock
 from shared.contracts import AlertRaised, AlertStatus, AlertUpdated, FeedbackReceived, FeedbackScored, SurveyRequested
 from shared.events import ALERT_RAISED, ALERT_UPDATED, FEEDBACK_SCORED, SURVEY_REQUESTED, Envelope, EventType
+from shared.signing import Signer
+
+if TYPE_CHECKING:  # the use cases never touch it; only the routes do (and it imports FastAPI)
+    from shared.auth import BearerAuth
 
 SOURCE = "/keymoment/alerts"
 """The CloudEvents ``source`` of every event alerts publishes."""
@@ -40,9 +43,10 @@ class Context:
     scorer: Scorer
     router: Router
     clock: Clock
-    signer: Signer
+    signer: Signer  # alert links and manager tokens, a keyring each (AlertsSettings.signer)
     metrics: AlertsMetrics
     publish: Publish  # waits for Kafka's acknowledgement
+    auth: BearerAuth  # the API's callers: the admin token and manager tokens (api/deps.py)
 
     def topic(self, event_type: EventType[Any]) -> str:
         return self.settings.topic(event_type.topic)
@@ -54,13 +58,15 @@ class Context:
 
 @dataclass(frozen=True)
 class Actor:
-    """Who did something: ``admin``, a manager's email, ``system:sla`` ..."""
+    """Who did something: ``admin``, a manager (their email and the teams whose alerts they
+    may see, act on and silence), ``system:sla`` ..."""
 
     name: str
     admin: bool = False
+    teams: frozenset[str] = frozenset()
 
     def may_act_on(self, alert: Alert) -> bool:
-        return self.admin or self.name.lower() in {r.lower() for r in alert.recipients}
+        return self.admin or alert.team in self.teams
 
 
 # ------------------------------------------------------------------------------------------ rows

@@ -7,7 +7,7 @@ Pure data and rules; no I/O.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -61,8 +61,23 @@ class InvalidTransition(ValueError):
         self.action = action
 
 
+class StateChanged(InvalidTransition):
+    """An action meant for an earlier state of the alert (a mail's link): refused (HTTP 409)."""
+
+    def __init__(self, alert_id: str, status: str, action: str, *, version: int, current: int) -> None:
+        super().__init__(alert_id, status, action)
+        self.args = (f"the {action} was meant for state version {version} of alert {alert_id}, which is now at "
+                     f"{current} ({status})",)
+        self.version = version
+        self.current = current
+
+
 class Forbidden(PermissionError):
-    """The caller may not act on this alert."""
+    """The caller may not do this (an alert of another team, a global silence, someone else's silence)."""
+
+
+class InvalidSilence(ValueError):
+    """A silence that may not be made as asked (too long, already over); HTTP 422."""
 
 
 @dataclass
@@ -95,6 +110,12 @@ class Alert:
     last_feedback_at: datetime
     last_notified_at: datetime | None
     updated_at: datetime
+    state_version: int = 0  # one up at every change of status: links name the state they were made for
+
+    def move_to(self, status: str) -> None:
+        """Change the status (a new state version)."""
+        self.status = status
+        self.state_version += 1
 
     @property
     def is_open(self) -> bool:
@@ -143,8 +164,9 @@ class AlertEvent:
 
 @dataclass(slots=True)
 class Notification:
-    """One rendered mail to an escalation level's recipients (sent later by the sender);
-    ``suppressed`` when a silence matched."""
+    """One decision to tell an escalation level's recipients about an alert; each recipient
+    gets a mail of their own (the shared mail queue's rows, ``ref`` = ``notification_id``),
+    unless a silence matched (``silence_id``): then it is kept for the record, never queued."""
 
     notification_id: str
     alert_id: str
@@ -153,12 +175,41 @@ class Notification:
     seq: int
     recipients: list[str]
     subject: str
-    body_text: str
-    body_html: str
-    message_id: str
-    status: str  # pending | suppressed when written
     silence_id: str | None
     created_at: datetime
+
+    @property
+    def suppressed(self) -> bool:
+        return self.silence_id is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One mail of a notification as the mail queue has it."""
+
+    recipients: tuple[str, ...]
+    state: str  # pending | sending | sent | uncertain | failed
+    attempts: int
+    message_id: str
+    last_error: str | None
+    next_attempt_at: datetime | None  # when a pending one is tried next
+    sent_at: datetime | None
+    refused: dict[str, str]  # recipient -> its permanent refusal
+
+
+# The least settled state of a notification's mails stands for it: what still needs watching.
+_UNSETTLED_FIRST = ("sending", "pending", "uncertain", "failed")
+
+
+def delivery_state(notification: Notification, deliveries: list[Delivery]) -> str:
+    """``suppressed``, or the state of its mails: ``sent`` when every one is, else the least
+    settled (``sending``, ``pending``, ``uncertain``, then ``failed``)."""
+    if notification.suppressed:
+        return "suppressed"
+    states = {d.state for d in deliveries}
+    if not states:
+        return "pending"  # written, its mails not read (or not yet queued)
+    return next((s for s in _UNSETTLED_FIRST if s in states), "sent")
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +244,7 @@ class Silence:
     comment: str
     created_at: datetime
     expired_by: str | None = None
+    include_escalations: bool = False  # an admin's say-so: it mutes -3 escalations beyond level 1 too
 
     def active(self, now: datetime) -> bool:
         return self.starts_at <= now < self.ends_at
@@ -201,10 +253,32 @@ class Silence:
         return silence_matches(self.matchers, location=alert.location, touchpoint=alert.touchpoint,
                                channel=alert.channel, severity=alert.severity, team=alert.team)
 
+    def mutes(self, alert: Alert, *, level: int) -> bool:
+        """Whether it mutes the alert's notification to escalation ``level``: a -3 alert's
+        escalation beyond level 1 only if the silence says so (an admin's)."""
+        if level > 1 and alert.severity == -3 and not self.include_escalations:
+            return False
+        return self.matches(alert)
+
+    def applies_to_team(self, team: str) -> bool:
+        """Whether it may mute alerts of ``team`` (no team matcher: every team's)."""
+        return _glob_any(self.matchers.get("team"), team)
+
     def expire(self, now: datetime, *, by: str) -> None:
         """End it now (never before it starts; an earlier end stays)."""
         self.ends_at = max(self.starts_at + timedelta(microseconds=1), min(self.ends_at, now))
         self.expired_by = self.expired_by or by
+
+
+@dataclass(slots=True)
+class SilenceEvent:
+    """The audit trail of a silence: created, expired (who, when, and what)."""
+
+    silence_id: str
+    at: datetime
+    action: str  # created | expired
+    actor: str
+    detail: dict[str, Any]
 
 
 @dataclass(slots=True)
@@ -216,7 +290,9 @@ class ManagerToken:
     issued_by: str
     issued_at: datetime
     expires_at: datetime
+    teams: list[str] = field(default_factory=list)  # what the token allows: these teams' alerts
     revoked_at: datetime | None = None
+    revoked_by: str | None = None
 
 
 def summarise(text: str | None, *, channel: str, mot: int, limit: int = 80) -> str:

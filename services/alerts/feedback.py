@@ -29,16 +29,25 @@ from services.alerts.scoring import ScoreResult
 from services.alerts.unit_of_work import UnitOfWork
 from shared.contracts import AlertStatus, FeedbackReceived
 from shared.errors import PermanentError
+from shared.events import Envelope, event_source
 
 logger = logging.getLogger(__name__)
 
+SURVEY_SOURCE = event_source("survey")
+"""The only source whose recovery answers are honoured: survey's own events."""
+
 _Negative = tuple[FeedbackReceived, ScoreResult, str | None]  # the feedback, its score, its customer key
+_FollowUp = tuple[FeedbackReceived, ScoreResult, str | None, str | None]  # ... and the alert it answers
 
 
-async def score_batch(uow: UnitOfWork, ctx: Context, batch: list[FeedbackReceived]) -> None:
+async def score_batch(uow: UnitOfWork, ctx: Context, events: list[Envelope]) -> None:
     """Score a batch of feedback and publish their ``feedback.scored.v1``; known customers'
     moments go to their history; negative feedback (and recovery answers) then raise, group or
     reopen alerts. Flushes ``uow``.
+
+    A recovery answer (``survey.recovery_for_alert_id``) is honoured only from survey's own
+    events (CloudEvents ``source`` ``/keymoment/survey``): from anywhere else it is ordinary
+    feedback, so nobody who may send feedback can reopen or annotate an alert by naming it.
 
     The scored events are derived one for one from the feedback (ids included), so they are
     published directly, not through the outbox: while the batch's writes go on, and acknowledged
@@ -49,16 +58,18 @@ async def score_batch(uow: UnitOfWork, ctx: Context, batch: list[FeedbackReceive
     now = ctx.clock.now()
     published = []
     moments: list[Moment] = []
-    follow_up: list[_Negative] = []
-    for fb in batch:
+    follow_up: list[_FollowUp] = []
+    for event in events:
+        fb = event.data
         score = _score(ctx, fb)
         published.append(scored_event(ctx, fb, score, now))
         customer_key = fb.customer.key() if fb.customer else None
         if customer_key:
             moments.append(Moment(customer_key=customer_key, feedback_id=fb.id, mot=score.mot, channel=fb.channel.value,
                                   location=fb.location, touchpoint=fb.touchpoint, at=fb.occurred_at or fb.received_at))
-        if score.negative or (fb.survey and fb.survey.recovery_for_alert_id):
-            follow_up.append((fb, score, customer_key))
+        recovery_for = _recovery_for(fb, event.source)
+        if score.negative or recovery_for:
+            follow_up.append((fb, score, customer_key, recovery_for))
     uow.add_moments(moments)
     publishing = asyncio.ensure_future(ctx.publish(published))
     try:
@@ -69,6 +80,17 @@ async def score_batch(uow: UnitOfWork, ctx: Context, batch: list[FeedbackReceive
         await asyncio.gather(publishing, return_exceptions=True)
         raise
     await publishing
+
+
+def _recovery_for(fb: FeedbackReceived, source: str) -> str | None:
+    """The alert a feedback answers a recovery survey of, if it is survey's own answer."""
+    alert_id = fb.survey.recovery_for_alert_id if fb.survey else None
+    if alert_id and source != SURVEY_SOURCE:
+        # never the feedback's text or contact details: who sent it is in the source
+        logger.warning("recovery answer not from survey: taken as ordinary feedback",
+                       extra={"feedback_id": fb.id, "source": source, "alert_id": alert_id})
+        return None
+    return alert_id
 
 
 def _scorer_lang(language: str | None) -> str | None:
@@ -88,18 +110,17 @@ def _score(ctx: Context, fb: FeedbackReceived) -> ScoreResult:
     return score
 
 
-async def _follow_up(uow: UnitOfWork, ctx: Context, follow_up: list[_Negative], now: datetime) -> None:
+async def _follow_up(uow: UnitOfWork, ctx: Context, follow_up: list[_FollowUp], now: datetime) -> None:
     """Negative feedback and recovery answers: recovery answers one by one, then every other
     negative feedback of the batch together."""
-    linked = await uow.linked_feedback([fb.id for fb, _, _ in follow_up])
+    linked = await uow.linked_feedback([fb.id for fb, *_ in follow_up])
     negatives: list[_Negative] = []
-    for fb, score, customer_key in follow_up:
+    for fb, score, customer_key, recovery_for in follow_up:
         if fb.id in linked:
             # The same feedback re-submitted under a new event id (e.g. intake's retry): already on an alert.
             logger.info("feedback already linked to an alert", extra={"feedback_id": fb.id})
             continue
         linked.add(fb.id)
-        recovery_for = fb.survey.recovery_for_alert_id if fb.survey else None
         if recovery_for and await recovery.answer(uow, ctx, fb, score, recovery_for, now):
             continue
         if score.negative:

@@ -1,64 +1,61 @@
-"""Signed tokens: email action links and manager API tokens.
+"""What alerts signs (purposes of :mod:`shared.signing`, one key each: see the settings)
+and what its action links carry.
 
-A token is ``<purpose-version>.<base64url JSON payload>.<base64url HMAC-SHA256>``
-keyed with ``LINK_SIGNING_KEY`` and bound to its purpose, so a link token can
-never be used as an API token and vice versa. Payloads carry an expiry
-(``exp``, Unix seconds) and only ids and an address, nothing secret.
+- :data:`ALERT_LINK` (``l1.<payload>.<kid><mac>``): the action links of an alert mail. A
+  link names the notification (``n``), the alert (``a``), the one recipient the mail went
+  to (``r``: mails go one per recipient, and the link page acts as that person only), the
+  action (``do``) and the alert's state version when the mail was rendered (``v``): a link
+  is refused once the alert has moved on (an old "resolve" cannot close a reopened alert).
+- :data:`MANAGER_TOKEN` (``m1.<payload>.<kid><mac>``): a manager's API bearer token, with
+  its token id (``t``, for revocation), the manager's email (``sub``) and teams (``scp``:
+  ``team:<name>``); see ``api/deps.py``.
+
+Tags and MAC domains are those alerts used before ``shared.signing``, so tokens handed out
+then still verify (their claims lack what came later: see :class:`OldLink`).
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-LINK = "l1"
-MANAGER = "m1"
+from shared.signing import Purpose, Signer, TokenInvalid
+
+ALERT_LINK = Purpose("alert-link", tag="l1", domain=b"l1.")
+MANAGER_TOKEN = Purpose("manager-token", tag="m1", domain=b"m1.")
+
+ACTIONS = ("ack", "explore", "offer", "action", "confirm", "resolve")
 
 
-class TokenInvalid(ValueError):
-    """Forged, damaged or meant for something else."""
-
-
-class TokenExpired(ValueError):
-    """Genuine but past its expiry."""
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+class OldLink(TokenInvalid):
+    """A genuine link from a mail rendered before links named their recipient and the
+    alert's state: it cannot say who acts nor on which state, so it acts no more."""
 
 
 @dataclass(frozen=True)
-class Signer:
-    key: bytes
+class ActionLink:
+    notification_id: str
+    alert_id: str
+    recipient: str
+    action: str
+    version: int
 
-    def _mac(self, purpose: str, body: str) -> str:
-        return _b64(hmac.new(self.key, f"{purpose}.{body}".encode(), hashlib.sha256).digest())
+    def sign(self, signer: Signer, *, expires_at: datetime) -> str:
+        claims = {"n": self.notification_id, "a": self.alert_id, "r": self.recipient, "do": self.action,
+                  "v": self.version}
+        return signer.sign(ALERT_LINK, claims, expires_at=expires_at)
 
-    def sign(self, purpose: str, payload: dict[str, Any], *, expires_at: datetime) -> str:
-        body = _b64(json.dumps({**payload, "exp": int(expires_at.timestamp())}, separators=(",", ":")).encode())
-        return f"{purpose}.{body}.{self._mac(purpose, body)}"
-
-    def verify(self, purpose: str, token: str, *, now: datetime) -> dict[str, Any]:
-        parts = token.split(".")
-        if len(parts) != 3 or parts[0] != purpose:
-            raise TokenInvalid("not a token of this kind")
-        _, body, mac = parts
-        if not hmac.compare_digest(mac, self._mac(purpose, body)):
-            raise TokenInvalid("bad signature")
+    @classmethod
+    def verify(cls, signer: Signer, token: str, *, now: datetime) -> ActionLink:
+        """The link a token carries; raises ``TokenExpired``, :class:`OldLink` or ``TokenInvalid``."""
+        claims: dict[str, Any] = signer.verify(ALERT_LINK, token, now=now)
+        if "r" not in claims or "v" not in claims:
+            raise OldLink("a link from before links named their recipient and state")
         try:
-            payload = json.loads(_unb64(body))
-            expires = int(payload["exp"])
-        except (ValueError, KeyError, TypeError) as exc:
-            raise TokenInvalid("damaged payload") from exc
-        if now.timestamp() >= expires:
-            raise TokenExpired("expired")
-        return payload
+            link = cls(str(claims["n"]), str(claims["a"]), str(claims["r"]), str(claims["do"]), int(claims["v"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise TokenInvalid("damaged link payload") from exc
+        if link.action not in ACTIONS:
+            raise TokenInvalid(f"unknown action {link.action!r}")
+        return link

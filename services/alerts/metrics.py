@@ -1,10 +1,24 @@
-"""Prometheus metrics of the alerts service (prefix ``keymoment_alerts_``)."""
+"""Prometheus metrics of the alerts service (prefix ``keymoment_alerts_``).
+
+Alert mail is counted by the shared mail queue (``keymoment_mail_*{purpose="alert_notification"}``,
+with the oldest undelivered mail's age); ``keymoment_alerts_emails_total{outcome}`` is the same
+numbers under the name dashboards knew.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
+
+from services.alerts.emails import PURPOSE
 from shared.metrics import PREFIX
+
+if TYPE_CHECKING:  # the use cases import this module, and the mail queue's metrics import asyncpg
+    from shared.mail.metrics import MailMetrics
 
 P = f"{PREFIX}_alerts"
 # Minutes to days: acknowledging in 2 minutes vs 2 hours is what matters.
@@ -12,7 +26,7 @@ RESPONSE_BUCKETS = (30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14_400, 28_800
 
 
 class AlertsMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, mail: MailMetrics | None = None) -> None:
         self.scored = Counter(f"{P}_feedback_scored_total", "Feedback scored, by MOT.", ["mot"], registry=registry)
         self.raised = Counter(f"{P}_raised_total", "Alerts raised, by severity.", ["severity"], registry=registry)
         self.grouped = Counter(
@@ -33,17 +47,27 @@ class AlertsMetrics:
             f"{P}_sla_breaches_total", "Escalations because an alert was not acknowledged in time.", ["severity"],
             registry=registry,
         )
-        self.emails = Counter(
-            f"{P}_emails_total", "Notification emails by outcome (sent, retry, failed, uncertain).", ["outcome"],
-            registry=registry,
-        )
-        self.email_seconds = Histogram(
-            f"{P}_email_send_seconds", "Time of one SMTP exchange.",
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30), registry=registry,
-        )
         self.open = Gauge(f"{P}_open", "Alerts not resolved, by severity.", ["severity"], registry=registry)
         for severity in ("-3", "-2", "-1"):
             self.raised.labels(severity)
             self.sla_breaches.labels(severity)
-        for outcome in ("sent", "retry", "failed", "uncertain"):
-            self.emails.labels(outcome)
+        if mail is not None:
+            registry.register(_EmailCounters(mail))
+
+
+class _EmailCounters(Collector):
+    """The mail queue's counters of alert mail under the name alerts had (``outcome`` label)."""
+
+    OUTCOMES = (("sent", "sent"), ("retry", "retries"), ("failed", "failed"), ("uncertain", "uncertain"))
+
+    def __init__(self, mail: MailMetrics) -> None:
+        self._mail = mail
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            f"{P}_emails", "Alert mails by outcome (sent, retry, failed, uncertain): keymoment_mail_*_total of "
+            'purpose="alert_notification".', labels=["outcome"],
+        )
+        for outcome, counter in self.OUTCOMES:
+            family.add_metric([outcome], self._mail.total(getattr(self._mail, counter), PURPOSE))
+        yield family

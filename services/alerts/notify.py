@@ -1,6 +1,7 @@
 """Deciding and rendering a notification: who hears of an alert at an escalation level,
-whether a silence mutes it, and the mail with its signed links. The row is held by the unit of
-work; the sender mails it after the commit."""
+whether a silence mutes it, and one mail per recipient with links in that recipient's name.
+The notification and its mails are held by the unit of work; the mails' bytes are written
+at its flush and queued on the shared mail queue, whose sender mails them after the commit."""
 
 from __future__ import annotations
 
@@ -10,28 +11,31 @@ from datetime import datetime, timedelta
 from services.alerts import domain, emails
 from services.alerts.context import Context, derived_id
 from services.alerts.domain import Alert, Notification
-from services.alerts.links import LINK
+from services.alerts.links import ActionLink
 from services.alerts.unit_of_work import UnitOfWork
 from shared.contracts import AlertStatus
 
 logger = logging.getLogger(__name__)
 
 
-async def silence_for(uow: UnitOfWork, alert: Alert, now: datetime) -> str | None:
-    """The id of the first active silence matching the alert, if any."""
+async def silence_for(uow: UnitOfWork, alert: Alert, now: datetime, *, level: int = 1) -> str | None:
+    """The id of the first active silence muting the alert's notification to ``level``, if any."""
     for silence in await uow.silences(now):
-        if silence.matches(alert):
+        if silence.mutes(alert, level=level):
             return silence.silence_id
     return None
 
 
-def _links(ctx: Context, alert: Alert, notification_id: str, now: datetime) -> list[emails.Link]:
+def action_links(ctx: Context, alert: Alert, *, notification_id: str, recipient: str,
+                 now: datetime) -> list[emails.Link]:
+    """The actions open to ``recipient`` on the alert as it is now (acknowledge, the next step,
+    resolve), signed for this state of it."""
     expires = now + timedelta(seconds=ctx.settings.alerts_link_ttl_seconds)
     base = ctx.settings.public_base_url.rstrip("/")
 
     def url(action: str) -> str:
-        token = ctx.signer.sign(LINK, {"n": notification_id, "a": alert.alert_id, "do": action}, expires_at=expires)
-        return f"{base}/l/{token}"
+        link = ActionLink(notification_id, alert.alert_id, recipient, action, alert.state_version)
+        return f"{base}/l/{link.sign(ctx.signer, expires_at=expires)}"
 
     links: list[emails.Link] = []
     if alert.status in domain.UNACKNOWLEDGED:
@@ -47,16 +51,25 @@ def _links(ctx: Context, alert: Alert, notification_id: str, now: datetime) -> l
 
 async def notify(uow: UnitOfWork, ctx: Context, alert: Alert, *, kind: str, level: int,
                  now: datetime) -> str | None:
-    """Hold one notification of ``alert`` to escalation ``level``, rendered now (its feedback and
-    the customer's history as this unit has them). A matching silence stores it as
-    ``suppressed``. Returns its id, or None when the level has nobody."""
+    """Hold one notification of ``alert`` to escalation ``level`` and, unless a silence mutes
+    it (then it is stored, not mailed), one mail per recipient, rendered now (its feedback and
+    the customer's history as this unit has them). Returns its id, or None when the level has
+    nobody."""
     team = ctx.router.team(alert.team)
     recipients = team.recipients(level) if team else []
     if not recipients:
         return None
     seq = await uow.next_seq(alert.alert_id, kind, level)
     notification_id = derived_id(alert.alert_id, kind, level, seq)
-    silence_id = await silence_for(uow, alert, now)
+    silence_id = await silence_for(uow, alert, now, level=level)
+    notification = Notification(
+        notification_id=notification_id, alert_id=alert.alert_id, kind=kind, level=level, seq=seq,
+        recipients=recipients, subject=emails.subject(kind, alert), silence_id=silence_id, created_at=now,
+    )
+    uow.add_notification(notification)
+    if silence_id:
+        ctx.metrics.silenced.inc()
+        return notification_id
     feedback = await uow.alert_feedback(alert.alert_id)
     history = domain.CustomerHistory()
     if alert.customer_key:
@@ -64,16 +77,15 @@ async def notify(uow: UnitOfWork, ctx: Context, alert: Alert, *, kind: str, leve
             customer_key=alert.customer_key, since=now - timedelta(days=ctx.settings.alerts_history_days),
             exclude=[f.feedback_id for f in feedback],
         )
-    mail = emails.render(kind=kind, alert=alert, feedback=feedback, history=history,
-                         links=_links(ctx, alert, notification_id, now), level=level)
-    uow.add_notification(Notification(
-        notification_id=notification_id, alert_id=alert.alert_id, kind=kind, level=level, seq=seq,
-        recipients=recipients, subject=mail.subject, body_text=mail.text, body_html=mail.html,
-        message_id=emails.message_id(notification_id), status="suppressed" if silence_id else "pending",
-        silence_id=silence_id, created_at=now,
-    ))
-    if silence_id:
-        ctx.metrics.silenced.inc()
-    else:
-        alert.last_notified_at = now
+    sender = ctx.settings.smtp_from
+    for recipient in recipients:
+        mail = emails.render(kind=kind, alert=alert, feedback=feedback, history=history, level=level,
+                             links=action_links(ctx, alert, notification_id=notification_id, recipient=recipient,
+                                                now=now))
+        uow.add_mail(emails.AlertMail(
+            mail_id=emails.mail_id(notification_id, recipient), notification_id=notification_id,
+            alert_id=alert.alert_id, message_id=emails.message_id(notification_id, recipient, sender=sender),
+            recipient=recipient, sender=sender, subject=mail.subject, text=mail.text, html=mail.html, date=now,
+        ))
+    alert.last_notified_at = now
     return notification_id

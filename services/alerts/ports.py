@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
-from services.alerts.domain import (Alert, AlertEvent, CustomerHistory, FeedbackLink, ManagerToken, Moment,
-                                   Notification, Silence)
+from services.alerts.domain import (Alert, AlertEvent, CustomerHistory, Delivery, FeedbackLink, ManagerToken,
+                                   Moment, Notification, Silence, SilenceEvent)
+from services.alerts.emails import AlertMail
 from shared.events import Envelope
 
 Events = list[tuple[str, Envelope]]
@@ -68,7 +69,11 @@ class Store(Protocol):
     async def add_events(self, events: list[AlertEvent]) -> None: ...
 
     async def add_notifications(self, notifications: list[Notification]) -> None:
-        """A notification whose id or (alert, kind, level, seq) exists is skipped; pending ones wake the sender."""
+        """A notification whose id or (alert, kind, level, seq) exists is skipped."""
+
+    async def add_mails(self, mails: list[AlertMail]) -> None:
+        """Queue the mails on the shared mail queue (their bytes written now; one already
+        queued is skipped); the sender is woken when the transaction commits."""
 
     async def add_moments(self, moments: list[Moment]) -> None:
         """A (customer, feedback) already recorded is skipped."""
@@ -76,8 +81,10 @@ class Store(Protocol):
     async def save_silences(self, silences: list[Silence]) -> None:
         """Insert new silences; for existing ones write their end and who expired them."""
 
+    async def add_silence_events(self, events: list[SilenceEvent]) -> None: ...
+
     async def save_tokens(self, tokens: list[ManagerToken]) -> None:
-        """Insert new tokens; for existing ones write their revocation."""
+        """Insert new tokens; for existing ones write their revocation (when and by whom)."""
 
     async def enqueue(self, events: Events) -> None:
         """Add events to the outbox (published by the relay after the commit)."""
@@ -90,22 +97,30 @@ class Queries(Protocol):
 
     async def list_alerts(
         self, *, status: list[str] | None, severity: list[int] | None, location: str | None, team: str | None,
-        since: datetime | None, recipient: str | None, limit: int, before: datetime | None,
+        since: datetime | None, teams: list[str] | None, limit: int, before: datetime | None,
     ) -> list[Alert]:
-        """Newest first."""
+        """Newest first; ``teams``: only alerts of these teams (None: every team's)."""
 
     async def alert_feedback(self, alert_id: str) -> list[FeedbackLink]: ...
 
     async def alert_events(self, alert_id: str) -> list[AlertEvent]:
         """Oldest first."""
 
-    async def alert_notifications(self, alert_id: str) -> list[dict[str, Any]]: ...
+    async def alert_notifications(self, alert_id: str) -> list[Notification]:
+        """Oldest first."""
 
-    async def notification_for_link(self, notification_id: str) -> dict[str, Any] | None:
-        """``notification_id``, ``alert_id`` and ``recipients`` of one notification."""
+    async def notification_deliveries(self, notification_ids: list[str]) -> dict[str, list[Delivery]]:
+        """The mails of each notification, as the mail queue has them (none for a suppressed one)."""
+
+    async def notification_for_link(self, notification_id: str) -> Notification | None: ...
 
     async def list_silences(self, *, now: datetime, include_expired: bool) -> list[Silence]:
         """Newest first."""
+
+    async def get_silence(self, silence_id: str, *, for_update: bool = False) -> Silence | None: ...
+
+    async def silence_events(self, silence_id: str) -> list[SilenceEvent]:
+        """The silence's audit trail, oldest first."""
 
     async def open_counts(self) -> dict[int, int]:
         """Unresolved alerts by severity."""

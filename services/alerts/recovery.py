@@ -21,7 +21,7 @@ from services.alerts.context import (
     survey_requested_event,
     updated_event,
 )
-from services.alerts.domain import Alert, AlertNotFound, Forbidden
+from services.alerts.domain import Alert, AlertNotFound, Forbidden, StateChanged
 from services.alerts.notify import notify
 from services.alerts.scoring import ScoreResult
 from services.alerts.unit_of_work import UnitOfWork
@@ -48,13 +48,16 @@ def _acknowledge(ctx: Context, alert: Alert, actor: Actor, now: datetime) -> Non
 
 
 async def _step(uow: UnitOfWork, ctx: Context, alert_id: str, *, actor: Actor, check: Callable[[Alert], None],
-                status: str, action: str, note: str | None) -> Alert:
-    """Move the alert to ``status`` if ``check`` allows it, acknowledging it if nobody had."""
+                status: str, action: str, note: str | None, expected_version: int | None) -> Alert:
+    """Move the alert to ``status`` if ``check`` allows it, acknowledging it if nobody had;
+    ``expected_version``: only from that state version (an email link's)."""
     alert = await _load(uow, alert_id, actor)
+    if expected_version is not None and alert.state_version != expected_version:
+        raise StateChanged(alert_id, alert.status, action, version=expected_version, current=alert.state_version)
     check(alert)
     now, previous = ctx.clock.now(), alert.status
     _acknowledge(ctx, alert, actor, now)
-    alert.status = status
+    alert.move_to(status)
     if status == AlertStatus.RESOLVED.value:
         alert.resolved_at = now
         alert.resolved_by = actor.name
@@ -69,27 +72,29 @@ async def _step(uow: UnitOfWork, ctx: Context, alert_id: str, *, actor: Actor, c
 
 
 async def acknowledge(uow: UnitOfWork, ctx: Context, alert_id: str, *, actor: Actor,
-                      note: str | None = None) -> Alert:
+                      note: str | None = None, expected_version: int | None = None) -> Alert:
     alert = await _step(uow, ctx, alert_id, actor=actor, check=domain.check_ack,
-                        status=AlertStatus.ACKNOWLEDGED.value, action="acknowledged", note=note)
+                        status=AlertStatus.ACKNOWLEDGED.value, action="acknowledged", note=note,
+                        expected_version=expected_version)
     await uow.flush()
     return alert
 
 
 async def transition(uow: UnitOfWork, ctx: Context, alert_id: str, *, step: str, actor: Actor,
-                     note: str | None = None) -> Alert:
+                     note: str | None = None, expected_version: int | None = None) -> Alert:
     """The next MOT-loop step; taking the first one acknowledges the alert."""
     alert = await _step(uow, ctx, alert_id, actor=actor, check=lambda a: domain.check_step(a, step), status=step,
-                        action=step, note=note)
+                        action=step, note=note, expected_version=expected_version)
     await uow.flush()
     return alert
 
 
 async def resolve(uow: UnitOfWork, ctx: Context, alert_id: str, *, actor: Actor,
-                  note: str | None = None) -> Alert:
+                  note: str | None = None, expected_version: int | None = None) -> Alert:
     """Resolve (acknowledging it if nobody had) and ask the customer a recovery survey, if reachable."""
     alert = await _step(uow, ctx, alert_id, actor=actor, check=domain.check_resolve,
-                        status=AlertStatus.RESOLVED.value, action="resolved", note=note)
+                        status=AlertStatus.RESOLVED.value, action="resolved", note=note,
+                        expected_version=expected_version)
     customer = Customer.model_validate(alert.customer) if alert.customer else None
     if customer is not None and customer.email:
         uow.enqueue([survey_requested_event(ctx, SurveyRequested(
@@ -104,13 +109,16 @@ async def resolve(uow: UnitOfWork, ctx: Context, alert_id: str, *, actor: Actor,
 
 
 async def apply_action(uow: UnitOfWork, ctx: Context, alert_id: str, *, action: str, actor: Actor,
-                       note: str | None = None) -> Alert:
-    """ack / explore / offer / action / confirm / resolve (the email links and the API share this)."""
+                       note: str | None = None, expected_version: int | None = None) -> Alert:
+    """ack / explore / offer / action / confirm / resolve (the email links and the API share this);
+    ``expected_version``: refused (:class:`StateChanged`) unless the alert is still at that state
+    version (a link made for an earlier state acts on nothing newer)."""
     if action == "ack":
-        return await acknowledge(uow, ctx, alert_id, actor=actor, note=note)
+        return await acknowledge(uow, ctx, alert_id, actor=actor, note=note, expected_version=expected_version)
     if action == "resolve":
-        return await resolve(uow, ctx, alert_id, actor=actor, note=note)
-    return await transition(uow, ctx, alert_id, step=action, actor=actor, note=note)
+        return await resolve(uow, ctx, alert_id, actor=actor, note=note, expected_version=expected_version)
+    return await transition(uow, ctx, alert_id, step=action, actor=actor, note=note,
+                            expected_version=expected_version)
 
 
 async def answer(uow: UnitOfWork, ctx: Context, fb: FeedbackReceived, score: ScoreResult, alert_id: str,
@@ -133,7 +141,7 @@ async def answer(uow: UnitOfWork, ctx: Context, fb: FeedbackReceived, score: Sco
     alert.last_feedback_at = now
     alert.updated_at = now
     if previous == AlertStatus.RESOLVED.value:
-        alert.status = AlertStatus.REOPENED.value
+        alert.move_to(AlertStatus.REOPENED.value)
         alert.resolved_at = None
         alert.resolved_by = None
         alert.reopen_count += 1

@@ -19,6 +19,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from shared.mail.message import InvalidAddress, normalize_address
+
 Role = Literal["account_manager", "solution_manager", "delivery_manager"]
 ROLES: tuple[str, ...] = ("account_manager", "solution_manager", "delivery_manager")
 _EMAIL = re.compile(r"^[^@\s<>\"]+@[^@\s<>\"]+\.[^@\s<>\"]+$|^[^@\s<>\"]+@localhost$")
@@ -79,10 +81,15 @@ class SlaOverrides(_Strict):
 
 
 def _emails(values: list[str]) -> list[str]:
+    found = []
     for address in values:
-        if not _EMAIL.match(address):
+        if not _EMAIL.match(address.strip()):
             raise ValueError(f"{address!r} is not an email address")
-    return [a.strip().lower() for a in values]
+        try:  # as the mail queue sends to it: a mistake stops the start, never a batch of alerts
+            found.append(normalize_address(address.strip().lower()))
+        except InvalidAddress as exc:
+            raise ValueError(f"{address!r} cannot be mailed: {str(exc).split(' in ')[0]}") from None
+    return found
 
 
 class Level(_Strict):
@@ -244,6 +251,11 @@ class Router:
 
     def team(self, name: str) -> Team | None:
         return self.rules.teams.get(name)
+
+    def teams_of(self, email: str) -> list[str]:
+        """The teams that name ``email`` (any role or escalation level): a manager's teams by default."""
+        address = email.strip().lower()
+        return sorted(name for name, team in self.rules.teams.items() if address in team.everyone())
 
     def sla_seconds(self, severity: int, team: str | None = None) -> int:
         team_sla = self.rules.teams[team].sla if team and team in self.rules.teams else None

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from services.alerts import queries
-from services.alerts.domain import Alert, Silence
+from services.alerts.domain import Alert, Delivery, Silence, SilenceEvent
 
 Glob = Annotated[str, Field(min_length=1, max_length=200)]
 
@@ -45,10 +45,15 @@ class Matchers(_In):
 
 
 class SilenceIn(_In):
-    matchers: Matchers
+    matchers: Matchers = Field(description="A manager's silence names their team(s) in `team` (no globs); a silence "
+                               "of every team (no `team`, or a glob) is an admin's to make.")
     starts_at: datetime | None = Field(None, description="Default: now.")
-    ends_at: datetime
+    ends_at: datetime = Field(description="At most ALERTS_SILENCE_MAX_DAYS (default 7) after its start.")
     comment: str = Field(min_length=1, max_length=2000, description="Why (e.g. 'known outage at PEK-T3, ticket 4711').")
+    include_escalations: bool = Field(
+        False, description="Admin only: also mute the escalation of a -3 alert beyond level 1 (by default a "
+        "silence never does).",
+    )
 
     @field_validator("starts_at", "ends_at")
     @classmethod
@@ -73,6 +78,7 @@ class SilenceOut(BaseModel):
     comment: str
     created_at: datetime
     expired_by: str | None = None
+    include_escalations: bool
     active: bool
 
     @classmethod
@@ -80,14 +86,36 @@ class SilenceOut(BaseModel):
         return cls(**asdict(silence), active=active)
 
 
+class SilenceEventOut(BaseModel):
+    at: datetime
+    action: str = Field(description="created, expired or capped.")
+    actor: str
+    detail: dict[str, Any]
+
+
+class SilenceDetail(SilenceOut):
+    history: list[SilenceEventOut] = Field(description="The audit trail, oldest first.")
+
+    @classmethod
+    def of_trail(cls, silence: Silence, events: list[SilenceEvent], *, active: bool) -> SilenceDetail:
+        history = [SilenceEventOut(at=e.at, action=e.action, actor=e.actor, detail=e.detail) for e in events]
+        return cls(**asdict(silence), active=active, history=history)
+
+
 class TokenIn(_In):
     ttl_days: int | None = Field(None, ge=1, le=3650)
+    teams: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(
+        None, max_length=100,
+        description="The teams whose alerts the token may list, act on and silence. Default: the teams the routes "
+        "file names the manager in (any role or escalation level).",
+    )
 
 
 class TokenOut(BaseModel):
     token: str
     token_id: str
     email: str
+    teams: list[str]
     expires_at: datetime
 
 
@@ -115,6 +143,8 @@ class AlertOut(BaseModel):
     feedback_count: int
     last_feedback_at: datetime
     next_step: str | None
+    state_version: int = Field(description="One up at every change of status; email links name the version they "
+                               "were made for and are refused on a newer one.")
 
     @classmethod
     def of(cls, alert: Alert) -> AlertOut:
@@ -122,12 +152,43 @@ class AlertOut(BaseModel):
         return cls(**data, silenced=alert.silence_id is not None)
 
 
+class NotificationOut(BaseModel):
+    notification_id: str
+    kind: str
+    level: int
+    seq: int
+    recipients: list[str]
+    subject: str
+    silence_id: str | None
+    created_at: datetime
+    status: str = Field(description="suppressed (a silence matched: never mailed), or its mails' state: sent when "
+                        "every one is, else the least settled (sending, pending, uncertain, failed).")
+    attempts: int = Field(description="SMTP attempts of its most tried mail.")
+    last_error: str | None
+    sent_at: datetime | None = Field(description="When its last mail was sent, once every one is.")
+    deliveries: list[Delivery] = Field(description="One mail per recipient, as the mail queue has it (state pending, "
+                                       "sending, sent, uncertain or failed; next_attempt_at for a pending one).")
+
+    @classmethod
+    def of(cls, view: queries.NotificationView) -> NotificationOut:
+        n, mails = view.notification, view.deliveries
+        sent = [d.sent_at for d in mails if d.sent_at is not None]
+        return cls(
+            notification_id=n.notification_id, kind=n.kind, level=n.level, seq=n.seq, recipients=n.recipients,
+            subject=n.subject, silence_id=n.silence_id, created_at=n.created_at, status=view.state,
+            attempts=max((d.attempts for d in mails), default=0),
+            last_error=next((d.last_error for d in mails if d.last_error), None),
+            sent_at=max(sent) if view.state == "sent" and sent else None,
+            deliveries=mails,
+        )
+
+
 class AlertDetail(AlertOut):
     recipients: list[str]
     silence_id: str | None
     feedback: list[dict[str, Any]]
     history: list[dict[str, Any]]
-    notifications: list[dict[str, Any]]
+    notifications: list[NotificationOut]
 
     @classmethod
     def from_detail(cls, detail: queries.AlertDetail) -> AlertDetail:
@@ -138,7 +199,7 @@ class AlertDetail(AlertOut):
 
         return cls(**AlertOut.of(alert).model_dump(), recipients=alert.recipients, silence_id=alert.silence_id,
                    feedback=[row(f) for f in detail.feedback], history=[row(h) for h in detail.history],
-                   notifications=detail.notifications)
+                   notifications=[NotificationOut.of(v) for v in detail.notifications])
 
 
 class AlertList(BaseModel):

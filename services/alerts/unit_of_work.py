@@ -1,7 +1,7 @@
 """The unit of work every use case of alerts reads through and writes through.
 
-A negative feedback that raises an alert writes five rows (alert, link, history step,
-notification, outbox event) after four reads; one round trip to PostgreSQL each made negative
+A negative feedback that raises an alert writes six kinds of rows (alert, link, history step,
+notification, its recipients' mails, outbox event) after four reads; one round trip to PostgreSQL each made negative
 feedback the bulk of the consumer's time. A :class:`UnitOfWork` holds a use case's writes (a
 whole consumed batch's, or one API call's) and sends them at :meth:`UnitOfWork.flush` as one
 statement per table, in an order the foreign keys accept, inside the caller's transaction.
@@ -17,7 +17,8 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from services.alerts.domain import (Alert, AlertEvent, CustomerHistory, FeedbackLink, ManagerToken, Moment,
-                                   Notification, Silence)
+                                   Notification, Silence, SilenceEvent)
+from services.alerts.emails import AlertMail
 from services.alerts.ports import Events, Store
 from shared.contracts import AlertStatus
 from shared.errors import TransientError
@@ -33,11 +34,13 @@ class UnitOfWork:
         self._links_of: defaultdict[str, list[FeedbackLink]] = defaultdict(list)
         self._events: list[AlertEvent] = []
         self._notifications: list[Notification] = []
+        self._mails: list[AlertMail] = []
         self._seqs: dict[tuple[str, str, int], int] = {}
         self._moments: dict[tuple[str, str], Moment] = {}
         self._moments_of: defaultdict[str, list[Moment]] = defaultdict(list)  # by customer
         self._silences: tuple[datetime, list[Silence]] | None = None
         self._saved_silences: dict[str, Silence] = {}
+        self._silence_events: list[SilenceEvent] = []
         self._saved_tokens: dict[str, ManagerToken] = {}
         self._outbox: Events = []
         self._flushed = False
@@ -151,6 +154,11 @@ class UnitOfWork:
         self._writable()
         self._notifications.append(notification)
 
+    def add_mail(self, mail: AlertMail) -> None:
+        """One recipient's mail of a notification held here: queued (its bytes written) at the flush."""
+        self._writable()
+        self._mails.append(mail)
+
     def add_moments(self, moments: Iterable[Moment]) -> None:
         self._writable()
         for m in moments:
@@ -161,6 +169,10 @@ class UnitOfWork:
     def save_silence(self, silence: Silence) -> None:
         self._writable()
         self._saved_silences[silence.silence_id] = silence
+
+    def add_silence_event(self, event: SilenceEvent) -> None:
+        self._writable()
+        self._silence_events.append(event)
 
     def save_token(self, token: ManagerToken) -> None:
         self._writable()
@@ -187,7 +199,9 @@ class UnitOfWork:
         await repo.link_feedback(self._links)
         await repo.add_events(self._events)
         await repo.add_notifications(self._notifications)
+        await repo.add_mails(self._mails)
         await repo.save_silences(list(self._saved_silences.values()))
+        await repo.add_silence_events(self._silence_events)
         await repo.save_tokens(list(self._saved_tokens.values()))
         if self._outbox:
             await repo.enqueue(self._outbox)

@@ -20,7 +20,6 @@ from shared.auth import BearerAuth, StaticToken
 from shared.events import FEEDBACK_RECEIVED, SURVEY_REQUESTED
 from shared.mail.runtime import use_mail_queue
 from shared.runtime import ServiceRuntime, install
-from shared.signing import Signer
 
 
 def create_app(settings: SurveySettings) -> FastAPI:
@@ -31,7 +30,7 @@ def create_app(settings: SurveySettings) -> FastAPI:
         settings=settings,
         clock=runtime.clock,
         metrics=metrics,
-        links=Signer(settings.link_signing_key.get_secret_value()),
+        links=settings.signer(),  # LINK_SIGNING_KEY, and LINK_SIGNING_OLD_KEYS verify-only
         auth=BearerAuth(StaticToken.admin(settings.admin_token)),
         mail=mail,
     )

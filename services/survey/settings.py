@@ -2,23 +2,22 @@
 
 from typing import ClassVar
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, field_validator
 
 from shared.mail.settings import MailSettings
 from shared.privacy import PrivacySettings
 from shared.settings import ServiceSettings
+from shared.signing import SigningSettings
 
 
-class SurveySettings(ServiceSettings, MailSettings, PrivacySettings):
-    """Survey's own settings; invitations are sent through the shared mail queue (``MAIL_*``)."""
+class SurveySettings(ServiceSettings, MailSettings, PrivacySettings, SigningSettings):
+    """Survey's own settings; invitations are sent through the shared mail queue (``MAIL_*``),
+    personal survey links signed with ``LINK_SIGNING_KEY`` (retired keys in
+    ``LINK_SIGNING_OLD_KEYS`` still verify: ``shared.signing.SigningSettings``)."""
 
     service_name: ClassVar[str] = "survey"
     port: int = Field(8002, ge=1, le=65535, description="HTTP port of survey.")
 
-    link_signing_key: SecretStr | None = Field(
-        None,
-        description="HMAC-SHA256 key signing personal survey links (required outside dev/test).",
-    )
     survey_public_base_url: str = Field(
         "http://127.0.0.1:8002",
         description="Public URL of this service as customers reach it; survey links start with it.",

@@ -57,6 +57,15 @@ class MailMetrics:
                            self.oldest_pending):
                 metric.labels(purpose)
 
+    @staticmethod
+    def total(counter: Counter, purpose: str) -> float:
+        """One purpose's value of one of these counters (for a service's view under an older name)."""
+        for family in counter.collect():
+            for sample in family.samples:
+                if sample.name.endswith("_total") and sample.labels.get("purpose") == purpose:
+                    return sample.value
+        return 0.0
+
     async def refresh(self, conn: asyncpg.Connection | asyncpg.Pool, *, now: datetime) -> None:
         """Set the oldest-pending gauge from the table (at scrape time)."""
         ages = await queue.oldest_unsettled(conn, now=now)

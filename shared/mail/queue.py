@@ -253,20 +253,37 @@ async def state_counts(conn: asyncpg.Connection | asyncpg.Pool, *, purpose: str)
     return {r["state"]: r["n"] for r in rows}
 
 
+_STATUS_COLUMNS = """mail_id, purpose, ref, state, attempts, message_id, recipients, delivered_to, refused, last_error,
+                     created_at, next_attempt_at, sent_at"""
+
+
+def _status(r: asyncpg.Record) -> MailStatus:
+    return MailStatus(
+        mail_id=r["mail_id"], purpose=r["purpose"], ref=r["ref"], state=MailState(r["state"]), attempts=r["attempts"],
+        message_id=r["message_id"], recipients=tuple(r["recipients"]), delivered_to=tuple(r["delivered_to"]),
+        refused=json.loads(r["refused"]), last_error=r["last_error"], created_at=r["created_at"],
+        next_attempt_at=r["next_attempt_at"], sent_at=r["sent_at"],
+    )
+
+
 async def statuses(conn: asyncpg.Connection | asyncpg.Pool, mail_ids: Sequence[str]) -> dict[str, MailStatus]:
     """Delivery status of each of ``mail_ids`` that is queued."""
     rows = await conn.fetch(
-        """SELECT mail_id, purpose, ref, state, attempts, message_id, recipients, delivered_to, refused, last_error,
-                  created_at, next_attempt_at, sent_at
-           FROM mail_queue WHERE mail_id = ANY ($1::text[])""",
-        list(mail_ids),
+        f"SELECT {_STATUS_COLUMNS} FROM mail_queue WHERE mail_id = ANY ($1::text[])", list(mail_ids)
     )
-    return {
-        r["mail_id"]: MailStatus(
-            mail_id=r["mail_id"], purpose=r["purpose"], ref=r["ref"], state=MailState(r["state"]),
-            attempts=r["attempts"], message_id=r["message_id"], recipients=tuple(r["recipients"]),
-            delivered_to=tuple(r["delivered_to"]), refused=json.loads(r["refused"]), last_error=r["last_error"],
-            created_at=r["created_at"], next_attempt_at=r["next_attempt_at"], sent_at=r["sent_at"],
-        )
-        for r in rows
-    }
+    return {r["mail_id"]: _status(r) for r in rows}
+
+
+async def statuses_by_ref(
+    conn: asyncpg.Connection | asyncpg.Pool, *, purpose: str, refs: Sequence[str]
+) -> dict[str, list[MailStatus]]:
+    """The mails of each of ``refs`` (domain rows with one mail per recipient, say), oldest first."""
+    rows = await conn.fetch(
+        f"""SELECT {_STATUS_COLUMNS} FROM mail_queue WHERE purpose = $1 AND ref = ANY ($2::text[])
+            ORDER BY created_at, mail_id""",
+        purpose, list(refs),
+    )
+    found: dict[str, list[MailStatus]] = {}
+    for r in rows:
+        found.setdefault(r["ref"], []).append(_status(r))
+    return found

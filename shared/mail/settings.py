@@ -19,11 +19,8 @@ _CONFIG = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False
 
 
 class SmtpRelaySettings(BaseSettings):
-    """The relay outgoing mail goes through.
-
-    ``ServiceSettings`` still includes these until alerts includes
-    :class:`MailSettings` too; then they leave the services that send no mail.
-    """
+    """The relay outgoing mail goes through (part of :class:`MailSettings`: only the
+    services that send mail have these)."""
 
     model_config = _CONFIG
 

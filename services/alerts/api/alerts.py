@@ -16,6 +16,7 @@ from services.alerts.schemas import (
     AlertList,
     AlertOut,
     Note,
+    SilenceDetail,
     SilenceIn,
     SilenceOut,
     TokenIn,
@@ -85,27 +86,39 @@ def _silence_out(silence: Silence, now: datetime) -> SilenceOut:
 
 
 @router.post("/silences", response_model=SilenceOut, status_code=201, tags=["silences"],
-             summary="Mute notifications of matching alerts until ends_at (alerts are still stored)")
+             summary="Mute notifications of matching alerts until ends_at (alerts are still stored); a manager "
+             "silences only their teams' alerts, 403 otherwise")
 async def create_silence(body: SilenceIn, ctx: Ctx, pool: Pool, actor: CurrentActor) -> SilenceOut:
-    if body.ends_at <= ctx.clock.now():
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "ends_at is in the past")
     async with unit_of_work(pool) as uow:
         silence = await admin.create_silence(
             uow, ctx, matchers=body.matchers.model_dump(exclude_none=True), starts_at=body.starts_at,
-            ends_at=body.ends_at, actor=actor, comment=body.comment,
+            ends_at=body.ends_at, actor=actor, comment=body.comment, include_escalations=body.include_escalations,
         )
     return _silence_out(silence, ctx.clock.now())
 
 
-@router.get("/silences", response_model=list[SilenceOut], tags=["silences"], summary="Active and pending silences")
-async def list_silences(ctx: Ctx, pool: Pool, _: CurrentActor, include_expired: bool = False) -> list[SilenceOut]:
+@router.get("/silences", response_model=list[SilenceOut], tags=["silences"],
+            summary="Active and pending silences (a manager's: those that may mute their teams' alerts)")
+async def list_silences(ctx: Ctx, pool: Pool, actor: CurrentActor, include_expired: bool = False) -> list[SilenceOut]:
     now = ctx.clock.now()
     async with reading(pool) as repo:
-        silences = await queries.list_silences(repo, now=now, include_expired=include_expired)
+        silences = await queries.list_silences(repo, actor=actor, now=now, include_expired=include_expired)
     return [_silence_out(s, now) for s in silences]
 
 
-@router.delete("/silences/{silence_id}", response_model=SilenceOut, tags=["silences"], summary="Expire a silence now")
+@router.get("/silences/{silence_id}", response_model=SilenceDetail, tags=["silences"],
+            summary="A silence with its audit trail")
+async def get_silence(silence_id: str, ctx: Ctx, pool: Pool, actor: CurrentActor) -> SilenceDetail:
+    async with reading(pool) as repo:
+        found = await queries.silence_detail(repo, silence_id, actor=actor)
+    if found is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no silence {silence_id}")
+    silence, events = found
+    return SilenceDetail.of_trail(silence, events, active=silence.active(ctx.clock.now()))
+
+
+@router.delete("/silences/{silence_id}", response_model=SilenceOut, tags=["silences"],
+               summary="Expire a silence now (its creator or an admin)")
 async def expire_silence(silence_id: str, ctx: Ctx, pool: Pool, actor: CurrentActor) -> SilenceOut:
     async with unit_of_work(pool) as uow:
         silence = await admin.expire_silence(uow, ctx, silence_id, actor=actor)
@@ -115,19 +128,21 @@ async def expire_silence(silence_id: str, ctx: Ctx, pool: Pool, actor: CurrentAc
 
 
 @router.post("/managers/{email}/tokens", response_model=TokenOut, status_code=201, tags=["managers"],
-             summary="Issue a manager's API token (admin)")
+             summary="Issue a manager's API token for their teams (admin)")
 async def issue_token(
     email: Annotated[str, Path(pattern=r"^[^@\s]+@[^@\s]+$", max_length=320)],
     ctx: Ctx, pool: Pool, actor: AdminActor, body: TokenIn | None = None,
 ) -> TokenOut:
     async with unit_of_work(pool) as uow:
         token, record = await admin.issue_manager_token(uow, ctx, email=email, actor=actor,
-                                                        ttl_days=body.ttl_days if body else None)
-    return TokenOut(token=token, token_id=record.token_id, email=record.email, expires_at=record.expires_at)
+                                                        ttl_days=body.ttl_days if body else None,
+                                                        teams=body.teams if body else None)
+    return TokenOut(token=token, token_id=record.token_id, email=record.email, teams=record.teams,
+                    expires_at=record.expires_at)
 
 
 @router.delete("/managers/tokens/{token_id}", status_code=204, tags=["managers"], summary="Revoke a manager token")
-async def revoke_token(token_id: str, ctx: Ctx, pool: Pool, _: AdminActor) -> None:
+async def revoke_token(token_id: str, ctx: Ctx, pool: Pool, actor: AdminActor) -> None:
     async with unit_of_work(pool) as uow:
-        if not await admin.revoke_manager_token(uow, ctx, token_id):
+        if not await admin.revoke_manager_token(uow, ctx, token_id, actor=actor):
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no token {token_id}")

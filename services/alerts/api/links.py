@@ -1,10 +1,13 @@
 """The signed links in alert emails: ``GET /l/{token}`` shows what the link will
-do and asks who is acting; ``POST /l/{token}`` does it.
+do; ``POST /l/{token}`` does it.
 
 GET never changes anything: mail scanners (Outlook Safe Links, Gmail's
 proxy) fetch every link in a mail, and an alert must not get acknowledged by
-a robot. The token (HMAC-SHA256, expiring) names the notification, the alert
-and the action; the person is one of that notification's recipients.
+a robot. The token (``links.ActionLink``, expiring) names the notification,
+the alert, the action, the one recipient the mail went to — the page shows
+that person only, and acts as them — and the alert's state version it was made
+for: once the alert has moved on (acknowledged by someone else, resolved,
+reopened), the link is refused with 409 and the current state.
 """
 
 from __future__ import annotations
@@ -17,10 +20,13 @@ from fastapi.responses import HTMLResponse
 
 from services.alerts import queries, recovery
 from services.alerts.api.deps import Ctx, Pool
-from services.alerts.context import Actor
-from services.alerts.domain import SEVERITY_TEXT, STEP_TEXT, AlertNotFound, Forbidden, InvalidTransition
-from services.alerts.links import LINK, TokenExpired, TokenInvalid
+from services.alerts.context import Actor, Context
+from services.alerts.domain import (SEVERITY_TEXT, STEP_TEXT, UNACKNOWLEDGED, Alert, AlertNotFound, Forbidden,
+                                   InvalidTransition)
+from services.alerts.links import ActionLink, OldLink
+from services.alerts.notify import action_links
 from services.alerts.repository import reading, unit_of_work
+from shared.signing import TokenExpired, TokenInvalid
 
 router = APIRouter(tags=["email links"])
 
@@ -47,21 +53,37 @@ def _problem(zh: str, en: str, status_code: int) -> HTMLResponse:
     return _page(en, f"<h2>{html.escape(zh)}</h2><p>{html.escape(en)}</p>", status_code)
 
 
-async def _resolve_token(ctx: Ctx, pool: Pool, token: str) -> tuple[dict, dict] | HTMLResponse:
+def _moved_on(alert: Alert) -> HTMLResponse:
+    """409: the link was made for an earlier state of the alert (or there is nothing to do)."""
+    who = alert.resolved_by if alert.status == "resolved" else (
+        None if alert.status in UNACKNOWLEDGED else alert.acknowledged_by)
+    by = f" ({who})" if who else ""
+    return _problem(
+        f"此链接已失效：警报当前状态为 {alert.status}{by}。请使用关于此警报的最新邮件或警报 API。",
+        f"Nothing to do with this link: the alert is already {alert.status}{by}, a state this link was not made "
+        "for. Use the newest mail about it or the alerts API.", 409,
+    )
+
+
+async def _resolve_token(ctx: Context, pool: Pool, token: str) -> tuple[ActionLink, Alert] | HTMLResponse:
     try:
-        payload = ctx.signer.verify(LINK, token, now=ctx.clock.now())
+        link = ActionLink.verify(ctx.signer, token, now=ctx.clock.now())
     except TokenExpired:
         return _problem("链接已过期", "This link has expired; use the alerts API or a newer email.", 410)
+    except OldLink:
+        return _problem("此链接来自旧版邮件，已不能使用", "This link comes from a mail sent before links named "
+                        "their recipient and the alert's state; use a newer mail about the alert or the alerts API.", 410)
     except TokenInvalid:
         return _problem("链接无效", "This link is not valid.", 404)
-    if payload.get("do") not in ACTION_TEXT:
-        return _problem("链接无效", "This link is not valid.", 404)
     async with reading(pool) as repo:
-        notification = await queries.link_target(repo, notification_id=payload.get("n", ""),
-                                                 alert_id=payload.get("a", ""))
+        notification = await queries.link_target(repo, notification_id=link.notification_id, alert_id=link.alert_id,
+                                                 recipient=link.recipient)
+        alert = await queries.get_alert(repo, link.alert_id) if notification else None
     if notification is None:
         return _problem("链接无效", "This link is not valid.", 404)
-    return payload, notification
+    if alert is None:
+        return _problem("警报不存在", "This alert no longer exists.", 404)
+    return link, alert
 
 
 @router.get("/l/{token}", response_class=HTMLResponse, summary="Confirmation page of an email link")
@@ -69,22 +91,19 @@ async def confirm_page(token: str, ctx: Ctx, pool: Pool) -> HTMLResponse:
     resolved = await _resolve_token(ctx, pool, token)
     if isinstance(resolved, HTMLResponse):
         return resolved
-    payload, notification = resolved
-    async with reading(pool) as repo:
-        alert = await queries.get_alert(repo, payload["a"])
-    if alert is None:
-        return _problem("警报不存在", "This alert no longer exists.", 404)
-    zh, en = ACTION_TEXT[payload["do"]]
+    link, alert = resolved
+    if alert.state_version != link.version:
+        return _moved_on(alert)
+    zh, en = ACTION_TEXT[link.action]
     sev_zh, sev_en = SEVERITY_TEXT[alert.severity]
     e = html.escape
-    options = "".join(f'<option value="{e(r)}">{e(r)}</option>' for r in notification["recipients"])
     return _page(en, f"""
 <h2 style="margin-bottom:4px">{e(zh)}</h2><div style="color:#555">{e(en)}</div>
 <p><b>MOT {alert.severity:+d} {e(sev_zh)} / {e(sev_en)}</b> · {e(alert.location or alert.channel)}
 {(' · ' + e(alert.touchpoint)) if alert.touchpoint else ''}<br>{e(alert.summary)}<br>
 <span style="color:#555">状态 / Status: {e(alert.status)}</span></p>
 <form method="post">
-<label>我是 / I am<br><select name="who" style="width:100%;padding:6px">{options}</select></label><br><br>
+<p>以此身份操作 / Acting as: <b>{e(link.recipient)}</b></p>
 <label>备注 / Note (可选 / optional)<br><textarea name="note" rows="3" style="width:100%"></textarea></label><br><br>
 <button type="submit" style="padding:10px 18px;background:#1565c0;color:#fff;border:0;border-radius:4px">
 {e(zh)} / {e(en)}</button></form>""")
@@ -95,35 +114,34 @@ async def do_action(token: str, request: Request, ctx: Ctx, pool: Pool) -> HTMLR
     resolved = await _resolve_token(ctx, pool, token)
     if isinstance(resolved, HTMLResponse):
         return resolved
-    payload, notification = resolved
+    link, _ = resolved
     form = parse_qs((await request.body()).decode("utf-8", "replace"))
-    who = (form.get("who") or [""])[0].strip().lower()
     note = (form.get("note") or [""])[0].strip()[:4000] or None
-    recipients = {r.lower() for r in notification["recipients"]}
-    if who not in recipients:
-        if len(recipients) != 1:
-            return _problem("请选择您的邮箱", "Choose which recipient you are.", 400)
-        who = next(iter(recipients))
-    actor = Actor(who)
+    actor = Actor(link.recipient, teams=frozenset(ctx.router.teams_of(link.recipient)))
     try:
         async with unit_of_work(pool) as uow:
-            alert = await recovery.apply_action(uow, ctx, payload["a"], action=payload["do"], actor=actor,
-                                                note=note and f"{note} (via email link)" or "via email link")
+            alert = await recovery.apply_action(uow, ctx, link.alert_id, action=link.action, actor=actor,
+                                                note=note and f"{note} (via email link)" or "via email link",
+                                                expected_version=link.version)
     except AlertNotFound:
         return _problem("警报不存在", "This alert no longer exists.", 404)
     except Forbidden:
         return _problem("无权操作", "You are no longer on this alert's team.", 403)
-    except InvalidTransition as exc:
+    except InvalidTransition:  # StateChanged too: the link was made for an earlier state
         async with reading(pool) as repo:
-            current = await queries.get_alert(repo, payload["a"])
-        by = f" ({current.acknowledged_by})" if current and current.acknowledged_by else ""
-        return _problem(
-            f"无需操作：警报当前状态为 {exc.status}{by}",
-            f"Nothing to do: the alert is already {exc.status}{by}.", 409,
-        )
+            current = await queries.get_alert(repo, link.alert_id)
+        return _moved_on(current) if current else _problem("警报不存在", "This alert no longer exists.", 404)
     step = alert.next_step
     step_zh, step_en = STEP_TEXT[step] if step else ("无", "none")
     e = html.escape
+    # what this person may do next, signed for the state the alert is in now
+    following = " ".join(
+        f'<a href="{e(item.url)}" style="display:inline-block;margin:4px 6px 4px 0;padding:8px 14px;'
+        f'background:#1565c0;color:#fff;text-decoration:none;border-radius:4px">{e(item.label_zh)} / {e(item.label_en)}</a>'
+        for item in action_links(ctx, alert, notification_id=link.notification_id, recipient=link.recipient,
+                                 now=ctx.clock.now())
+    )
     return _page("Done", f"""<h2>已完成 / Done</h2>
-<p>警报状态 / Alert status: <b>{e(alert.status)}</b> ({e(who)})</p>
-<p>下一步 / Next step:<br>{e(step_zh)}<br>{e(step_en)}</p>""")
+<p>警报状态 / Alert status: <b>{e(alert.status)}</b> ({e(link.recipient)})</p>
+<p>下一步 / Next step:<br>{e(step_zh)}<br>{e(step_en)}</p>
+<p>{following}</p>""")

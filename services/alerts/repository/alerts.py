@@ -1,48 +1,35 @@
 """:class:`AlertsRepository`: what alerts reads and writes, over one asyncpg connection
-(implements :class:`services.alerts.ports.Repository`)."""
+(implements :class:`services.alerts.ports.Repository`; silences and manager tokens in ``records.py``)."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 from collections.abc import AsyncIterator
-from dataclasses import fields
 from datetime import datetime
-from operator import attrgetter
-from typing import Any
 
 import asyncpg
 
-from services.alerts.domain import (Alert, AlertEvent, CustomerHistory, FeedbackLink, ManagerToken, Moment,
-                                   Notification, Silence)
+from services.alerts.domain import Alert, AlertEvent, CustomerHistory, Delivery, FeedbackLink, Moment, Notification
+from services.alerts.emails import PURPOSE, AlertMail
 from services.alerts.ports import Events
-from services.alerts.repository.deliveries import NOTIFY_CHANNEL
+from services.alerts.repository.records import SilencesAndTokens, columns, json_default, row_values
 from services.alerts.unit_of_work import UnitOfWork
 from shared.db import advisory_key
+from shared.mail import queue
+from shared.mail.queue import OutgoingMail
 from shared.outbox import enqueue
 
-
-def _columns(cls: type) -> list[str]:
-    return [f.name for f in fields(cls)]
-
-
-def _values(cls: type) -> attrgetter:
-    """A row's values in column order (no deep copy, unlike ``dataclasses.astuple``)."""
-    return attrgetter(*_columns(cls))
-
-
-_ALERT_COLUMNS = _columns(Alert)
+_ALERT_COLUMNS = columns(Alert)
 _ALERT_SELECT = ", ".join(_ALERT_COLUMNS)
-_LINK_SELECT = ", ".join(_columns(FeedbackLink))
-_SILENCE_SELECT = ", ".join(_columns(Silence))
-_TOKEN_SELECT = ", ".join(_columns(ManagerToken))
-_MOMENT_COLUMNS = _columns(Moment)
-_EVENT_VALUES, _MOMENT_VALUES, _NOTIFICATION_VALUES, _TOKEN_VALUES = map(
-    _values, (AlertEvent, Moment, Notification, ManagerToken))
+_LINK_SELECT = ", ".join(columns(FeedbackLink))
+_NOTIFICATION_SELECT = ", ".join(columns(Notification))
+_MOMENT_COLUMNS = columns(Moment)
+_EVENT_VALUES, _MOMENT_VALUES, _NOTIFICATION_VALUES = map(row_values, (AlertEvent, Moment, Notification))
 _MUTABLE = [
     "severity", "status", "sla_due_at", "escalation_level", "sla_breached", "acknowledged_at", "acknowledged_by",
     "resolved_at", "resolved_by", "reopen_count", "feedback_count", "last_feedback_at", "last_notified_at",
-    "updated_at",
+    "updated_at", "state_version",
 ]
 
 
@@ -65,14 +52,8 @@ def _moment(row: asyncpg.Record | None) -> Moment | None:
     return Moment(**{c: row[c] for c in _MOMENT_COLUMNS}) if row is not None else None
 
 
-def _silence(row: asyncpg.Record) -> Silence:
-    return Silence(**(dict(row) | {"matchers": json.loads(row["matchers"])}))
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+def _notification(row: asyncpg.Record) -> Notification:
+    return Notification(**(dict(row) | {"recipients": list(row["recipients"])}))
 
 
 @contextlib.asynccontextmanager
@@ -89,15 +70,11 @@ async def reading(pool: asyncpg.Pool) -> AsyncIterator[AlertsRepository]:
         yield AlertsRepository(conn)
 
 
-class AlertsRepository:
+class AlertsRepository(SilencesAndTokens):
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
 
     # ------------------------------------------------------------------------ alerts
-    async def _one(self, sql: str, key: str, for_update: bool) -> asyncpg.Record | None:
-        """The row ``sql`` selects by ``key``, locked until the transaction ends if ``for_update``."""
-        return await self.conn.fetchrow(sql + (" FOR UPDATE" if for_update else ""), key)
-
     async def get_alert(self, alert_id: str, *, for_update: bool = False) -> Alert | None:
         row = await self._one(f"SELECT {_ALERT_SELECT} FROM alerts WHERE alert_id = $1", alert_id, for_update)
         return _alert(row) if row else None
@@ -142,7 +119,7 @@ class AlertsRepository:
             f"""INSERT INTO alerts ({_ALERT_SELECT})
                 SELECT {_ALERT_SELECT} FROM jsonb_populate_recordset(NULL::alerts, $1::jsonb)
                 ON CONFLICT (feedback_id) DO NOTHING RETURNING alert_id""",
-            json.dumps(rows, default=_json_default, ensure_ascii=False),
+            json.dumps(rows, default=json_default, ensure_ascii=False),
         )
         return len(inserted)
 
@@ -156,7 +133,7 @@ class AlertsRepository:
 
     async def list_alerts(
         self, *, status: list[str] | None, severity: list[int] | None, location: str | None, team: str | None,
-        since: datetime | None, recipient: str | None, limit: int, before: datetime | None,
+        since: datetime | None, teams: list[str] | None, limit: int, before: datetime | None,
     ) -> list[Alert]:
         rows = await self.conn.fetch(
             f"""SELECT {_ALERT_SELECT} FROM alerts
@@ -165,10 +142,10 @@ class AlertsRepository:
                   AND ($3::text IS NULL OR location = $3)
                   AND ($4::text IS NULL OR team = $4)
                   AND ($5::timestamptz IS NULL OR raised_at >= $5)
-                  AND ($6::text IS NULL OR $6 = ANY(recipients))
+                  AND ($6::text[] IS NULL OR team = ANY($6))
                   AND ($8::timestamptz IS NULL OR raised_at < $8)
                 ORDER BY raised_at DESC LIMIT $7""",
-            status, severity, location, team, since, recipient, limit, before,
+            status, severity, location, team, since, teams, limit, before,
         )
         return [_alert(r) for r in rows]
 
@@ -252,19 +229,22 @@ class AlertsRepository:
     async def enqueue(self, events: Events) -> None:
         await enqueue(self.conn, events)
 
-    # ------------------------------------------------------------------------ notifications
+    # ------------------------------------------------------------------------ notifications and their mails
     async def add_notifications(self, notifications: list[Notification]) -> None:
         if notifications:
             await self.conn.executemany(
-                """WITH added AS (
-                       INSERT INTO notifications (notification_id, alert_id, kind, level, seq, recipients, subject,
-                           body_text, body_html, message_id, status, silence_id, created_at, next_attempt_at)
-                       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)
-                       ON CONFLICT DO NOTHING RETURNING notification_id)
-                   -- delivered at commit: wakes the sender
-                   SELECT notification_id, CASE WHEN $11 = 'pending' THEN pg_notify($14, '') END FROM added""",
-                [(*_NOTIFICATION_VALUES(n), NOTIFY_CHANNEL) for n in notifications],
+                f"""INSERT INTO notifications ({_NOTIFICATION_SELECT}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                    ON CONFLICT DO NOTHING""",
+                [_NOTIFICATION_VALUES(n) for n in notifications],
             )
+
+    async def add_mails(self, mails: list[AlertMail]) -> None:
+        if mails:
+            await queue.enqueue(self.conn, [
+                OutgoingMail(mail_id=m.mail_id, purpose=PURPOSE, ref=m.notification_id, message_id=m.message_id,
+                             recipients=(m.recipient,), message=m.message())
+                for m in mails
+            ], now=min(m.date for m in mails))
 
     async def next_notification_seq(self, *, alert_id: str, kind: str, level: int) -> int:
         return await self.conn.fetchval(
@@ -272,64 +252,23 @@ class AlertsRepository:
             alert_id, kind, level,
         )
 
-    async def alert_notifications(self, alert_id: str) -> list[dict[str, Any]]:
+    async def alert_notifications(self, alert_id: str) -> list[Notification]:
         rows = await self.conn.fetch(
-            """SELECT notification_id, kind, level, seq, recipients, subject, message_id, status, silence_id,
-                      attempts, last_error, created_at, sent_at
-               FROM notifications WHERE alert_id = $1 ORDER BY created_at, level, seq""",
+            f"SELECT {_NOTIFICATION_SELECT} FROM notifications WHERE alert_id = $1 ORDER BY created_at, level, seq",
             alert_id,
         )
-        return [dict(r) | {"recipients": list(r["recipients"])} for r in rows]
+        return [_notification(r) for r in rows]
 
-    async def notification_for_link(self, notification_id: str) -> dict[str, Any] | None:
+    async def notification_deliveries(self, notification_ids: list[str]) -> dict[str, list[Delivery]]:
+        found = await queue.statuses_by_ref(self.conn, purpose=PURPOSE, refs=notification_ids)
+        return {ref: [Delivery(recipients=m.recipients, state=m.state.value, attempts=m.attempts,
+                               message_id=m.message_id, last_error=m.last_error,
+                               next_attempt_at=m.next_attempt_at if m.state.value == "pending" else None,
+                               sent_at=m.sent_at, refused=m.refused) for m in mails]
+                for ref, mails in found.items()}
+
+    async def notification_for_link(self, notification_id: str) -> Notification | None:
         row = await self.conn.fetchrow(
-            "SELECT notification_id, alert_id, recipients FROM notifications WHERE notification_id = $1",
-            notification_id,
+            f"SELECT {_NOTIFICATION_SELECT} FROM notifications WHERE notification_id = $1", notification_id
         )
-        return dict(row) | {"recipients": list(row["recipients"])} if row else None
-
-    # ------------------------------------------------------------------------ silences and manager tokens
-    async def active_silences(self, *, now: datetime) -> list[Silence]:
-        rows = await self.conn.fetch(
-            f"SELECT {_SILENCE_SELECT} FROM silences WHERE starts_at <= $1 AND ends_at > $1 ORDER BY created_at", now
-        )
-        return [_silence(r) for r in rows]
-
-    async def list_silences(self, *, now: datetime, include_expired: bool) -> list[Silence]:
-        rows = await self.conn.fetch(
-            f"""SELECT {_SILENCE_SELECT} FROM silences WHERE $2 OR ends_at > $1
-                ORDER BY created_at DESC LIMIT 500""",
-            now, include_expired,
-        )
-        return [_silence(r) for r in rows]
-
-    async def get_silence(self, silence_id: str, *, for_update: bool = False) -> Silence | None:
-        row = await self._one(f"SELECT {_SILENCE_SELECT} FROM silences WHERE silence_id = $1", silence_id, for_update)
-        return _silence(row) if row else None
-
-    async def save_silences(self, silences: list[Silence]) -> None:
-        if silences:
-            await self.conn.executemany(
-                f"""INSERT INTO silences ({_SILENCE_SELECT}) VALUES ($1, $2::jsonb, $3, $4, $5, $6, $7, $8)
-                    ON CONFLICT (silence_id) DO UPDATE SET ends_at = EXCLUDED.ends_at, expired_by = EXCLUDED.expired_by""",
-                [(s.silence_id, json.dumps(s.matchers, ensure_ascii=False), s.starts_at, s.ends_at, s.created_by, s.comment,
-                  s.created_at, s.expired_by) for s in silences],
-            )
-
-    async def get_token(self, token_id: str, *, for_update: bool = False) -> ManagerToken | None:
-        row = await self._one(f"SELECT {_TOKEN_SELECT} FROM manager_tokens WHERE token_id = $1", token_id, for_update)
-        return ManagerToken(**row) if row else None
-
-    async def save_tokens(self, tokens: list[ManagerToken]) -> None:
-        if tokens:
-            await self.conn.executemany(
-                f"""INSERT INTO manager_tokens ({_TOKEN_SELECT}) VALUES ($1, $2, $3, $4, $5, $6)
-                    ON CONFLICT (token_id) DO UPDATE SET revoked_at = EXCLUDED.revoked_at""",
-                [_TOKEN_VALUES(t) for t in tokens],
-            )
-
-    async def token_usable(self, token_id: str, email: str) -> bool:
-        return bool(await self.conn.fetchval(
-            "SELECT true FROM manager_tokens WHERE token_id = $1 AND email = $2 AND revoked_at IS NULL",
-            token_id, email,
-        ))
+        return _notification(row) if row else None

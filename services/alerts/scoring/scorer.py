@@ -16,35 +16,36 @@ for typical feedback.
 
 from __future__ import annotations
 
-import gzip
-import json
-import math
-from dataclasses import asdict, dataclass, field
-from importlib import resources
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .cues import model_cue, phrase_cues
 from .escalation import EscalationDetector
-from .features import (
-    LEX_FEATURES,
-    Analysis,
-    Lexicon,
-    analyse,
-    detect_lang,
-    en_tokens,
-    lexicon_features,
-    ngrams,
-    normalise,
-)
+from .features import Analysis, Lexicon, analyse, detect_lang, en_tokens, lexicon_features, ngrams, normalise
+from .model import DEFAULT_ALERT_THRESHOLD, LinearModel, sigmoid
 from .rating import rating_to_mot
 
-MODEL_RESOURCE = "data/model.json.gz"
 _LANGS = ("zh", "en", "mixed", "unknown")
+_LATIN = re.compile("[a-z]")
 _MAX_CHARS = 20_000  # longer texts are scored on their first 20k characters
+FORCED_BY = ("escalation", "rating")
 
 
 @dataclass(frozen=True, slots=True)
 class ScoreResult:
+    """One scored feedback.
+
+    ``negative`` is the verdict at the model's default threshold.  Why it is
+    negative: ``forced_by`` is ``"escalation"`` (an escalation cue, MOT -3) or
+    ``"rating"`` (the rating alone is negative); both always alert.  When
+    ``forced_by`` is None a negative verdict rests on the text alone and
+    ``p_negative`` (calibrated P(text is negative)) says how sure it is:
+    ``alerts_at(threshold)`` is the decision for a routing rule that asks for
+    more (or less) confidence than the default.
+    """
+
     negative: bool
     mot: int
     confidence: float
@@ -54,9 +55,23 @@ class ScoreResult:
     reasons: list[str] = field(default_factory=list)
     text_mot: int | None = None
     rating_mot: int | None = None
+    forced_by: str | None = None
+    p_negative: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # by hand: dataclasses.asdict deep-copies recursively and costs more than the JSON encoding
+        return {"negative": self.negative, "mot": self.mot, "confidence": self.confidence, "cues": list(self.cues),
+                "lang": self.lang, "escalation": list(self.escalation), "reasons": list(self.reasons),
+                "text_mot": self.text_mot, "rating_mot": self.rating_mot, "forced_by": self.forced_by,
+                "p_negative": self.p_negative}
+
+    def alerts_at(self, threshold: float) -> bool:
+        """Should this feedback raise an alert when text-only alerts need
+        ``P(negative) >= threshold``?  Escalation cues and negative ratings
+        always do."""
+        if self.forced_by is not None:
+            return True
+        return self.p_negative is not None and self.p_negative >= threshold
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,52 +83,8 @@ class TextScore:
     has_opinion: bool
     analysis: Analysis
     escalation: list[tuple[str, str]]
-    model_cues: list[tuple[str, float]]
     lang: str
-
-
-class LinearModel:
-    """Sparse logistic regression: n-gram weights (L2-normalised binary
-    features) + dense lexicon-feature weights + Platt calibration."""
-
-    def __init__(self, data: dict[str, Any]) -> None:
-        self.bias: float = float(data["bias"])
-        self.weights: dict[str, float] = data["weights"]
-        self.lex_weights: dict[str, float] = {k: float(data["lex_weights"].get(k, 0.0)) for k in LEX_FEATURES}
-        cal = data.get("calibration") or {}
-        self.cal_a: float = float(cal.get("a", 1.0))
-        self.cal_b: float = float(cal.get("b", 0.0))
-        self.threshold: float = float(data.get("threshold", 0.5))
-        self.meta: dict[str, Any] = data.get("meta", {})
-
-    @classmethod
-    def from_file(cls, path: str | Path | None = None) -> LinearModel:
-        if path is None:
-            raw = resources.files(__package__).joinpath(MODEL_RESOURCE).read_bytes()
-        else:
-            raw = Path(path).read_bytes()
-        return cls(json.loads(gzip.decompress(raw)))
-
-    def logit(self, feats: set[str], lexf: dict[str, float]) -> tuple[float, list[tuple[str, float]]]:
-        w = self.weights
-        contrib = [(f, w[f]) for f in feats if f in w]
-        norm = 1.0 / math.sqrt(len(feats)) if feats else 0.0
-        z = self.bias + norm * sum(c for _, c in contrib)
-        lw = self.lex_weights
-        for k, v in lexf.items():
-            z += lw[k] * v
-        return self.cal_a * z + self.cal_b, contrib
-
-
-def _sigmoid(z: float) -> float:
-    if z >= 0:
-        return 1.0 / (1.0 + math.exp(-z))
-    e = math.exp(z)
-    return e / (1.0 + e)
-
-
-def _fmt(v: float) -> str:
-    return f"{v:+.1f}"
+    norm: str
 
 
 class Scorer:
@@ -125,8 +96,16 @@ class Scorer:
 
     @classmethod
     def load(cls, model_path: str | Path | None = None) -> Scorer:
-        """Load the shipped model (or ``model_path``) once; reuse the instance."""
+        """Load the shipped model, or the model file at ``model_path``
+        (``SCORING_MODEL_PATH``, written by ``keymoment scoring train``), once;
+        reuse the instance."""
         return cls(LinearModel.from_file(model_path))
+
+    @property
+    def alert_threshold(self) -> float:
+        """The default P(negative) a text-only verdict needs to be negative
+        (stored in the model file; 0.5 unless a build chose otherwise)."""
+        return self.model.threshold
 
     # ------------------------------------------------------------------ text
     def score_text(self, text: str, *, lang: str | None = None) -> TextScore:
@@ -139,16 +118,15 @@ class Scorer:
                 raise ValueError(f"unsupported lang {lang!r}; expected zh, en or mixed")
         else:
             lang = detected
-        tokens = en_tokens(norm) if detected != "zh" or any("a" <= ch <= "z" for ch in norm) else []
+        tokens = en_tokens(norm) if detected != "zh" or _LATIN.search(norm) else []
         an = analyse(norm, self.lexicon, tokens)
-        feats = ngrams(norm, tokens)
-        z, contrib = self.model.logit(feats, lexicon_features(an))
-        p = _sigmoid(z)
+        z = self.model.calibrated(self.model.raw(ngrams(norm, tokens), lexicon_features(an)), detected)
+        p = sigmoid(z)
         esc = self.detector.detect(norm, has_cjk=detected in ("zh", "mixed"),
                                    has_latin=detected in ("en", "mixed") or bool(tokens))
         has_opinion = bool(an.hits) or abs(z) >= 1.4
         mot = self._text_mot(p, an, has_opinion, bool(esc))
-        return TextScore(p, mot, has_opinion or bool(esc), an, esc, contrib, lang)
+        return TextScore(p, mot, has_opinion or bool(esc), an, esc, lang, norm)
 
     def _text_mot(self, p: float, an: Analysis, has_opinion: bool, escalated: bool) -> int:
         if escalated:
@@ -187,6 +165,7 @@ class Scorer:
             raise ValueError("nothing to score: empty text and no rating")
 
         text_mot: int | None = None
+        p_negative: float | None = None
         lang_out = "unknown"
         escalation: list[str] = []
         text_conf = 0.0
@@ -196,9 +175,11 @@ class Scorer:
             lang_out = ts.lang
             text_mot = ts.mot
             text_counts = ts.has_opinion
-            p = ts.p_negative
+            p = p_negative = round(ts.p_negative, 4)
             text_conf = p if ts.mot <= -1 else 1.0 - p
-            cues.extend(self._cues(ts))
+            cues.extend(f"escalation:{c}:'{w}'" for c, w in ts.escalation)
+            cues.extend(phrase_cues(ts.norm, ts.analysis))
+            cues.append(model_cue(p))
             if ts.escalation:
                 for cat, what in ts.escalation:
                     if cat not in escalation:
@@ -226,30 +207,8 @@ class Scorer:
         else:
             mot = text_mot if text_mot is not None else 0
             conf = text_conf
+        forced_by = "escalation" if escalation else "rating" if rating_mot is not None and rating_mot <= -1 else None
         conf = round(min(max(conf, 0.0), 1.0), 3)
         return ScoreResult(negative=mot <= -1, mot=mot, confidence=conf, cues=cues, lang=lang_out,
-                           escalation=escalation, reasons=reasons, text_mot=text_mot, rating_mot=rating_mot)
-
-    @staticmethod
-    def _cues(ts: TextScore) -> list[str]:
-        out = [f"escalation:{c}:'{w}'" for c, w in ts.escalation]
-        hits = sorted(ts.analysis.hits, key=lambda h: -abs(h.value))[:6]
-        for h in hits:
-            note = f" {h.note}" if h.note else ""
-            out.append(f"'{h.term}'{note} {_fmt(h.value)}")
-        for m in ts.analysis.contrast[:2]:
-            out.append(f"contrast:'{m}' (earlier clause discounted)")
-        neg = ts.p_negative >= 0.5
-        model = sorted((c for c in ts.model_cues if (c[1] > 0) == neg and abs(c[1]) > 0.5),
-                       key=lambda c: -abs(c[1]))[:3]
-        for f, w in model:
-            out.append(f"model:'{_feature_text(f)}' {_fmt(-w)}")
-        return out
-
-
-def _feature_text(f: str) -> str:
-    if f[0] == "w":
-        return f[1:].replace("!", "not ")
-    if f[0] == "b":
-        return f[1:].replace("<s>_", "").replace("_", " ").replace("!", "not ")
-    return f
+                           escalation=escalation, reasons=reasons, text_mot=text_mot, rating_mot=rating_mot,
+                           forced_by=forced_by, p_negative=p_negative)

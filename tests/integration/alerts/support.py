@@ -62,10 +62,10 @@ def smtp_server(refuse_first: int = 0):
 
 
 def settings(service_env: dict, smtp: CollectingSmtp, **overrides: Any) -> AlertsSettings:
-    return AlertsSettings(
-        **service_env, smtp_host="127.0.0.1", smtp_port=smtp.port, alerts_scheduler_interval_seconds=0.1,
-        public_base_url="http://alerts.test", **overrides,
-    )
+    # the mail sender looks for due mail every 0.2 s: a test moving a ManualClock needs no wake-up
+    values = dict(smtp_host="127.0.0.1", smtp_port=smtp.port, alerts_scheduler_interval_seconds=0.1,
+                  public_base_url="http://alerts.test", mail_poll_seconds=0.2)
+    return AlertsSettings(**service_env, **{**values, **overrides})
 
 
 @contextlib.asynccontextmanager
@@ -116,11 +116,36 @@ class Db:
             """SELECT a.* FROM alerts.alerts a JOIN alerts.alert_feedback f USING (alert_id)
                WHERE f.feedback_id = $1""", feedback_id)
 
-    async def notifications(self, alert_id: str | None = None) -> list[asyncpg.Record]:
-        return await self.conn.fetch(
-            "SELECT * FROM alerts.notifications WHERE $1::text IS NULL OR alert_id = $1 ORDER BY created_at, level",
+    async def notifications(self, alert_id: str | None = None) -> list[dict[str, Any]]:
+        """The notifications with their delivery as the API shows it: ``status`` suppressed, or their
+        mails' (sent when every one is, else the least settled), the most ``attempts`` of a mail, and
+        ``message_ids`` (``message_id`` too when there is one mail)."""
+        rows = await self.conn.fetch(
+            """SELECT n.*,
+                      CASE WHEN n.silence_id IS NOT NULL THEN 'suppressed'
+                           WHEN count(m.mail_id) = 0 THEN 'pending'
+                           WHEN bool_or(m.state = 'sending') THEN 'sending'
+                           WHEN bool_or(m.state = 'pending') THEN 'pending'
+                           WHEN bool_or(m.state = 'uncertain') THEN 'uncertain'
+                           WHEN bool_or(m.state = 'failed') THEN 'failed'
+                           ELSE 'sent' END AS status,
+                      coalesce(max(m.attempts), 0) AS attempts, max(m.last_error) AS last_error,
+                      min(m.next_attempt_at) AS next_attempt_at, max(m.sent_at) AS sent_at,
+                      coalesce(array_agg(m.message_id ORDER BY m.message_id) FILTER (WHERE m.mail_id IS NOT NULL),
+                               '{}') AS message_ids
+               FROM alerts.notifications n
+               LEFT JOIN alerts.mail_queue m ON m.purpose = 'alert_notification' AND m.ref = n.notification_id
+               WHERE $1::text IS NULL OR n.alert_id = $1
+               GROUP BY n.notification_id ORDER BY n.created_at, n.level""",
             alert_id,
         )
+        return [dict(r) | {"message_id": r["message_ids"][0] if len(r["message_ids"]) == 1 else None} for r in rows]
+
+    async def mails(self, notification_id: str) -> list[asyncpg.Record]:
+        """The notification's mails in the mail queue, one per recipient."""
+        return await self.conn.fetch(
+            """SELECT * FROM alerts.mail_queue WHERE purpose = 'alert_notification' AND ref = $1
+               ORDER BY recipients""", notification_id)
 
     async def processed(self, event_id: str) -> bool:
         return bool(await self.conn.fetchval("SELECT true FROM alerts.processed_events WHERE event_id = $1", event_id))

@@ -3,6 +3,8 @@ flush): the outcome must be what one-by-one processing gives, on a real PostgreS
 
 from __future__ import annotations
 
+import email
+import email.policy
 from pathlib import Path
 
 import pytest
@@ -10,8 +12,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from services.alerts import handlers
+from services.alerts.api.deps import bearer_auth
 from services.alerts.context import Context
-from services.alerts.links import Signer
 from services.alerts.metrics import AlertsMetrics
 from services.alerts.routing import Router
 from services.alerts.scoring import Scorer
@@ -19,6 +21,7 @@ from services.alerts.settings import AlertsSettings
 from shared.clock import ManualClock
 from shared.db import create_pool, migrate
 from shared.events import ALERT_RAISED, ALERT_UPDATED
+from shared.signing import Signer
 from tests.integration.alerts.support import feedback
 
 pytestmark = pytest.mark.integration
@@ -31,15 +34,17 @@ async def batch_ctx(service_env):
     s = AlertsSettings(**service_env, smtp_host="127.0.0.1", smtp_port=25, public_base_url="http://alerts.test")
     pool = await create_pool(s.dsn(), schema="alerts")
     async with pool.acquire() as conn:
-        await migrate(conn, schema="alerts", directory=MIGRATIONS)
+        await migrate(conn, schema="alerts", directory=MIGRATIONS, components=AlertsSettings.migration_components())
     published: list = []
 
     async def publish(events):
         published.extend(events)
 
-    ctx = Context(settings=s, scorer=Scorer.load(), router=Router.load(s.routes_path(), base_sla=s.sla_seconds()),
-                  clock=ManualClock(), signer=Signer(b"k" * 32), metrics=AlertsMetrics(CollectorRegistry()),
-                  publish=publish)
+    router, signer, clock = Router.load(s.routes_path(), base_sla=s.sla_seconds()), Signer(b"k" * 32), ManualClock()
+    ctx = Context(settings=s, scorer=Scorer.load(), router=router, clock=clock, signer=signer,
+                  metrics=AlertsMetrics(CollectorRegistry()), publish=publish,
+                  auth=bearer_auth(admin_token=s.admin_token, signer=signer, router=router, clock=clock,
+                                   pool=lambda: pool))
     try:
         yield pool, ctx, published
     finally:
@@ -83,7 +88,10 @@ async def test_one_batch_raises_and_groups_as_one_by_one_would(batch_ctx):
     # raised, then one update for the worse feedback; the milder one came within the quiet interval
     assert [(n["kind"], n["seq"]) for n in notes] == [("raised", 0), ("update", 0)]
     update = next(n for n in notes if n["kind"] == "update")
-    assert "排队等了四十分钟" in update["body_text"] and "cancelling my card" in update["body_text"]
+    async with pool.acquire() as conn:  # its mails' bytes, in the mail queue (one per recipient)
+        [queued] = await conn.fetch("SELECT message FROM mail_queue WHERE ref = $1", update["notification_id"])
+    body = email.message_from_bytes(queued["message"], policy=email.policy.default).get_body(("plain",)).get_content()
+    assert "排队等了四十分钟" in body and "cancelling my card" in body
     assert outbox.count(ctx.settings.topic(ALERT_RAISED.topic)) == 2
     assert outbox.count(ctx.settings.topic(ALERT_UPDATED.topic)) == 3
     assert len(published) == 7  # every consumed event scored, the copy included

@@ -36,20 +36,21 @@ async def test_unacknowledged_alert_escalates_after_its_sla_then_ack_stops_the_t
             tap = feedback(rating={"scale": "mot", "value": -3}, location="PEK-T2", touchpoint="security")
             await send(tap)
             alert = await db.wait_alert(tap.data.id)
-            await wait_mail(smtp, 1)
+            await wait_mail(smtp, 2)  # one mail to each of the two delivery managers (level 1)
             # the airport team's SLA for -3 is 10 minutes (routes.example.yaml)
             assert round((alert["sla_due_at"] - alert["raised_at"]).total_seconds()) == 600
             clock.advance(minutes=9)
             clock.advance(seconds=59)
-            assert await scheduler.run_once(app.runtime.pool, app.app.state.alerts.ctx) == []
+            assert await scheduler.run_once(app.runtime.pool, app.app.state.context) == []
             assert (await db.alert_for(tap.data.id))["escalation_level"] == 1
             clock.advance(seconds=2)
-            await wait_mail(smtp, 2)
+            await wait_mail(smtp, 4)
             escalated = await db.alert_for(tap.data.id)
             assert (escalated["escalation_level"], escalated["sla_breached"]) == (2, True)
-            assert smtp.recipients[1] == ["chen.jie@example.com", "wang.fang@example.com"]
-            assert "升级/Escalated" in smtp.messages[1]["Subject"]
-            assert "第 2 级 / level 2" in plain(smtp.messages[1])
+            # level 2, one mail each (was one mail to both before issue 14's links in each recipient's name)
+            assert sorted(smtp.recipients[2:]) == [["chen.jie@example.com"], ["wang.fang@example.com"]]
+            assert all("升级/Escalated" in m["Subject"] for m in smtp.messages[2:])
+            assert all("第 2 级 / level 2" in plain(m) for m in smtp.messages[2:])
 
             async with app.client() as http:
                 response = await http.post(f"/v1/alerts/{alert['alert_id']}/ack", json={"note": "calling the customer"},
@@ -60,7 +61,7 @@ async def test_unacknowledged_alert_escalates_after_its_sla_then_ack_stops_the_t
             updates = await read_topic(s.kafka_bootstrap_servers, s.topic("alert.updated.v1"), at_least=2)
             final = await db.alert_for(tap.data.id)
         assert final["sla_due_at"] is None and final["escalation_level"] == 2
-        assert len(smtp.messages) == 2
+        assert len(smtp.messages) == 4
         events = events_of(updates, AlertUpdated)
         assert [(e.status.value, e.sla_breached) for e in events] == [("open", True), ("acknowledged", True)]
         assert events[1].acknowledged_at is not None and events[1].actor == "admin"

@@ -31,7 +31,7 @@ async def test_minus3_kiosk_tap_gives_one_alert_and_one_email_to_the_routed_mana
             await send(tap)
             await send(tap)  # the same event delivered twice
             alert = await db.wait_alert(tap.data.id)
-            await wait_mail(smtp, 1)
+            await wait_mail(smtp, 2)
             await wait_until(lambda: db.processed(tap.id), what="event processed")
             raised = await read_topic(s.kafka_bootstrap_servers, s.topic("alert.raised.v1"), at_least=1)
             scored = await read_topic(s.kafka_bootstrap_servers, s.topic("feedback.scored.v1"), at_least=1)
@@ -40,13 +40,15 @@ async def test_minus3_kiosk_tap_gives_one_alert_and_one_email_to_the_routed_mana
         assert (alert["severity"], alert["status"], alert["team"], alert["route"]) == (-3, "open", "airport-ground", "airports")
         assert alert["sla_due_at"] is not None
         assert len(await db_rows(database_url)) == 1
-        # exactly one email, to the airport team's level-1 (delivery managers)
-        assert len(smtp.messages) == 1
-        assert smtp.recipients[0] == ["duty.manager.pek@example.com", "li.na@example.com"]
+        # exactly one notification, to the airport team's level-1 (delivery managers): one email to each
+        # (was one email to both before issue 14: each mail's links are in its recipient's name)
+        assert len(notifications) == 1 and len(smtp.messages) == 2
+        assert sorted(smtp.recipients) == [["duty.manager.pek@example.com"], ["li.na@example.com"]]
         message = smtp.messages[0]
         assert message.get_content_type() == "multipart/alternative"
         assert "MOT -3" in message["Subject"] and "PEK-T3" in message["Subject"]
-        assert message["Message-ID"] == notifications[0]["message_id"]
+        assert sorted(m["Message-ID"] for m in smtp.messages) == notifications[0]["message_ids"]
+        assert [a.addr_spec for a in message["To"].addresses] == smtp.recipients[0]
         body = plain(message)
         assert "严重程度 / Severity: MOT -3" in body
         assert "下一步 / Next step: 了解" in body and "http://alerts.test/l/" in body

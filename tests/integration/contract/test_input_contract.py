@@ -262,7 +262,7 @@ class Consumers:
 
     def __init__(self, service_env: dict) -> None:
         alerts_env = {**service_env, "kafka_topic_prefix": service_env["kafka_topic_prefix"] + "a."}
-        self.alerts = create_alerts(AlertsSettings(**alerts_env, alerts_mail_sender_enabled=False,
+        self.alerts = create_alerts(AlertsSettings(**alerts_env, mail_sender_enabled=False,
                                                    alerts_scheduler_enabled=False)).state.runtime
         self.reporting = create_reporting(ReportingSettings(**service_env)).state.runtime
         self.pools: dict[str, asyncpg.Pool] = {}
@@ -271,7 +271,8 @@ class Consumers:
     async def start(self) -> None:
         for runtime in (self.alerts, self.reporting):
             s = runtime.settings
-            await migrate_dsn(s.dsn(), schema=s.schema, directory=runtime.migrations)
+            await migrate_dsn(s.dsn(), schema=s.schema, directory=runtime.migrations,
+                              components=s.migration_components())
             self.pools[s.service_name] = await create_pool(s.dsn(), schema=s.schema, min_size=1, max_size=2)
         await self.alerts.publisher.start()  # alerts publishes feedback.scored.v1 directly
         s = self.alerts.settings

@@ -13,8 +13,9 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
-from services.alerts.domain import (Alert, AlertEvent, CustomerHistory, FeedbackLink, ManagerToken, Moment,
-                                   Notification, Silence)
+from services.alerts.domain import (Alert, AlertEvent, CustomerHistory, Delivery, FeedbackLink, ManagerToken,
+                                   Moment, Notification, Silence, SilenceEvent)
+from services.alerts.emails import AlertMail
 from services.alerts.ports import Events
 from shared.contracts import AlertStatus
 
@@ -22,7 +23,7 @@ from shared.contracts import AlertStatus
 MUTABLE = (
     "severity", "status", "sla_due_at", "escalation_level", "sla_breached", "acknowledged_at", "acknowledged_by",
     "resolved_at", "resolved_by", "reopen_count", "feedback_count", "last_feedback_at", "last_notified_at",
-    "updated_at",
+    "updated_at", "state_version",
 )
 
 
@@ -42,8 +43,10 @@ class InMemoryRepository:
         self.links: dict[str, FeedbackLink] = {}
         self.events: list[AlertEvent] = []
         self.notifications: dict[str, Notification] = {}
+        self.mails: dict[str, tuple[AlertMail, bytes]] = {}  # the mail queue: each mail with its bytes
         self.moments: dict[tuple[str, str], Moment] = {}
         self.silences: dict[str, Silence] = {}
+        self.silence_trail: list[SilenceEvent] = []
         self.tokens: dict[str, ManagerToken] = {}
         self.outbox: Events = []
         self.locked: set[str] = set()  # alert ids locked in the current transaction
@@ -133,13 +136,13 @@ class InMemoryRepository:
 
     async def list_alerts(
         self, *, status: list[str] | None, severity: list[int] | None, location: str | None, team: str | None,
-        since: datetime | None, recipient: str | None, limit: int, before: datetime | None,
+        since: datetime | None, teams: list[str] | None, limit: int, before: datetime | None,
     ) -> list[Alert]:
         await _round_trip()
         found = [a for a in self.alerts.values()
                  if (status is None or a.status in status) and (severity is None or a.severity in severity)
                  and (location is None or a.location == location) and (team is None or a.team == team)
-                 and (since is None or a.raised_at >= since) and (recipient is None or recipient in a.recipients)
+                 and (since is None or a.raised_at >= since) and (teams is None or a.team in teams)
                  and (before is None or a.raised_at < before)]
         return [copy.deepcopy(a) for a in sorted(found, key=lambda a: a.raised_at, reverse=True)[:limit]]
 
@@ -203,38 +206,51 @@ class InMemoryRepository:
         if self._write("outbox", events):
             self.outbox.extend(events)
 
-    # ------------------------------------------------------------------------ notifications
+    # ------------------------------------------------------------------------ notifications and their mails
     async def add_notifications(self, notifications: list[Notification]) -> None:
         await _round_trip()
         if self._write("notifications", notifications):
             for n in notifications:
                 self._references("notifications", n.alert_id)
-                if any(n.notification_id == o.notification_id or n.message_id == o.message_id
+                if any(n.notification_id == o.notification_id
                        or (n.alert_id, n.kind, n.level, n.seq) == (o.alert_id, o.kind, o.level, o.seq)
                        for o in self.notifications.values()):
                     continue  # ON CONFLICT DO NOTHING
                 self.notifications[n.notification_id] = copy.deepcopy(n)
+
+    async def add_mails(self, mails: list[AlertMail]) -> None:
+        await _round_trip()
+        if self._write("mail_queue", mails):
+            for m in mails:
+                self.mails.setdefault(m.mail_id, (m, m.message()))  # the bytes written now, as the SQL does
 
     async def next_notification_seq(self, *, alert_id: str, kind: str, level: int) -> int:
         await _round_trip()
         seqs = [n.seq for n in self.notifications.values() if (n.alert_id, n.kind, n.level) == (alert_id, kind, level)]
         return max(seqs) + 1 if seqs else 0
 
-    async def alert_notifications(self, alert_id: str) -> list[dict[str, Any]]:
+    async def alert_notifications(self, alert_id: str) -> list[Notification]:
         await _round_trip()
         rows = sorted((n for n in self.notifications.values() if n.alert_id == alert_id),
                       key=lambda n: (n.created_at, n.level, n.seq))
-        return [{"notification_id": n.notification_id, "kind": n.kind, "level": n.level, "seq": n.seq,
-                 "recipients": list(n.recipients), "subject": n.subject, "message_id": n.message_id,
-                 "status": n.status, "silence_id": n.silence_id, "attempts": 0, "last_error": None,
-                 "created_at": n.created_at, "sent_at": None} for n in rows]
+        return [copy.deepcopy(n) for n in rows]
 
-    async def notification_for_link(self, notification_id: str) -> dict[str, Any] | None:
+    async def notification_deliveries(self, notification_ids: list[str]) -> dict[str, list[Delivery]]:
         await _round_trip()
-        n = self.notifications.get(notification_id)
-        if n is None:
-            return None
-        return {"notification_id": n.notification_id, "alert_id": n.alert_id, "recipients": list(n.recipients)}
+        found: dict[str, list[Delivery]] = {}
+        for mail, _ in self.mails.values():  # nothing sends here: every mail is pending
+            if mail.notification_id in notification_ids:
+                found.setdefault(mail.notification_id, []).append(Delivery(
+                    recipients=(mail.recipient,), state="pending", attempts=0, message_id=mail.message_id,
+                    last_error=None, next_attempt_at=mail.date, sent_at=None, refused={}))
+        return found
+
+    async def notification_for_link(self, notification_id: str) -> Notification | None:
+        await _round_trip()
+        return copy.deepcopy(self.notifications.get(notification_id))
+
+    def mails_of(self, notification_id: str) -> list[AlertMail]:
+        return [m for m, _ in self.mails.values() if m.notification_id == notification_id]
 
     # ------------------------------------------------------------------------ silences and manager tokens
     async def active_silences(self, *, now: datetime) -> list[Silence]:
@@ -263,6 +279,18 @@ class InMemoryRepository:
                 else:  # ON CONFLICT (silence_id) DO UPDATE SET ends_at, expired_by
                     stored.ends_at, stored.expired_by = s.ends_at, s.expired_by
 
+    async def add_silence_events(self, events: list[SilenceEvent]) -> None:
+        await _round_trip()
+        if self._write("silence_events", events):
+            for e in events:
+                if e.silence_id not in self.silences:
+                    raise IntegrityError(f"silence_events.silence_id {e.silence_id} is not in silences")
+                self.silence_trail.append(copy.deepcopy(e))
+
+    async def silence_events(self, silence_id: str) -> list[SilenceEvent]:
+        await _round_trip()
+        return [copy.deepcopy(e) for e in self.silence_trail if e.silence_id == silence_id]
+
     async def get_token(self, token_id: str, *, for_update: bool = False) -> ManagerToken | None:
         await _round_trip()
         return copy.deepcopy(self.tokens.get(token_id))
@@ -274,8 +302,8 @@ class InMemoryRepository:
                 stored = self.tokens.get(t.token_id)
                 if stored is None:
                     self.tokens[t.token_id] = copy.deepcopy(t)
-                else:  # ON CONFLICT (token_id) DO UPDATE SET revoked_at
-                    stored.revoked_at = t.revoked_at
+                else:  # ON CONFLICT (token_id) DO UPDATE SET revoked_at, revoked_by
+                    stored.revoked_at, stored.revoked_by = t.revoked_at, t.revoked_by
 
 
 class FakePublisher:

@@ -49,21 +49,33 @@ def test_rendered_mail_is_bilingual_with_history_step_and_links():
     assert 'href="https://alerts.example/l/tok&amp;x"' in mail.html
 
 
+def _mail(rendered, *, recipient="a@example.com", notification_id="n-1", sender="Keymoment <alerts@example.com>",
+          **overrides) -> emails.AlertMail:
+    values = dict(
+        mail_id=emails.mail_id(notification_id, recipient), notification_id=notification_id, alert_id="a-1",
+        message_id=emails.message_id(notification_id, recipient, sender=sender), recipient=recipient, sender=sender,
+        subject=rendered.subject, text=rendered.text, html=rendered.html, date=NOW,
+    )
+    return emails.AlertMail(**{**values, **overrides})
+
+
 def test_message_is_multipart_alternative_utf8_with_encoded_subject():
     mail = emails.render(kind="escalation", alert=_alert(escalation_level=2), feedback=FEEDBACK, history=CustomerHistory(),
                          links=[], level=2)
-    raw = emails.build_message(
-        sender="Keymoment <alerts@example.com>", recipients=["a@example.com", "b@example.com"],
-        subject_line=mail.subject, text=mail.text, body_html=mail.html, msg_id=emails.message_id("n-1"),
-        created_at=NOW, alert_id="a-1",
-    )
+    alert_mail = _mail(mail)
+    raw = alert_mail.message()
     head = raw.split(b"\r\n\r\n", 1)[0]
     assert b"=?utf-8?" in head  # RFC 2047, never raw UTF-8 in the header
     assert head.isascii()
     parsed = email.message_from_bytes(raw, policy=email.policy.default)
     assert parsed.get_content_type() == "multipart/alternative"
     assert parsed["Subject"] == mail.subject and "升级/Escalated" in parsed["Subject"]
-    assert parsed["Message-ID"] == "<n-1@alerts.keymoment>"
+    # one mail per recipient: each has a Message-ID of its own, in the sender's domain
+    assert parsed["Message-ID"] == alert_mail.message_id and alert_mail.message_id.startswith("<n-1.")
+    assert alert_mail.message_id.endswith("@example.com>")
+    assert emails.message_id("n-1", "b@example.com", sender=alert_mail.sender) != alert_mail.message_id
+    assert [a.addr_spec for a in parsed["To"].addresses] == ["a@example.com"]
+    assert parsed["X-Keymoment-Alert"] == "a-1"
     assert parsed.get_body(("plain",)).get_content_charset() == "utf-8"
     assert "第 2 级 / level 2" in parsed.get_body(("plain",)).get_content()
     assert parsed.get_body(("html",)).get_content().replace("\r\n", "\n") == mail.html
@@ -71,18 +83,16 @@ def test_message_is_multipart_alternative_utf8_with_encoded_subject():
 
 def test_long_headers_fold_under_78_and_decode_back():
     subject = "[MOT -3 严重/critical] 北京首都国际机场T3航站楼 · 行李提取: " + "行李丢了三天没人回电话，" * 8
-    recipients = [f"manager.{i}@very-long-subsidiary-name.example.com.cn" for i in range(12)]
-    raw = emails.build_message(
-        sender="客户体验中心 Keymoment <alerts@example.com>", recipients=recipients, subject_line=subject,
-        text="第一行\n" + "很长的一行" * 200, body_html="<p>" + "好" * 3000 + "</p>", msg_id="<n-2@alerts.keymoment>",
-        created_at=NOW, alert_id="a-2",
-    )
+    recipient = "manager.11@very-long-subsidiary-name.example.com.cn"
+    rendered = emails.Rendered(subject, "第一行\n" + "很长的一行" * 200, "<p>" + "好" * 3000 + "</p>")
+    raw = _mail(rendered, recipient=recipient, notification_id="n-2",
+                sender="客户体验中心 Keymoment <alerts@example.com>").message()
     assert raw.isascii()
     assert max(len(line) for line in raw.split(b"\r\n")) <= 78
     assert b"\n" not in raw.replace(b"\r\n", b"")  # CRLF only
     parsed = email.message_from_bytes(raw, policy=email.policy.default)
     assert parsed["Subject"] == " ".join(subject.split())
-    assert [a.addr_spec for a in parsed["To"].addresses] == recipients
+    assert [a.addr_spec for a in parsed["To"].addresses] == [recipient]
     assert parsed["From"].addresses[0].display_name == "客户体验中心 Keymoment"
     assert parsed["From"].addresses[0].addr_spec == "alerts@example.com"
     assert parsed.get_body(("plain",)).get_content() == "第一行\n" + "很长的一行" * 200
@@ -90,7 +100,6 @@ def test_long_headers_fold_under_78_and_decode_back():
 
 
 def test_same_notification_is_the_same_bytes():
-    kwargs = dict(sender="k@example.com", recipients=["a@example.com"], subject_line="s", text="t",
-                  body_html="<p>h</p>", msg_id="<n-3@alerts.keymoment>", created_at=NOW, alert_id="a-3")
-    assert emails.build_message(**kwargs) == emails.build_message(**kwargs)
-    assert emails.build_message(**kwargs) != emails.build_message(**{**kwargs, "msg_id": "<n-4@alerts.keymoment>"})
+    rendered = emails.Rendered("s", "t", "<p>h</p>")
+    assert _mail(rendered, notification_id="n-3").message() == _mail(rendered, notification_id="n-3").message()
+    assert _mail(rendered, notification_id="n-3").message() != _mail(rendered, notification_id="n-4").message()

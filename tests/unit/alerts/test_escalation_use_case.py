@@ -74,7 +74,7 @@ async def test_acknowledging_stops_the_timer(world):
     await world.consume(tap)
     alert_id = world.alert_of(tap).alert_id
     world.clock.advance(minutes=4)
-    acked = await world.run(recovery.acknowledge, alert_id, actor=Actor("DM@example.com"), note="on it")
+    acked = await world.run(recovery.acknowledge, alert_id, actor=Actor("DM@example.com", teams=frozenset({"ops"})), note="on it")
     assert (acked.status, acked.sla_due_at, acked.acknowledged_by) == ("acknowledged", None, "DM@example.com")
     world.clock.advance(hours=3)
     assert await world.run(escalation.escalate_due) == []

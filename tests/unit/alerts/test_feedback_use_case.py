@@ -99,7 +99,7 @@ async def test_one_batch_is_written_once_published_meanwhile_and_acknowledged_be
 
     writes = [j for j in world.journal if j.startswith("write")]
     assert writes == ["write customer_moments", "write alerts", "write alert_feedback", "write alert_events",
-                      "write notifications", "write outbox"]  # one statement per table, in FK order
+                      "write notifications", "write mail_queue", "write outbox"]  # one statement per table, in FK order
     assert world.journal[0] == "publish"  # started before the first write, not after the flush
     assert "acknowledged" in world.journal  # awaited before returning (before the caller commits)
     assert world.repo.group_locks == [["id:c-3", "place:airport-X/gate 9", "place:store-7/None", "place:store-8/None"]]
@@ -110,7 +110,8 @@ async def test_one_batch_is_written_once_published_meanwhile_and_acknowledged_be
     assert len(world.outbox(ALERT_RAISED.type)) == 2
     # the customer's other moments of this same batch (held, not yet written) are in their history in the mail
     raised = next(n for n in world.repo.notifications.values() if n.kind == "raised" and "store-7" in n.subject)
-    assert "(2 次 / contacts)" in raised.body_text and "Worst: MOT -3" in raised.body_text
+    [mail] = world.repo.mails_of(raised.notification_id)
+    assert "(2 次 / contacts)" in mail.text and "Worst: MOT -3" in mail.text
 
 
 async def test_a_batch_kafka_does_not_acknowledge_fails_and_leaves_nothing(world):

@@ -7,7 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from services.alerts import domain
-from services.alerts.links import LINK, MANAGER, Signer, TokenExpired, TokenInvalid
+from services.alerts.links import ALERT_LINK as LINK
+from services.alerts.links import MANAGER_TOKEN as MANAGER
+from shared.signing import Signer, TokenExpired, TokenInvalid
 
 NOW = datetime(2026, 5, 1, 9, 30, tzinfo=UTC)
 

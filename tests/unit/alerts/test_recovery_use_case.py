@@ -13,7 +13,7 @@ from services.alerts.domain import AlertNotFound, Forbidden, InvalidTransition
 from shared.events import ALERT_UPDATED, SURVEY_REQUESTED
 from tests.unit.alerts.world import ADMIN, fb
 
-MANAGER = Actor("dm@example.com")
+MANAGER = Actor("dm@example.com", teams=frozenset({"ops"}))
 CUSTOMER = {"id": "c-7", "email": "li.wei@example.cn"}
 
 

@@ -16,7 +16,7 @@ from services.alerts.repository import AlertsRepository
 from services.alerts.unit_of_work import UnitOfWork
 from shared.errors import TransientError
 from tests.unit.alerts.fakes import InMemoryRepository
-from tests.unit.alerts.world import START, fb
+from tests.unit.alerts.world import START, event, fb
 
 
 def _moment(feedback_id: str, mot: int, minutes: int, key: str = "id:c-1") -> Moment:
@@ -50,7 +50,7 @@ async def test_writes_are_held_until_the_one_flush_and_refused_after_it(world):
 async def test_an_alert_raised_concurrently_by_another_consumer_fails_the_batch_for_a_retry(world):
     tap = fb(mot=-2, location="store-1")
     elsewhere = InMemoryRepository()  # another consumer got the same feedback under another event id
-    await feedback.score_batch(UnitOfWork(elsewhere), world.ctx, [tap])
+    await feedback.score_batch(UnitOfWork(elsewhere), world.ctx, [event(tap)])
     [other] = elsewhere.alerts.values()
     world.repo.raised_elsewhere = [other]  # ... and committed it while this batch ran
     with pytest.raises(TransientError, match="raised concurrently"):

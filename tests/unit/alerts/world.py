@@ -13,8 +13,9 @@ from typing import Any, TypeVar
 from prometheus_client import CollectorRegistry
 
 from services.alerts import feedback
+from services.alerts.api.deps import bearer_auth
 from services.alerts.context import Actor, Context
-from services.alerts.links import Signer
+from services.alerts.domain import Delivery, delivery_state
 from services.alerts.metrics import AlertsMetrics
 from services.alerts.routing import Router
 from services.alerts.scoring import Scorer
@@ -22,6 +23,8 @@ from services.alerts.settings import AlertsSettings
 from services.alerts.unit_of_work import UnitOfWork
 from shared.clock import ManualClock
 from shared.contracts import FeedbackReceived
+from shared.events import FEEDBACK_RECEIVED, Envelope, event_source
+from shared.signing import Signer
 from tests.unit.alerts.fakes import FakePublisher, InMemoryRepository
 
 T = TypeVar("T")
@@ -42,9 +45,14 @@ teams:
     delivery_manager: desk@example.com
     escalation:
       - roles: [delivery_manager]
+  duo:
+    account_manager: duo.am@example.com
+    delivery_manager: [d1@example.com, d2@example.com]
 routes:
   - match: {location: "desk-*"}
     team: desk
+  - match: {location: "duo-*"}
+    team: duo
 default_route:
   team: ops
 """
@@ -59,10 +67,13 @@ class World:
         self.publisher = FakePublisher(self.journal)
         self.clock = ManualClock(START)
         self.registry = CollectorRegistry()
+        router = Router.load(settings.routes_path(), base_sla=settings.sla_seconds())
+        signer = Signer(b"k" * 32)
         self.ctx = Context(
-            settings=settings, scorer=scorer, router=Router.load(settings.routes_path(), base_sla=settings.sla_seconds()),
-            clock=self.clock, signer=Signer(b"k" * 32), metrics=AlertsMetrics(self.registry),
-            publish=self.publisher.publish,
+            settings=settings, scorer=scorer, router=router, clock=self.clock, signer=signer,
+            metrics=AlertsMetrics(self.registry), publish=self.publisher.publish,
+            auth=bearer_auth(admin_token=settings.admin_token, signer=signer, router=router, clock=self.clock,
+                             pool=lambda: None),
         )
 
     async def run(self, use_case: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
@@ -70,16 +81,24 @@ class World:
         async with self.repo.transaction():
             return await use_case(UnitOfWork(self.repo), self.ctx, *args, **kwargs)
 
-    async def consume(self, *batch: FeedbackReceived) -> None:
-        await self.run(feedback.score_batch, list(batch))
+    async def consume(self, *batch: FeedbackReceived, source: str | None = None) -> None:
+        """A consumed batch; each event's source is survey's for survey feedback, else intake's
+        (``source``: every event's)."""
+        await self.run(feedback.score_batch, [event(fb, source) for fb in batch])
 
     def alert_of(self, fb: FeedbackReceived):
         link = self.repo.links[fb.id]
         return self.repo.alerts[link.alert_id]
 
     def notifications(self, alert_id: str) -> list[tuple[str, int, int, str]]:
-        """(kind, level, seq, status) of the alert's notifications, in the order they were written."""
-        return [(n.kind, n.level, n.seq, n.status) for n in self.repo.notifications.values() if n.alert_id == alert_id]
+        """(kind, level, seq, status) of the alert's notifications, in the order they were written
+        (status: suppressed, or its mails' state: pending here, where nothing sends)."""
+        return [(n.kind, n.level, n.seq, delivery_state(n, self._deliveries(n.notification_id)))
+                for n in self.repo.notifications.values() if n.alert_id == alert_id]
+
+    def _deliveries(self, notification_id: str) -> list[Delivery]:
+        return [Delivery((m.recipient,), "pending", 0, m.message_id, None, m.date, None, {})
+                for m in self.repo.mails_of(notification_id)]
 
     def history(self, alert_id: str) -> list[str]:
         return [e.action for e in self.repo.events if e.alert_id == alert_id]
@@ -89,6 +108,12 @@ class World:
 
     def metric(self, name: str, **labels: str) -> float:
         return self.registry.get_sample_value(name, labels) or 0.0
+
+
+def event(fb: FeedbackReceived, source: str | None = None) -> Envelope:
+    """A ``feedback.received.v1`` event of ``fb`` from ``source`` (default: where such feedback comes from)."""
+    source = source or event_source("survey" if fb.channel.value == "survey" else "intake")
+    return Envelope.new(FEEDBACK_RECEIVED, fb, source=source, key=fb.partition_key())
 
 
 def make_settings(routes: Path, **overrides: Any) -> AlertsSettings:

@@ -68,7 +68,7 @@ def test_result_shape(scorer: Scorer) -> None:
     assert 0.0 <= r.confidence <= 1.0
     assert r.lang == "en" and r.cues and r.reasons
     assert set(r.to_dict()) == {"negative", "mot", "confidence", "cues", "lang", "escalation", "reasons",
-                                "text_mot", "rating_mot"}
+                                "text_mot", "rating_mot", "forced_by", "p_negative"}
     with pytest.raises(AttributeError):
         r.mot = 3  # type: ignore[misc]
 
@@ -229,10 +229,26 @@ def test_neutral_text_keeps_rating(scorer: Scorer) -> None:
     assert r.mot == 3 and r.text_mot == 0
 
 
-def test_speed(scorer: Scorer) -> None:
-    import time
-    texts = ["服务态度很好，下次还来", "The flight was delayed 3 hours and nobody told us anything"] * 500
-    t0 = time.perf_counter()
-    for t in texts:
-        scorer.score(t)
-    assert len(texts) / (time.perf_counter() - t0) > 2000
+def test_to_dict_is_every_field(scorer: Scorer) -> None:
+    from dataclasses import asdict
+    for r in (scorer.score("服务很差", rating={"scale": "csat", "value": 2}), scorer.score("I will sue you")):
+        assert r.to_dict() == asdict(r)
+
+
+# ---------------------------------------------------------------- what the verdict rests on
+def test_forced_by_and_alerts_at(scorer: Scorer) -> None:
+    esc = scorer.score("Great stay, but I will sue you over the deposit", rating={"scale": "csat", "value": 5})
+    assert esc.forced_by == "escalation" and esc.alerts_at(0.99)
+    rated = scorer.score("Lovely staff, great room", rating={"scale": "stars", "value": 1})
+    assert rated.forced_by == "rating" and rated.negative and rated.alerts_at(0.99)
+    assert rated.p_negative is not None and rated.p_negative < 0.5  # the text itself is positive
+    text = scorer.score("前台等了四十分钟没人理，服务太差")
+    assert text.forced_by is None and text.negative and text.p_negative is not None
+    assert text.alerts_at(scorer.alert_threshold) is text.negative
+    assert not text.alerts_at(min(1.0, text.p_negative + 0.01))
+    assert text.confidence == pytest.approx(text.p_negative, abs=1e-3)
+    calm = scorer.score("Order 12345 arrived on Monday.")
+    assert calm.forced_by is None and not calm.alerts_at(scorer.alert_threshold)
+    rating_only = scorer.score(None, rating={"scale": "nps", "value": 2})
+    assert rating_only.forced_by == "rating" and rating_only.p_negative is None and rating_only.alerts_at(0.9)
+    assert scorer.score(None, rating={"scale": "nps", "value": 9}).alerts_at(0.0) is False

@@ -3,6 +3,7 @@
 import pytest
 from pydantic import SecretStr, ValidationError
 
+from shared.mail.settings import MailSettings
 from shared.settings import ServiceSettings
 
 
@@ -25,9 +26,9 @@ def test_production_refuses_placeholders():
 def test_reads_environment_variables(monkeypatch):
     monkeypatch.setenv("KEYMOMENT_ENV", "dev")
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "kafka:9092")
-    monkeypatch.setenv("SMTP_PORT", "2526")
+    monkeypatch.setenv("DATABASE_POOL_MAX", "7")  # was SMTP_PORT: the SMTP_* settings left ServiceSettings
     s = ServiceSettings()
-    assert (s.kafka_bootstrap_servers, s.smtp_port) == ("kafka:9092", 2526)
+    assert (s.kafka_bootstrap_servers, s.database_pool_max) == ("kafka:9092", 7)
 
 
 def test_topic_prefix_and_defaults():
@@ -98,11 +99,15 @@ class _Rotating(ServiceSettings):
     demo_signing_old_keys: SecretStr | None = None
 
 
+class _Mailing(ServiceSettings, MailSettings):
+    pass
+
+
 def test_every_secret_field_is_checked_each_listed_key_too_and_external_credentials_only_for_placeholders():
     base = {"keymoment_env": "production", "database_url": "postgresql://u:p@db/x", "admin_token": STRONG}
     _Rotating(**base, demo_signing_old_keys=f"{STRONG}, {STRONG[::-1]}")
     with pytest.raises(ValidationError, match="DEMO_SIGNING_OLD_KEYS is too weak"):
         _Rotating(**base, demo_signing_old_keys=f"{STRONG},short")
-    ServiceSettings(**base, smtp_password="relay-pw-16chars")  # chosen by the relay's operator
+    _Mailing(**base, smtp_password="relay-pw-16chars")  # chosen by the relay's operator
     with pytest.raises(ValidationError, match="SMTP_PASSWORD is a placeholder"):
-        ServiceSettings(**base, smtp_password="changeme")
+        _Mailing(**base, smtp_password="changeme")
