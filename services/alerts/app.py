@@ -20,7 +20,7 @@ from services.alerts.api import alerts as alerts_api
 from services.alerts.api import links as links_api
 from services.alerts.api.deps import bearer_auth
 from services.alerts.context import Context
-from services.alerts.domain import AlertNotFound, Forbidden, InvalidSilence, InvalidTransition
+from services.alerts.domain import AlertNotFound, Forbidden, InvalidSilence, InvalidTransition, InvalidVerdict
 from services.alerts.emails import PURPOSE
 from services.alerts.metrics import AlertsMetrics
 from services.alerts.repository.backlog import queue_backlog
@@ -37,7 +37,8 @@ from shared.runtime import ServiceRuntime, install
 def create_app(settings: AlertsSettings, *, clock: Clock | None = None, scorer: Scorer | None = None) -> FastAPI:
     """Build the app. The routes file and the signing keys are checked here: a mistake fails
     start-up with a clear message."""
-    router = Router.load(settings.routes_path(), base_sla=settings.sla_seconds())
+    scorer = scorer or Scorer.load(settings.scoring_model_path)
+    router = Router.load(settings.routes_path(), base_sla=settings.sla_seconds(), alert_threshold=scorer.alert_threshold)
     signer = settings.signer()
     clock = clock or SystemClock()
     runtime = ServiceRuntime(
@@ -53,7 +54,7 @@ def create_app(settings: AlertsSettings, *, clock: Clock | None = None, scorer: 
     mail = use_mail_queue(runtime, purposes=[PURPOSE])
     ctx = Context(
         settings=settings,
-        scorer=scorer or Scorer.load(settings.scoring_model_path),
+        scorer=scorer,
         router=router,
         clock=clock,
         signer=signer,
@@ -92,6 +93,7 @@ def create_app(settings: AlertsSettings, *, clock: Clock | None = None, scorer: 
         return auth.error_response(auth.Forbidden(str(exc)))
 
     @app.exception_handler(InvalidSilence)
+    @app.exception_handler(InvalidVerdict)
     @app.exception_handler(admin.UnknownTeams)
     async def _unprocessable(_: Request, exc: ValueError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=422)

@@ -77,6 +77,7 @@ def feedback_link(fb: FeedbackReceived, score: ScoreResult, *, alert_id: str, ro
         cues=score.cues[:20], escalation=score.escalation, channel=fb.channel.value, location=fb.location,
         touchpoint=fb.touchpoint, text=fb.text, rating=fb.rating.model_dump(mode="json") if fb.rating else None,
         language=fb.language or score.lang, occurred_at=fb.occurred_at, received_at=fb.received_at, linked_at=now,
+        p_negative=score.p_negative, forced_by=score.forced_by,
     )
 
 

@@ -24,6 +24,10 @@ KIND_TEXT = {
 }
 
 
+VERDICT_QUESTION = ("警报对吗？请判断最新一条负面反馈（帮助改进评分）",
+                    "Was this rightly alerted? Judge the newest negative feedback (it improves the scoring)")
+
+
 @dataclass(frozen=True)
 class Link:
     label_zh: str
@@ -62,8 +66,10 @@ def subject(kind: str, alert: Alert) -> str:
 
 def render(
     *, kind: str, alert: Alert, feedback: list[FeedbackLink], history: CustomerHistory, links: list[Link], level: int,
+    verdicts: list[Link] | None = None,
 ) -> Rendered:
-    """The mail for one notification; ``feedback`` newest last, ``history`` from the customer's moments."""
+    """The mail for one notification; ``feedback`` newest last, ``history`` from the customer's moments;
+    ``verdicts``: the links judging its newest negative feedback (correct / false alarm)."""
     sev_zh, sev_en = SEVERITY_TEXT[alert.severity]
     kind_zh, kind_en = KIND_TEXT[kind]
     step = alert.next_step
@@ -102,6 +108,9 @@ def render(
     lines += ["", f"下一步 / Next step: {step_zh} | {step_en}", ""]
     for link in links:
         lines.append(f"{link.label_zh} / {link.label_en}: {link.url}")
+    if verdicts:
+        lines += ["", f"{VERDICT_QUESTION[0]} / {VERDICT_QUESTION[1]}"]
+        lines += [f"{link.label_zh} / {link.label_en}: {link.url}" for link in verdicts]
     lines += ["", "Keymoment — 每个关键时刻都值得挽回 / every moment of truth is worth recovering"]
     text = "\n".join(lines) + "\n"
 
@@ -128,6 +137,13 @@ def render(
         f'background:#1565c0;color:#fff;text-decoration:none;border-radius:4px">{e(link.label_zh)} / {e(link.label_en)}</a>'
         for link in links
     )
+    verdicts_html = "" if not verdicts else (
+        f'<p style="font-size:13px;color:#555">{e(VERDICT_QUESTION[0])} / {e(VERDICT_QUESTION[1])}<br>'
+        + " ".join(f'<a href="{e(link.url)}" style="display:inline-block;margin:4px 6px 4px 0;padding:6px 12px;'
+                   f'border:1px solid #1565c0;color:#1565c0;text-decoration:none;border-radius:4px">'
+                   f'{e(link.label_zh)} / {e(link.label_en)}</a>' for link in verdicts)
+        + "</p>"
+    )
     body_html = f"""<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8"><title>{e(subject(kind, alert))}</title></head>
 <body style="font-family:-apple-system,'PingFang SC','Microsoft YaHei',Arial,sans-serif;color:#222;max-width:680px">
@@ -145,6 +161,7 @@ def render(
 <h3 style="margin-bottom:4px">客户近期接触 / Customer's recent contacts</h3><ul style="margin-top:4px">{history_html}</ul>
 <h3 style="margin-bottom:4px">下一步 / Next step</h3><p style="margin-top:4px">{e(step_zh)}<br>{e(step_en)}</p>
 <p>{links_html}</p>
+{verdicts_html}
 <p style="color:#888;font-size:12px">Keymoment — 每个关键时刻都值得挽回 / every moment of truth is worth recovering.
 链接个人专用，请勿转发 / These links act in your name; do not forward this mail.</p>
 </body></html>

@@ -9,6 +9,7 @@ while that goes on and acknowledged before the caller commits.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -25,6 +26,7 @@ from services.alerts.context import (
 )
 from services.alerts.domain import Alert, Moment
 from services.alerts.notify import notify, silence_for
+from services.alerts.routing import Decision
 from services.alerts.scoring import ScoreResult
 from services.alerts.unit_of_work import UnitOfWork
 from shared.contracts import AlertStatus, FeedbackReceived
@@ -36,14 +38,18 @@ logger = logging.getLogger(__name__)
 SURVEY_SOURCE = event_source("survey")
 """The only source whose recovery answers are honoured: survey's own events."""
 
-_Negative = tuple[FeedbackReceived, ScoreResult, str | None]  # the feedback, its score, its customer key
-_FollowUp = tuple[FeedbackReceived, ScoreResult, str | None, str | None]  # ... and the alert it answers
+_Alerting = tuple[ScoreResult, Decision]  # the score an alert carries and the route it goes to
+# the feedback, the score its alert carries, its customer key, its route
+_Negative = tuple[FeedbackReceived, ScoreResult, str | None, Decision]
+# the feedback, its score, its customer key, the alert it answers (a recovery answer), whether it alerts
+_FollowUp = tuple[FeedbackReceived, ScoreResult, str | None, str | None, _Alerting | None]
 
 
 async def score_batch(uow: UnitOfWork, ctx: Context, events: list[Envelope]) -> None:
     """Score a batch of feedback and publish their ``feedback.scored.v1``; known customers'
-    moments go to their history; negative feedback (and recovery answers) then raise, group or
-    reopen alerts. Flushes ``uow``.
+    moments go to their history; feedback that alerts (:func:`alerting`: escalation cues and
+    negative ratings always, a text alone at its route's ``min_confidence``) and recovery answers
+    then raise, group or reopen alerts. Flushes ``uow``.
 
     A recovery answer (``survey.recovery_for_alert_id``) is honoured only from survey's own
     events (CloudEvents ``source`` ``/keymoment/survey``): from anywhere else it is ordinary
@@ -68,8 +74,9 @@ async def score_batch(uow: UnitOfWork, ctx: Context, events: list[Envelope]) -> 
             moments.append(Moment(customer_key=customer_key, feedback_id=fb.id, mot=score.mot, channel=fb.channel.value,
                                   location=fb.location, touchpoint=fb.touchpoint, at=fb.occurred_at or fb.received_at))
         recovery_for = _recovery_for(fb, event.source)
-        if score.negative or recovery_for:
-            follow_up.append((fb, score, customer_key, recovery_for))
+        alerts = alerting(ctx, fb, score)
+        if alerts or recovery_for:
+            follow_up.append((fb, score, customer_key, recovery_for, alerts))
     uow.add_moments(moments)
     publishing = asyncio.ensure_future(ctx.publish(published))
     try:
@@ -91,6 +98,32 @@ def _recovery_for(fb: FeedbackReceived, source: str) -> str | None:
                        extra={"feedback_id": fb.id, "source": source, "alert_id": alert_id})
         return None
     return alert_id
+
+
+def alerting(ctx: Context, fb: FeedbackReceived, score: ScoreResult) -> _Alerting | None:
+    """Whether a scored feedback raises (or joins) an alert: the score its alert carries and the
+    route it goes to, else None. Escalation cues and negative ratings always alert
+    (``score.forced_by``); a verdict resting on the text alone alerts when its P(negative)
+    reaches ``min_confidence`` of the route it would go to (default: the scorer's threshold).
+    A route asking for less than the scorer's threshold can alert on a text the scorer scored 0
+    or above: that alert is MOT -1, its confidence the text's P(negative).
+
+    Only feedback that may alert on some route is routed: ``Router.route`` is pure Python, no
+    round trip to the database."""
+    decision = None
+    p = score.p_negative
+    if score.forced_by is not None or (p is not None and p >= ctx.router.lowest_min_confidence):
+        decision = ctx.router.route(location=fb.location, touchpoint=fb.touchpoint, channel=fb.channel.value,
+                                    severity=score.mot if score.negative else -1)
+    if decision is None or not score.alerts_at(decision.min_confidence):
+        if score.negative:  # the scorer says negative; the route asks for more confidence
+            ctx.metrics.min_confidence.labels("held").inc()
+        return None
+    if not score.negative:
+        ctx.metrics.min_confidence.labels("lowered").inc()
+        cue = f"route {decision.route}: min_confidence {decision.min_confidence:.2f}"
+        score = dataclasses.replace(score, negative=True, mot=-1, confidence=p, cues=[cue, *score.cues])
+    return score, decision
 
 
 def _scorer_lang(language: str | None) -> str | None:
@@ -115,7 +148,7 @@ async def _follow_up(uow: UnitOfWork, ctx: Context, follow_up: list[_FollowUp], 
     negative feedback of the batch together."""
     linked = await uow.linked_feedback([fb.id for fb, *_ in follow_up])
     negatives: list[_Negative] = []
-    for fb, score, customer_key, recovery_for in follow_up:
+    for fb, score, customer_key, recovery_for, alerts in follow_up:
         if fb.id in linked:
             # The same feedback re-submitted under a new event id (e.g. intake's retry): already on an alert.
             logger.info("feedback already linked to an alert", extra={"feedback_id": fb.id})
@@ -123,8 +156,9 @@ async def _follow_up(uow: UnitOfWork, ctx: Context, follow_up: list[_FollowUp], 
         linked.add(fb.id)
         if recovery_for and await recovery.answer(uow, ctx, fb, score, recovery_for, now):
             continue
-        if score.negative:
-            negatives.append((fb, score, customer_key))
+        if alerts is not None:
+            alert_score, decision = alerts
+            negatives.append((fb, alert_score, customer_key, decision))
     if negatives:
         await _negatives(uow, ctx, negatives, now)
 
@@ -158,11 +192,11 @@ async def _negatives(uow: UnitOfWork, ctx: Context, negatives: list[_Negative], 
     alerts they may join read once."""
     window = ctx.settings.alerts_group_window_seconds
     since = now - timedelta(seconds=window)
-    places = list({(fb.location, fb.touchpoint) for fb, _, _ in negatives if fb.location and window > 0})
-    customers = list({key for _, _, key in negatives if key})
+    places = list({(fb.location, fb.touchpoint) for fb, *_ in negatives if fb.location and window > 0})
+    customers = list({key for _, _, key, _ in negatives if key})
     await uow.lock_group_keys([*customers, *(f"place:{loc}/{tp}" for loc, tp in places)])
     index = _OpenAlerts(await uow.open_alerts_for(customer_keys=customers, places=places, since=since), since)
-    for fb, score, customer_key in negatives:
+    for fb, score, customer_key, decision in negatives:
         existing, reason = None, "customer"
         if customer_key:
             existing = index.for_customer(customer_key)
@@ -171,14 +205,12 @@ async def _negatives(uow: UnitOfWork, ctx: Context, negatives: list[_Negative], 
         if existing is not None:
             await _group(uow, ctx, existing, fb, score, reason, now)
         else:
-            index.add(await _raise(uow, ctx, fb, score, customer_key, now))
+            index.add(await _raise(uow, ctx, fb, score, customer_key, decision, now))
 
 
 async def _raise(uow: UnitOfWork, ctx: Context, fb: FeedbackReceived, score: ScoreResult,
-                 customer_key: str | None, now: datetime) -> Alert:
+                 customer_key: str | None, decision: Decision, now: datetime) -> Alert:
     severity = score.mot
-    decision = ctx.router.route(location=fb.location, touchpoint=fb.touchpoint, channel=fb.channel.value,
-                                severity=severity)
     alert = Alert(
         alert_id=derived_id("alert", fb.id), feedback_id=fb.id, severity=severity, status=AlertStatus.OPEN.value,
         channel=fb.channel.value, location=fb.location, touchpoint=fb.touchpoint, customer_key=customer_key,

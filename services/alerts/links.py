@@ -6,6 +6,8 @@ and what its action links carry.
   to (``r``: mails go one per recipient, and the link page acts as that person only), the
   action (``do``) and the alert's state version when the mail was rendered (``v``): a link
   is refused once the alert has moved on (an old "resolve" cannot close a reopened alert).
+  A verdict link (``do``: ``correct`` or ``false_alarm``) names the feedback it judges
+  (``f``) too; it changes no state, so a newer state does not refuse it.
 - :data:`MANAGER_TOKEN` (``m1.<payload>.<kid><mac>``): a manager's API bearer token, with
   its token id (``t``, for revocation), the manager's email (``sub``) and teams (``scp``:
   ``team:<name>``); see ``api/deps.py``.
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from services.alerts.domain import VERDICTS
 from shared.signing import Purpose, Signer, TokenInvalid
 
 ALERT_LINK = Purpose("alert-link", tag="l1", domain=b"l1.")
@@ -40,10 +43,17 @@ class ActionLink:
     recipient: str
     action: str
     version: int
+    feedback_id: str | None = None  # the feedback a verdict link judges
+
+    @property
+    def is_verdict(self) -> bool:
+        return self.action in VERDICTS
 
     def sign(self, signer: Signer, *, expires_at: datetime) -> str:
-        claims = {"n": self.notification_id, "a": self.alert_id, "r": self.recipient, "do": self.action,
-                  "v": self.version}
+        claims: dict[str, Any] = {"n": self.notification_id, "a": self.alert_id, "r": self.recipient,
+                                  "do": self.action, "v": self.version}
+        if self.feedback_id is not None:
+            claims["f"] = self.feedback_id
         return signer.sign(ALERT_LINK, claims, expires_at=expires_at)
 
     @classmethod
@@ -53,9 +63,12 @@ class ActionLink:
         if "r" not in claims or "v" not in claims:
             raise OldLink("a link from before links named their recipient and state")
         try:
-            link = cls(str(claims["n"]), str(claims["a"]), str(claims["r"]), str(claims["do"]), int(claims["v"]))
+            link = cls(str(claims["n"]), str(claims["a"]), str(claims["r"]), str(claims["do"]), int(claims["v"]),
+                       str(claims["f"]) if "f" in claims else None)
         except (KeyError, TypeError, ValueError) as exc:
             raise TokenInvalid("damaged link payload") from exc
-        if link.action not in ACTIONS:
+        if link.action not in ACTIONS and not link.is_verdict:
             raise TokenInvalid(f"unknown action {link.action!r}")
+        if link.is_verdict and link.feedback_id is None:
+            raise TokenInvalid("a verdict link without its feedback")
         return link

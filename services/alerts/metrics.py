@@ -33,6 +33,15 @@ class AlertsMetrics:
             f"{P}_feedback_grouped_total", "Negative feedback joined to an open alert, by reason.", ["reason"],
             registry=registry,
         )
+        self.min_confidence = Counter(
+            f"{P}_min_confidence_decisions_total",
+            "Text-only verdicts a route's min_confidence decided otherwise than the scorer's threshold: held "
+            "(negative, no alert) or lowered (not negative, alerted as MOT -1).", ["decision"], registry=registry,
+        )
+        self.verdicts = Counter(
+            f"{P}_verdicts_total", "Managers' verdicts on alerted feedback, by verdict (correct, false_alarm).",
+            ["verdict"], registry=registry,
+        )
         self.silenced = Counter(f"{P}_notifications_silenced_total", "Notifications muted by a silence.", registry=registry)
         self.reopened = Counter(f"{P}_reopened_total", "Alerts reopened by a negative recovery answer.", registry=registry)
         self.time_to_ack = Histogram(
@@ -48,6 +57,10 @@ class AlertsMetrics:
             registry=registry,
         )
         self.open = Gauge(f"{P}_open", "Alerts not resolved, by severity.", ["severity"], registry=registry)
+        for decision in ("held", "lowered"):
+            self.min_confidence.labels(decision)
+        for verdict in ("correct", "false_alarm"):
+            self.verdicts.labels(verdict)
         for severity in ("-3", "-2", "-1"):
             self.raised.labels(severity)
             self.sla_breaches.labels(severity)

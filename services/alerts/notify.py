@@ -6,6 +6,7 @@ at its flush and queued on the shared mail queue, whose sender mails them after 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from services.alerts import domain, emails
@@ -13,6 +14,7 @@ from services.alerts.context import Context, derived_id
 from services.alerts.domain import Alert, Notification
 from services.alerts.links import ActionLink
 from services.alerts.unit_of_work import UnitOfWork
+from services.alerts.verdicts import VERDICT_LABELS, newest_judgeable
 from shared.contracts import AlertStatus
 
 logger = logging.getLogger(__name__)
@@ -30,13 +32,7 @@ def action_links(ctx: Context, alert: Alert, *, notification_id: str, recipient:
                  now: datetime) -> list[emails.Link]:
     """The actions open to ``recipient`` on the alert as it is now (acknowledge, the next step,
     resolve), signed for this state of it."""
-    expires = now + timedelta(seconds=ctx.settings.alerts_link_ttl_seconds)
-    base = ctx.settings.public_base_url.rstrip("/")
-
-    def url(action: str) -> str:
-        link = ActionLink(notification_id, alert.alert_id, recipient, action, alert.state_version)
-        return f"{base}/l/{link.sign(ctx.signer, expires_at=expires)}"
-
+    url = _signing(ctx, alert, notification_id=notification_id, recipient=recipient, now=now)
     links: list[emails.Link] = []
     if alert.status in domain.UNACKNOWLEDGED:
         links.append(emails.Link("确认收到", "Acknowledge", url("ack")))
@@ -47,6 +43,27 @@ def action_links(ctx: Context, alert: Alert, *, notification_id: str, recipient:
     if alert.status != AlertStatus.RESOLVED.value:
         links.append(emails.Link("已解决", "Resolve", url("resolve")))
     return links
+
+
+def verdict_links(ctx: Context, alert: Alert, *, notification_id: str, recipient: str, feedback_id: str,
+                  now: datetime) -> list[emails.Link]:
+    """``recipient``'s verdicts on a feedback of the alert (correct, false alarm): whatever state
+    the alert is in, a verdict changes none."""
+    url = _signing(ctx, alert, notification_id=notification_id, recipient=recipient, now=now)
+    return [emails.Link(zh, en, url(verdict, feedback_id)) for verdict, (zh, en) in VERDICT_LABELS.items()]
+
+
+def _signing(ctx: Context, alert: Alert, *, notification_id: str, recipient: str,
+             now: datetime) -> Callable[..., str]:
+    """The URL of a link of ``recipient``'s for the alert as it is now."""
+    expires = now + timedelta(seconds=ctx.settings.alerts_link_ttl_seconds)
+    base = ctx.settings.public_base_url.rstrip("/")
+
+    def url(action: str, feedback_id: str | None = None) -> str:
+        link = ActionLink(notification_id, alert.alert_id, recipient, action, alert.state_version, feedback_id)
+        return f"{base}/l/{link.sign(ctx.signer, expires_at=expires)}"
+
+    return url
 
 
 async def notify(uow: UnitOfWork, ctx: Context, alert: Alert, *, kind: str, level: int,
@@ -78,10 +95,13 @@ async def notify(uow: UnitOfWork, ctx: Context, alert: Alert, *, kind: str, leve
             exclude=[f.feedback_id for f in feedback],
         )
     sender = ctx.settings.smtp_from
+    judged = newest_judgeable(feedback)
     for recipient in recipients:
+        verdicts = [] if judged is None else verdict_links(
+            ctx, alert, notification_id=notification_id, recipient=recipient, feedback_id=judged.feedback_id, now=now)
         mail = emails.render(kind=kind, alert=alert, feedback=feedback, history=history, level=level,
                              links=action_links(ctx, alert, notification_id=notification_id, recipient=recipient,
-                                                now=now))
+                                                now=now), verdicts=verdicts)
         uow.add_mail(emails.AlertMail(
             mail_id=emails.mail_id(notification_id, recipient), notification_id=notification_id,
             alert_id=alert.alert_id, message_id=emails.message_id(notification_id, recipient, sender=sender),

@@ -11,7 +11,8 @@ from datetime import datetime
 from typing import Protocol
 
 from services.alerts.domain import (Alert, AlertEvent, CustomerHistory, Delivery, FeedbackLink, ManagerToken,
-                                   Moment, Notification, Silence, SilenceEvent)
+                                   Moment, Notification, Verdict)
+from services.alerts.silences import Silence, SilenceEvent
 from services.alerts.emails import AlertMail
 from shared.events import Envelope
 
@@ -86,6 +87,9 @@ class Store(Protocol):
     async def save_tokens(self, tokens: list[ManagerToken]) -> None:
         """Insert new tokens; for existing ones write their revocation (when and by whom)."""
 
+    async def add_verdicts(self, verdicts: list[Verdict]) -> None:
+        """Insert the verdicts; each replaces the current verdict of its feedback (kept, ``replaced_at`` set)."""
+
     async def enqueue(self, events: Events) -> None:
         """Add events to the outbox (published by the relay after the commit)."""
 
@@ -121,6 +125,9 @@ class Queries(Protocol):
 
     async def silence_events(self, silence_id: str) -> list[SilenceEvent]:
         """The silence's audit trail, oldest first."""
+
+    async def alert_verdicts(self, alert_id: str) -> list[Verdict]:
+        """Managers' verdicts on the alert's feedback, replaced ones included, oldest first."""
 
     async def open_counts(self) -> dict[int, int]:
         """Unresolved alerts by severity."""

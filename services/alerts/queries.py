@@ -1,6 +1,6 @@
 """What the API and the email-link pages read: alerts as the caller may see them, one alert with
-its feedback, history and notifications (with their mails' delivery), silences with their audit
-trail, and the notification behind a signed link."""
+its feedback, history, notifications (with their mails' delivery) and managers' verdicts, silences
+with their audit trail, and the notification behind a signed link."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from datetime import datetime
 
 from services.alerts.context import Actor
 from services.alerts.domain import (Alert, AlertEvent, AlertNotFound, Delivery, FeedbackLink, Forbidden,
-                                   Notification, Silence, SilenceEvent, delivery_state)
+                                   Notification, Verdict, delivery_state)
+from services.alerts.silences import Silence, SilenceEvent
 from services.alerts.ports import Queries
 
 
@@ -26,6 +27,7 @@ class AlertDetail:
     feedback: list[FeedbackLink]
     history: list[AlertEvent]
     notifications: list[NotificationView]
+    verdicts: list[Verdict]  # replaced ones included, oldest first
 
 
 async def list_alerts(repo: Queries, *, actor: Actor, status: list[str] | None, severity: list[int] | None,
@@ -46,7 +48,8 @@ async def alert_detail(repo: Queries, alert_id: str, *, actor: Actor) -> AlertDe
     deliveries = await repo.notification_deliveries([n.notification_id for n in notifications])
     views = [NotificationView(n, delivery_state(n, deliveries.get(n.notification_id, [])),
                               deliveries.get(n.notification_id, [])) for n in notifications]
-    return AlertDetail(alert, await repo.alert_feedback(alert_id), await repo.alert_events(alert_id), views)
+    return AlertDetail(alert, await repo.alert_feedback(alert_id), await repo.alert_events(alert_id), views,
+                       await repo.alert_verdicts(alert_id))
 
 
 async def list_silences(repo: Queries, *, actor: Actor, now: datetime, include_expired: bool) -> list[Silence]:
@@ -75,3 +78,8 @@ async def link_target(repo: Queries, *, notification_id: str, alert_id: str, rec
 
 async def get_alert(repo: Queries, alert_id: str) -> Alert | None:
     return await repo.get_alert(alert_id)
+
+
+async def linked_feedback(repo: Queries, alert_id: str, feedback_id: str) -> FeedbackLink | None:
+    """The feedback of the alert a verdict link judges, if the alert holds it."""
+    return next((f for f in await repo.alert_feedback(alert_id) if f.feedback_id == feedback_id), None)

@@ -6,6 +6,11 @@ offending entry. Routes are tried in order; the first whose matchers all
 match wins; ``default_route`` takes the rest. A team names its people by
 role (the "iron triangle": account, solution and delivery managers) and lists
 escalation levels by role and/or extra addresses.
+
+A route (or the file, for every route that names none) may set ``min_confidence``: the
+calibrated P(negative) a verdict resting on the text alone needs to raise an alert on that
+route (``ScoreResult.alerts_at``); unset, the scorer's own threshold
+(``Scorer.alert_threshold``). Ratings and escalation cues alert whatever it says.
 """
 
 from __future__ import annotations
@@ -55,6 +60,17 @@ def _as_list(value: Any) -> Any:
 
 
 Patterns = Annotated[list[str], BeforeValidator(_as_list)]
+
+
+
+def _probability(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{value!r} is not a probability; use a number such as 0.85 (0 < min_confidence <= 1)")
+    return value
+
+
+Confidence = Annotated[float, BeforeValidator(_probability), Field(gt=0.0, le=1.0)]
+"""A calibrated P(negative) in (0, 1]: what a text-only negative verdict needs to alert."""
 
 
 class _Strict(BaseModel):
@@ -186,14 +202,22 @@ class Route(_Strict):
     name: str | None = None
     match: Match = Field(default_factory=Match)
     team: str
+    min_confidence: Confidence | None = Field(
+        None, description="P(negative) a text-only verdict needs to alert on this route (default: the file's, "
+        "else the scorer's threshold).",
+    )
 
 
 class DefaultRoute(_Strict):
     team: str
+    min_confidence: Confidence | None = None
 
 
 class RoutesFile(_Strict):
     sla: SlaOverrides | None = None
+    min_confidence: Confidence | None = Field(
+        None, description="The min_confidence of every route that names none (default: the scorer's threshold).",
+    )
     teams: dict[str, Team] = Field(min_length=1)
     routes: list[Route] = Field(default_factory=list)
     default_route: DefaultRoute
@@ -214,6 +238,7 @@ class Decision:
     route: str
     team_name: str
     team: Team
+    min_confidence: float  # the P(negative) a text-only verdict needs to alert on this route
 
 
 def _matches(patterns: list[str] | None, value: str | None) -> bool:
@@ -228,16 +253,29 @@ def _matches(patterns: list[str] | None, value: str | None) -> bool:
 class Router:
     """The validated rules, ready to route alerts."""
 
-    def __init__(self, rules: RoutesFile, *, base_sla: dict[int, int]) -> None:
+    def __init__(self, rules: RoutesFile, *, base_sla: dict[int, int], alert_threshold: float) -> None:
+        """``alert_threshold``: the scorer's (``Scorer.alert_threshold``), the ``min_confidence``
+        of a route when neither it nor the file names one."""
         self.rules = rules
         self._sla = {**base_sla, **(rules.sla.as_dict() if rules.sla else {})}
+        default = rules.min_confidence if rules.min_confidence is not None else alert_threshold
+        self._decisions = [
+            Decision(route.name or f"routes[{index}]", route.team, rules.teams[route.team],
+                     route.min_confidence if route.min_confidence is not None else default)
+            for index, route in enumerate(rules.routes)
+        ]
+        fallback = rules.default_route
+        self._default = Decision("default", fallback.team, rules.teams[fallback.team],
+                                 fallback.min_confidence if fallback.min_confidence is not None else default)
+        self.lowest_min_confidence = min(d.min_confidence for d in (*self._decisions, self._default))
+        """No text-only verdict below this P(negative) alerts on any route: feedback below it is not routed."""
 
     @classmethod
-    def load(cls, path: Path, *, base_sla: dict[int, int]) -> Router:
-        return cls(parse_routes(path), base_sla=base_sla)
+    def load(cls, path: Path, *, base_sla: dict[int, int], alert_threshold: float) -> Router:
+        return cls(parse_routes(path), base_sla=base_sla, alert_threshold=alert_threshold)
 
     def route(self, *, location: str | None, touchpoint: str | None, channel: str, severity: int) -> Decision:
-        for index, route in enumerate(self.rules.routes):
+        for route, decision in zip(self.rules.routes, self._decisions, strict=True):
             m = route.match
             if (
                 _matches(m.location, location)
@@ -245,9 +283,8 @@ class Router:
                 and _matches(m.channel, channel)
                 and (m.severity is None or severity in m.severity)
             ):
-                return Decision(route.name or f"routes[{index}]", route.team, self.rules.teams[route.team])
-        team = self.rules.default_route.team
-        return Decision("default", team, self.rules.teams[team])
+                return decision
+        return self._default
 
     def team(self, name: str) -> Team | None:
         return self.rules.teams.get(name)

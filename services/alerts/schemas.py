@@ -9,7 +9,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from services.alerts import queries
-from services.alerts.domain import Alert, Delivery, Silence, SilenceEvent
+from services.alerts.domain import Alert, Delivery, Verdict
+from services.alerts.silences import Silence, SilenceEvent
 
 Glob = Annotated[str, Field(min_length=1, max_length=200)]
 
@@ -26,6 +27,40 @@ class TransitionIn(Note):
     step: Literal["explore", "offer", "action", "confirm"] = Field(
         description="The next step of the MOT recovery loop: explore -> offer -> action -> confirm."
     )
+
+
+class VerdictIn(_In):
+    verdict: Literal["correct", "false_alarm"] = Field(
+        description="correct: a negative moment, rightly alerted; false_alarm: the feedback is not negative."
+    )
+    feedback_id: str | None = Field(
+        None, max_length=200,
+        description="The feedback judged (one the alert holds as negative); default: the one that raised it.",
+    )
+    note: str | None = Field(None, max_length=4000, description="Why; kept with the verdict.")
+
+
+class VerdictOut(BaseModel):
+    verdict_id: str
+    alert_id: str
+    feedback_id: str
+    verdict: str = Field(description="correct or false_alarm.")
+    decided_by: str
+    decided_at: datetime
+    via: str = Field(description="api or email_link.")
+    note: str | None
+    current: bool = Field(description="The current verdict on its feedback; false once a later one replaced it.")
+    replaced_at: datetime | None
+    language: str | None
+    scored: dict[str, Any] = Field(description="What the scorer said when the feedback was alerted: mot, confidence, "
+                                   "p_negative, forced_by, cues, escalation.")
+
+    @classmethod
+    def of(cls, verdict: Verdict) -> VerdictOut:
+        return cls(verdict_id=verdict.verdict_id, alert_id=verdict.alert_id, feedback_id=verdict.feedback_id,
+                   verdict=verdict.verdict, decided_by=verdict.decided_by, decided_at=verdict.decided_at,
+                   via=verdict.via, note=verdict.note, current=verdict.replaced_at is None,
+                   replaced_at=verdict.replaced_at, language=verdict.language, scored=verdict.score)
 
 
 class Matchers(_In):
@@ -189,6 +224,8 @@ class AlertDetail(AlertOut):
     feedback: list[dict[str, Any]]
     history: list[dict[str, Any]]
     notifications: list[NotificationOut]
+    verdicts: list[VerdictOut] = Field(description="Managers' verdicts on its feedback, replaced ones included "
+                                       "(current: false), oldest first.")
 
     @classmethod
     def from_detail(cls, detail: queries.AlertDetail) -> AlertDetail:
@@ -199,7 +236,8 @@ class AlertDetail(AlertOut):
 
         return cls(**AlertOut.of(alert).model_dump(), recipients=alert.recipients, silence_id=alert.silence_id,
                    feedback=[row(f) for f in detail.feedback], history=[row(h) for h in detail.history],
-                   notifications=[NotificationOut.of(v) for v in detail.notifications])
+                   notifications=[NotificationOut.of(v) for v in detail.notifications],
+                   verdicts=[VerdictOut.of(v) for v in detail.verdicts])
 
 
 class AlertList(BaseModel):

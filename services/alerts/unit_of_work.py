@@ -17,7 +17,8 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from services.alerts.domain import (Alert, AlertEvent, CustomerHistory, FeedbackLink, ManagerToken, Moment,
-                                   Notification, Silence, SilenceEvent)
+                                   Notification, Verdict)
+from services.alerts.silences import Silence, SilenceEvent
 from services.alerts.emails import AlertMail
 from services.alerts.ports import Events, Store
 from shared.contracts import AlertStatus
@@ -42,6 +43,7 @@ class UnitOfWork:
         self._saved_silences: dict[str, Silence] = {}
         self._silence_events: list[SilenceEvent] = []
         self._saved_tokens: dict[str, ManagerToken] = {}
+        self._verdicts: list[Verdict] = []
         self._outbox: Events = []
         self._flushed = False
 
@@ -178,6 +180,11 @@ class UnitOfWork:
         self._writable()
         self._saved_tokens[token.token_id] = token
 
+    def add_verdict(self, verdict: Verdict) -> None:
+        """A manager's verdict: it replaces the current one of its feedback at the flush."""
+        self._writable()
+        self._verdicts.append(verdict)
+
     def enqueue(self, events: Events) -> None:
         """Events for the outbox, published by the relay once the transaction committed."""
         self._writable()
@@ -203,5 +210,6 @@ class UnitOfWork:
         await repo.save_silences(list(self._saved_silences.values()))
         await repo.add_silence_events(self._silence_events)
         await repo.save_tokens(list(self._saved_tokens.values()))
+        await repo.add_verdicts(self._verdicts)
         if self._outbox:
             await repo.enqueue(self._outbox)

@@ -7,9 +7,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
 
-from services.alerts import admin, queries, recovery
+from services.alerts import admin, queries, recovery, verdicts
 from services.alerts.api.deps import AdminActor, Ctx, CurrentActor, Pool
-from services.alerts.domain import Silence
+from services.alerts.silences import Silence
 from services.alerts.repository import reading, unit_of_work
 from services.alerts.schemas import (
     AlertDetail,
@@ -22,6 +22,8 @@ from services.alerts.schemas import (
     TokenIn,
     TokenOut,
     TransitionIn,
+    VerdictIn,
+    VerdictOut,
 )
 from shared.contracts import AlertStatus
 
@@ -79,6 +81,16 @@ async def resolve(alert_id: str, ctx: Ctx, pool: Pool, actor: CurrentActor, body
     async with unit_of_work(pool) as uow:
         alert = await recovery.resolve(uow, ctx, alert_id, actor=actor, note=body.note if body else None)
     return AlertOut.of(alert)
+
+
+@router.post("/alerts/{alert_id}/verdict", response_model=VerdictOut, tags=["alerts"],
+             summary="Judge a feedback of the alert: correct, or a false alarm (not negative); replaces the "
+             "current verdict on it, changes nothing of the alert's state")
+async def verdict(alert_id: str, body: VerdictIn, ctx: Ctx, pool: Pool, actor: CurrentActor) -> VerdictOut:
+    async with unit_of_work(pool) as uow:
+        made = await verdicts.record(uow, ctx, alert_id, verdict=body.verdict, actor=actor,
+                                     feedback_id=body.feedback_id, note=body.note)
+    return VerdictOut.of(made)
 
 
 def _silence_out(silence: Silence, now: datetime) -> SilenceOut:

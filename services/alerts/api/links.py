@@ -8,6 +8,10 @@ the alert, the action, the one recipient the mail went to — the page shows
 that person only, and acts as them — and the alert's state version it was made
 for: once the alert has moved on (acknowledged by someone else, resolved,
 reopened), the link is refused with 409 and the current state.
+
+A verdict link (correct / false alarm) names the feedback it judges; it records the
+recipient's verdict on it and changes nothing of the alert, so it is taken whatever state
+the alert has reached since the mail (a later verdict replaces an earlier one).
 """
 
 from __future__ import annotations
@@ -18,11 +22,11 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from services.alerts import queries, recovery
+from services.alerts import queries, recovery, verdicts
 from services.alerts.api.deps import Ctx, Pool
 from services.alerts.context import Actor, Context
-from services.alerts.domain import (SEVERITY_TEXT, STEP_TEXT, UNACKNOWLEDGED, Alert, AlertNotFound, Forbidden,
-                                   InvalidTransition)
+from services.alerts.domain import (SEVERITY_TEXT, STEP_TEXT, UNACKNOWLEDGED, Alert, AlertNotFound, FeedbackLink,
+                                   Forbidden, InvalidTransition, InvalidVerdict)
 from services.alerts.links import ActionLink, OldLink
 from services.alerts.notify import action_links
 from services.alerts.repository import reading, unit_of_work
@@ -86,21 +90,51 @@ async def _resolve_token(ctx: Context, pool: Pool, token: str) -> tuple[ActionLi
     return link, alert
 
 
+def _alert_line(alert: Alert) -> str:
+    e = html.escape
+    sev_zh, sev_en = SEVERITY_TEXT[alert.severity]
+    return (f"<b>MOT {alert.severity:+d} {e(sev_zh)} / {e(sev_en)}</b> · {e(alert.location or alert.channel)}"
+            f"{(' · ' + e(alert.touchpoint)) if alert.touchpoint else ''}")
+
+
+def _verdict_page(link: ActionLink, alert: Alert, judged: FeedbackLink) -> HTMLResponse:
+    """What a verdict link will record, on which feedback, as whom (GET: nothing is recorded)."""
+    zh, en = verdicts.VERDICT_TEXT[link.action]
+    e = html.escape
+    said = f"MOT {judged.mot:+d}" + (f" · P(negative) {judged.p_negative:.2f}" if judged.p_negative is not None else "")
+    return _page(en, f"""
+<h2 style="margin-bottom:4px">{e(zh)}</h2><div style="color:#555">{e(en)}</div>
+<p>{_alert_line(alert)}<br><span style="color:#555">状态 / Status: {e(alert.status)}</span></p>
+<p>被判断的反馈 / The feedback judged ({e(said)}):</p>
+<blockquote style="white-space:pre-wrap;border-left:4px solid #ccc;margin:0;padding:6px 10px">{e(judged.text or '(无文字 / no text)')}</blockquote>
+<form method="post">
+<p>以此身份判断 / Judging as: <b>{e(link.recipient)}</b></p>
+<label>备注 / Note (可选 / optional)<br><textarea name="note" rows="3" style="width:100%"></textarea></label><br><br>
+<button type="submit" style="padding:10px 18px;background:#1565c0;color:#fff;border:0;border-radius:4px">
+{e(zh)} / {e(en)}</button></form>
+<p style="color:#888;font-size:12px">判断不改变警报状态；之后的判断会替换此判断。/ A verdict changes nothing of the alert's state;
+a later verdict replaces this one.</p>""")
+
+
 @router.get("/l/{token}", response_class=HTMLResponse, summary="Confirmation page of an email link")
 async def confirm_page(token: str, ctx: Ctx, pool: Pool) -> HTMLResponse:
     resolved = await _resolve_token(ctx, pool, token)
     if isinstance(resolved, HTMLResponse):
         return resolved
     link, alert = resolved
+    if link.is_verdict:
+        async with reading(pool) as repo:
+            judged = await queries.linked_feedback(repo, link.alert_id, str(link.feedback_id))
+        if judged is None:
+            return _problem("链接无效", "This link is not valid.", 404)
+        return _verdict_page(link, alert, judged)
     if alert.state_version != link.version:
         return _moved_on(alert)
     zh, en = ACTION_TEXT[link.action]
-    sev_zh, sev_en = SEVERITY_TEXT[alert.severity]
     e = html.escape
     return _page(en, f"""
 <h2 style="margin-bottom:4px">{e(zh)}</h2><div style="color:#555">{e(en)}</div>
-<p><b>MOT {alert.severity:+d} {e(sev_zh)} / {e(sev_en)}</b> · {e(alert.location or alert.channel)}
-{(' · ' + e(alert.touchpoint)) if alert.touchpoint else ''}<br>{e(alert.summary)}<br>
+<p>{_alert_line(alert)}<br>{e(alert.summary)}<br>
 <span style="color:#555">状态 / Status: {e(alert.status)}</span></p>
 <form method="post">
 <p>以此身份操作 / Acting as: <b>{e(link.recipient)}</b></p>
@@ -114,10 +148,12 @@ async def do_action(token: str, request: Request, ctx: Ctx, pool: Pool) -> HTMLR
     resolved = await _resolve_token(ctx, pool, token)
     if isinstance(resolved, HTMLResponse):
         return resolved
-    link, _ = resolved
+    link, current = resolved
     form = parse_qs((await request.body()).decode("utf-8", "replace"))
     note = (form.get("note") or [""])[0].strip()[:4000] or None
     actor = Actor(link.recipient, teams=frozenset(ctx.router.teams_of(link.recipient)))
+    if link.is_verdict:
+        return await _record_verdict(ctx, pool, link, current, actor=actor, note=note)
     try:
         async with unit_of_work(pool) as uow:
             alert = await recovery.apply_action(uow, ctx, link.alert_id, action=link.action, actor=actor,
@@ -131,17 +167,42 @@ async def do_action(token: str, request: Request, ctx: Ctx, pool: Pool) -> HTMLR
         async with reading(pool) as repo:
             current = await queries.get_alert(repo, link.alert_id)
         return _moved_on(current) if current else _problem("警报不存在", "This alert no longer exists.", 404)
+    return _page("Done", f"""<h2>已完成 / Done</h2>
+<p>警报状态 / Alert status: <b>{html.escape(alert.status)}</b> ({html.escape(link.recipient)})</p>
+{_next_steps(ctx, link, alert)}""")
+
+
+def _next_steps(ctx: Context, link: ActionLink, alert: Alert) -> str:
+    """The next step and what this person may do next, signed for the state the alert is in now."""
     step = alert.next_step
     step_zh, step_en = STEP_TEXT[step] if step else ("无", "none")
     e = html.escape
-    # what this person may do next, signed for the state the alert is in now
     following = " ".join(
         f'<a href="{e(item.url)}" style="display:inline-block;margin:4px 6px 4px 0;padding:8px 14px;'
         f'background:#1565c0;color:#fff;text-decoration:none;border-radius:4px">{e(item.label_zh)} / {e(item.label_en)}</a>'
         for item in action_links(ctx, alert, notification_id=link.notification_id, recipient=link.recipient,
                                  now=ctx.clock.now())
     )
-    return _page("Done", f"""<h2>已完成 / Done</h2>
-<p>警报状态 / Alert status: <b>{e(alert.status)}</b> ({e(link.recipient)})</p>
-<p>下一步 / Next step:<br>{e(step_zh)}<br>{e(step_en)}</p>
-<p>{following}</p>""")
+    return f"""<p>下一步 / Next step:<br>{e(step_zh)}<br>{e(step_en)}</p>
+<p>{following}</p>"""
+
+
+async def _record_verdict(ctx: Context, pool: Pool, link: ActionLink, alert: Alert, *, actor: Actor,
+                          note: str | None) -> HTMLResponse:
+    """Record the link's verdict as its recipient; the alert's state stays as it is."""
+    try:
+        async with unit_of_work(pool) as uow:
+            made = await verdicts.record(uow, ctx, link.alert_id, verdict=link.action, actor=actor,
+                                         feedback_id=link.feedback_id, note=note, via="email_link")
+    except AlertNotFound:
+        return _problem("警报不存在", "This alert no longer exists.", 404)
+    except Forbidden:
+        return _problem("无权操作", "You are no longer on this alert's team.", 403)
+    except InvalidVerdict:
+        return _problem("链接无效", "This link is not valid.", 404)
+    zh, en = verdicts.VERDICT_TEXT[made.verdict]
+    e = html.escape
+    return _page("Verdict recorded", f"""<h2>已记录判断 / Verdict recorded</h2>
+<p><b>{e(zh)}</b><br>{e(en)}<br><span style="color:#555">({e(made.decided_by)}; 反馈 / feedback {e(made.feedback_id)})</span></p>
+<p>警报状态 / Alert status: <b>{e(alert.status)}</b></p>
+{_next_steps(ctx, link, alert)}""")

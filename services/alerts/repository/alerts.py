@@ -1,5 +1,6 @@
 """:class:`AlertsRepository`: what alerts reads and writes, over one asyncpg connection
-(implements :class:`services.alerts.ports.Repository`; silences and manager tokens in ``records.py``)."""
+(implements :class:`services.alerts.ports.Repository`; silences and manager tokens in ``records.py``,
+managers' verdicts in ``verdicts.py``)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from services.alerts.domain import Alert, AlertEvent, CustomerHistory, Delivery,
 from services.alerts.emails import PURPOSE, AlertMail
 from services.alerts.ports import Events
 from services.alerts.repository.records import SilencesAndTokens, columns, json_default, row_values
+from services.alerts.repository.verdicts import VerdictRecords
 from services.alerts.unit_of_work import UnitOfWork
 from shared.db import advisory_key
 from shared.mail import queue
@@ -70,7 +72,7 @@ async def reading(pool: asyncpg.Pool) -> AsyncIterator[AlertsRepository]:
         yield AlertsRepository(conn)
 
 
-class AlertsRepository(SilencesAndTokens):
+class AlertsRepository(SilencesAndTokens, VerdictRecords):
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
 
@@ -175,12 +177,13 @@ class AlertsRepository(SilencesAndTokens):
         if links:
             await self.conn.executemany(
                 f"""INSERT INTO alert_feedback ({_LINK_SELECT})
-                    VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9, $10, $11, $12::jsonb, $13, $14, $15, $16)
+                    VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9, $10, $11, $12::jsonb, $13, $14, $15, $16,
+                            $17, $18)
                     ON CONFLICT (feedback_id) DO NOTHING""",
                 [(link.feedback_id, link.alert_id, link.role, link.mot, link.confidence, json.dumps(link.cues, ensure_ascii=False), json.dumps(link.escalation),
                   link.channel, link.location, link.touchpoint, link.text,
                   json.dumps(link.rating) if link.rating is not None else None, link.language, link.occurred_at,
-                  link.received_at, link.linked_at) for link in links],
+                  link.received_at, link.linked_at, link.p_negative, link.forced_by) for link in links],
             )
 
     async def add_events(self, events: list[AlertEvent]) -> None:

@@ -40,8 +40,10 @@ async def batch_ctx(service_env):
     async def publish(events):
         published.extend(events)
 
-    router, signer, clock = Router.load(s.routes_path(), base_sla=s.sla_seconds()), Signer(b"k" * 32), ManualClock()
-    ctx = Context(settings=s, scorer=Scorer.load(), router=router, clock=clock, signer=signer,
+    scorer = Scorer.load()
+    router = Router.load(s.routes_path(), base_sla=s.sla_seconds(), alert_threshold=scorer.alert_threshold)
+    signer, clock = Signer(b"k" * 32), ManualClock()
+    ctx = Context(settings=s, scorer=scorer, router=router, clock=clock, signer=signer,
                   metrics=AlertsMetrics(CollectorRegistry()), publish=publish,
                   auth=bearer_auth(admin_token=s.admin_token, signer=signer, router=router, clock=clock,
                                    pool=lambda: pool))

@@ -14,7 +14,8 @@ from datetime import datetime
 from typing import Any
 
 from services.alerts.domain import (Alert, AlertEvent, CustomerHistory, Delivery, FeedbackLink, ManagerToken,
-                                   Moment, Notification, Silence, SilenceEvent)
+                                   Moment, Notification, Verdict)
+from services.alerts.silences import Silence, SilenceEvent
 from services.alerts.emails import AlertMail
 from services.alerts.ports import Events
 from shared.contracts import AlertStatus
@@ -48,6 +49,7 @@ class InMemoryRepository:
         self.silences: dict[str, Silence] = {}
         self.silence_trail: list[SilenceEvent] = []
         self.tokens: dict[str, ManagerToken] = {}
+        self.verdicts: list[Verdict] = []
         self.outbox: Events = []
         self.locked: set[str] = set()  # alert ids locked in the current transaction
         self.group_locks: list[list[str]] = []
@@ -304,6 +306,25 @@ class InMemoryRepository:
                     self.tokens[t.token_id] = copy.deepcopy(t)
                 else:  # ON CONFLICT (token_id) DO UPDATE SET revoked_at, revoked_by
                     stored.revoked_at, stored.revoked_by = t.revoked_at, t.revoked_by
+
+
+    # ------------------------------------------------------------------------ verdicts
+    async def add_verdicts(self, verdicts: list[Verdict]) -> None:
+        await _round_trip()
+        if self._write("alert_verdicts", verdicts):
+            for v in verdicts:
+                self._references("alert_verdicts", v.alert_id)
+                if v.feedback_id not in self.links:
+                    raise IntegrityError(f"alert_verdicts.feedback_id {v.feedback_id} is not in alert_feedback")
+                for old in self.verdicts:  # UPDATE ... SET replaced_at WHERE the feedback's current one
+                    if old.feedback_id == v.feedback_id and old.replaced_at is None:
+                        old.replaced_at = v.decided_at
+                self.verdicts.append(copy.deepcopy(v))
+
+    async def alert_verdicts(self, alert_id: str) -> list[Verdict]:
+        await _round_trip()
+        found = sorted((v for v in self.verdicts if v.alert_id == alert_id), key=lambda v: (v.decided_at, v.verdict_id))
+        return [copy.deepcopy(v) for v in found]
 
 
 class FakePublisher:

@@ -20,7 +20,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_example_file_routes_first_match_and_default():
-    router = Router.load(EXAMPLE_ROUTES_FILE, base_sla=BASE_SLA)
+    router = Router.load(EXAMPLE_ROUTES_FILE, base_sla=BASE_SLA, alert_threshold=0.5)
     assert router.route(location="PEK-T3", touchpoint=None, channel="email", severity=-3).team_name == "airport-ground"
     # an email about a store goes to the stores team: the stores route comes before the channel route
     assert router.route(location="store-5", touchpoint=None, channel="email", severity=-1).team_name == "retail-stores"
@@ -32,7 +32,7 @@ def test_example_file_routes_first_match_and_default():
 
 
 def test_levels_resolve_roles_to_addresses_and_sla_overrides_apply():
-    router = Router.load(EXAMPLE_ROUTES_FILE, base_sla=BASE_SLA)
+    router = Router.load(EXAMPLE_ROUTES_FILE, base_sla=BASE_SLA, alert_threshold=0.5)
     team = router.team("contact-centre")
     assert team.recipients(1) == ["cc.supervisor@example.com"]
     assert team.recipients(3) == ["he.min@example.com", "head.of.service@example.com"]

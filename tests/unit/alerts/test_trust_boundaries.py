@@ -80,11 +80,14 @@ async def test_every_recipient_gets_a_mail_whose_links_name_them_and_the_state(w
         assert len({m.message_id for m in mails}) == len(mails)
         for mail in mails:
             tokens = re.findall(r"http://alerts\.test/l/(\S+)", mail.text)
-            assert tokens and len(tokens) == 3  # acknowledge, explore, resolve
-            for token in tokens:
-                link = ActionLink.verify(world.ctx.signer, token, now=world.clock.now())
+            # acknowledge, explore, resolve, and (issue 11) the verdicts on the feedback: correct, false alarm
+            assert tokens and len(tokens) == 5
+            links = [ActionLink.verify(world.ctx.signer, token, now=world.clock.now()) for token in tokens]
+            for link in links:
                 assert (link.notification_id, link.alert_id, link.recipient, link.version) == (
                     notification.notification_id, alert.alert_id, mail.recipient, 0)
+            assert [(link.action, link.feedback_id) for link in links] == [
+                ("ack", None), ("explore", None), ("resolve", None), ("correct", tap.id), ("false_alarm", tap.id)]
             assert world.repo.mails[mail.mail_id][1].count(b"To: ") == 1
 
 

@@ -67,7 +67,8 @@ class World:
         self.publisher = FakePublisher(self.journal)
         self.clock = ManualClock(START)
         self.registry = CollectorRegistry()
-        router = Router.load(settings.routes_path(), base_sla=settings.sla_seconds())
+        router = Router.load(settings.routes_path(), base_sla=settings.sla_seconds(),
+                             alert_threshold=scorer.alert_threshold)
         signer = Signer(b"k" * 32)
         self.ctx = Context(
             settings=settings, scorer=scorer, router=router, clock=self.clock, signer=signer,
