@@ -36,18 +36,29 @@ P = TypeVar("P", bound=BaseModel)
 
 @dataclass(frozen=True)
 class EventType(Generic[P]):
-    """One versioned event type: its CloudEvents ``type``, its topic and its payload model."""
+    """One versioned event type: its CloudEvents ``type``, its topic, its payload model and
+    the services that produce it (``producers``): a consumer trusts an event of this type
+    only from their sources (:attr:`sources`) and dead-letters any other."""
 
     type: str
     topic: str
     model: type[P]
+    producers: tuple[str, ...] = ()
+
+    @property
+    def sources(self) -> frozenset[str]:
+        """The CloudEvents sources of its producers (``/keymoment/<service>``)."""
+        return frozenset(event_source(p) for p in self.producers)
 
 
-FEEDBACK_RECEIVED = EventType("com.keymoment.feedback.received.v1", "feedback.received.v1", FeedbackReceived)
-FEEDBACK_SCORED = EventType("com.keymoment.feedback.scored.v1", "feedback.scored.v1", FeedbackScored)
-ALERT_RAISED = EventType("com.keymoment.alert.raised.v1", "alert.raised.v1", AlertRaised)
-ALERT_UPDATED = EventType("com.keymoment.alert.updated.v1", "alert.updated.v1", AlertUpdated)
-SURVEY_REQUESTED = EventType("com.keymoment.survey.requested.v1", "survey.requested.v1", SurveyRequested)
+FEEDBACK_RECEIVED = EventType("com.keymoment.feedback.received.v1", "feedback.received.v1", FeedbackReceived,
+                              producers=("intake", "survey"))
+FEEDBACK_SCORED = EventType("com.keymoment.feedback.scored.v1", "feedback.scored.v1", FeedbackScored,
+                            producers=("alerts",))
+ALERT_RAISED = EventType("com.keymoment.alert.raised.v1", "alert.raised.v1", AlertRaised, producers=("alerts",))
+ALERT_UPDATED = EventType("com.keymoment.alert.updated.v1", "alert.updated.v1", AlertUpdated, producers=("alerts",))
+SURVEY_REQUESTED = EventType("com.keymoment.survey.requested.v1", "survey.requested.v1", SurveyRequested,
+                             producers=("alerts",))
 
 EVENT_TYPES: dict[str, EventType] = {
     et.type: et

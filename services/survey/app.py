@@ -51,7 +51,10 @@ def create_app(settings: SurveySettings) -> FastAPI:
         description="Bilingual (zh-CN / en) satisfaction surveys — moment of truth, NPS, CSAT, stars and free "
         "text. Every answered rating becomes a feedback.received.v1 event; personal links are answered once.",
     )
-    install(app, runtime, context=ctx)
+    install(app, runtime, context=ctx, limits={
+        "/s/{survey_id}/responses": public.MAX_BODY_BYTES,
+        "/v1/surveys": admin.MAX_SURVEY_BYTES,
+    })
     app.include_router(public.router)
     app.include_router(admin.router)
     return app

@@ -19,6 +19,9 @@ router = APIRouter(prefix="/v1/surveys", tags=["surveys"], dependencies=[Admin],
     409: {"model": Problem, "description": "A survey with this id exists (surveys are immutable)."},
 })
 
+MAX_SURVEY_BYTES = 256 * 1024
+"""Largest survey definition body (413 above): 30 bilingual questions with room to spare."""
+
 
 class SurveyOut(BaseModel):
     survey: SurveyDefinition

@@ -16,20 +16,20 @@ import asyncpg
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ValidationError
-from starlette.requests import ClientDisconnect
 
 from services.survey import repository, service, tokens
 from services.survey.api.deps import Ctx, Pool
 from services.survey.pages import pick_language, render_form, render_message
 from services.survey.schemas import Issue, Lang, ResponseIn, SurveyDefinition, validate_answers
 from services.survey.service import Context
-from shared.http import BodyTooLarge, read_body
+from shared.http import bounded_errors
 
 logger = logging.getLogger(__name__)
 
 router = APIRouter(tags=["responses"])
 
 MAX_BODY_BYTES = 256 * 1024
+"""Largest answer body (the service's request limits answer 413 ``too_large`` above it)."""
 # Links carry a token: never leak it in a Referer, never cache the page, no third-party anything.
 PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
@@ -111,16 +111,6 @@ def _verify(ctx: Context, survey: SurveyDefinition, token: str | None) -> tuple[
         return None, ("invalid_link", 403)
 
 
-async def _read_body(request: Request) -> bytes:
-    declared = request.headers.get("content-length")
-    body = await read_body(
-        request.receive, limit=MAX_BODY_BYTES, declared=int(declared) if declared and declared.isdigit() else None
-    )
-    if body is None:
-        raise ClientDisconnect
-    return body
-
-
 def _switch_url(survey_id: str, token: str | None, lang: Lang) -> str:
     params = {"lang": "en" if lang == "zh-CN" else "zh-CN"}
     if token:
@@ -174,10 +164,7 @@ async def submit_response(
         return JSONResponse(
             {"detail": "send application/x-www-form-urlencoded (an HTML form) or application/json"}, status_code=415
         )
-    try:
-        body = await _read_body(request)
-    except BodyTooLarge:
-        return _problem("too_large", 413, lang_hint, as_json=True)
+    body = await request.body()  # at most MAX_BODY_BYTES: the service's request limits refuse more (413 too_large)
     stored = await repository.get_survey(pool, survey_id)
     if stored is None:
         return _problem("not_found", 404, lang_hint, as_json=as_json)
@@ -187,8 +174,7 @@ async def submit_response(
         try:
             data = ResponseIn.model_validate_json(body)
         except ValidationError as exc:
-            return JSONResponse({"detail": exc.errors(include_url=False, include_context=False, include_input=False)},
-                                status_code=422)
+            return JSONResponse({"detail": bounded_errors(exc.errors(include_url=False))}, status_code=422)
         raw, token, language, submission_id = data.answers, data.token, data.language, data.submission_id
     else:
         try:
