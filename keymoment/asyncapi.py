@@ -87,6 +87,9 @@ DLQ_HEADERS = {
     "dlq_source_partition": "Its partition (decimal).",
     "dlq_source_offset": "Its offset (decimal).",
     "dlq_consumer_group": "Consumer group (the service) that gave up on it.",
+    "dlq_reason": "invalid (not a valid event), unexpected_type (a type not expected on that topic), untrusted_source "
+                  "(a source not among its type's producers), permanent (its data can never be stored) or unexpected "
+                  "(an unexplained failure that persisted).",
     "dlq_error": "Why it can never succeed (at most 2,000 characters).",
     "dlq_failed_at": "When it was dead-lettered (ISO 8601).",
 }

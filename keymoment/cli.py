@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "survey": ("services.survey.cli:main", "survey invitations: keymoment survey invite SURVEY FILE.csv"),
     "demo": ("services.reporting.demo:main", "send a realistic stream of feedback into a running system"),
     "asyncapi": ("keymoment.asyncapi:main", "print (or --write) the AsyncAPI document of the events"),
+    "dlq": ("keymoment.dlq:main", "list, show and replay dead letters (Kafka .dlq topics, outbox rows set aside)"),
 }
 
 

@@ -34,7 +34,7 @@ from typing import Annotated, Any, ClassVar, Protocol
 from fastapi import Request, Security
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import SecretStr
+from pydantic import BaseModel, SecretStr
 
 from shared.clock import Clock, SystemClock
 from shared.signing import Purpose, Signer, TokenExpired, TokenInvalid
@@ -244,6 +244,24 @@ def requires(*scopes: str, auth: Callable[[Request], BearerAuth] = context_auth)
         return principal.require(*scopes)
 
     return dependency
+
+
+class Problem(BaseModel):
+    """``{"detail": "..."}``: a refused request (auth) or a missing resource."""
+
+    detail: str
+
+
+AUTH_RESPONSES: dict[int | str, dict] = {
+    401: {"model": Problem, "description": "No token, or an unknown, expired or revoked one (`WWW-Authenticate`)."},
+    403: {"model": Problem, "description": "A known token without the scope this needs."},
+}
+"""OpenAPI ``responses`` of a route behind :func:`requires` (``APIRouter(responses=AUTH_RESPONSES)``)."""
+
+UNREADABLE_BODY: dict[int | str, dict] = {
+    400: {"model": Problem, "description": "A body that cannot be read as JSON (not UTF-8)."},
+}
+"""OpenAPI ``responses`` of a route with a JSON body: FastAPI answers 400 to bytes it cannot decode."""
 
 
 def error_response(exc: AuthError) -> JSONResponse:

@@ -96,6 +96,17 @@ Timestamp = Annotated[datetime, AfterValidator(_sane_time)]
 Label = Annotated[Key, Field(min_length=1, max_length=120)]
 
 
+def _query_time(value: datetime) -> datetime:
+    return _sane_time(value if value.tzinfo is not None else value.replace(tzinfo=UTC))
+
+
+# A time in a query parameter (``?since=``, ``?from=``): without an offset it is read as UTC; bounded like
+# every stored time (a year-1 or year-9999 bound is a 422, never a database error).
+QueryTime = Annotated[datetime, AfterValidator(_query_time)]
+# A count or offset in a query parameter: what a PostgreSQL bigint and every JSON reader hold.
+QueryCount = Annotated[int, Field(ge=0, le=MAX_SAFE_INTEGER)]
+
+
 class Strict(BaseModel):
     """Unknown fields are an error, so a typo never vanishes silently."""
 

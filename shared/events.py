@@ -28,6 +28,7 @@ from shared.contracts import (
     SurveyRequested,
     SurveyResponded,
 )
+from shared.errors import PermanentError
 
 SPEC_VERSION = "1.0"
 CONTENT_TYPE = "application/json"
@@ -37,20 +38,33 @@ P = TypeVar("P", bound=BaseModel)
 
 @dataclass(frozen=True)
 class EventType(Generic[P]):
-    """One versioned event type: its CloudEvents ``type``, its topic and its payload model."""
+    """One versioned event type: its CloudEvents ``type``, its topic, its payload model and
+    the services that produce it (``producers``): a consumer trusts an event of this type
+    only from their sources (:attr:`sources`) and dead-letters any other."""
 
     type: str
     topic: str
     model: type[P]
+    producers: tuple[str, ...] = ()
+
+    @property
+    def sources(self) -> frozenset[str]:
+        """The CloudEvents sources of its producers (``/keymoment/<service>``)."""
+        return frozenset(event_source(p) for p in self.producers)
 
 
-FEEDBACK_RECEIVED = EventType("com.keymoment.feedback.received.v1", "feedback.received.v1", FeedbackReceived)
-FEEDBACK_SCORED = EventType("com.keymoment.feedback.scored.v1", "feedback.scored.v1", FeedbackScored)
-ALERT_RAISED = EventType("com.keymoment.alert.raised.v1", "alert.raised.v1", AlertRaised)
-ALERT_UPDATED = EventType("com.keymoment.alert.updated.v1", "alert.updated.v1", AlertUpdated)
-SURVEY_REQUESTED = EventType("com.keymoment.survey.requested.v1", "survey.requested.v1", SurveyRequested)
-SURVEY_INVITATION = EventType("com.keymoment.survey.invitation.v1", "survey.invitation.v1", SurveyInvitationStep)
-SURVEY_RESPONDED = EventType("com.keymoment.survey.responded.v1", "survey.responded.v1", SurveyResponded)
+FEEDBACK_RECEIVED = EventType("com.keymoment.feedback.received.v1", "feedback.received.v1", FeedbackReceived,
+                              producers=("intake", "survey"))
+FEEDBACK_SCORED = EventType("com.keymoment.feedback.scored.v1", "feedback.scored.v1", FeedbackScored,
+                            producers=("alerts",))
+ALERT_RAISED = EventType("com.keymoment.alert.raised.v1", "alert.raised.v1", AlertRaised, producers=("alerts",))
+ALERT_UPDATED = EventType("com.keymoment.alert.updated.v1", "alert.updated.v1", AlertUpdated, producers=("alerts",))
+SURVEY_REQUESTED = EventType("com.keymoment.survey.requested.v1", "survey.requested.v1", SurveyRequested,
+                             producers=("alerts",))
+SURVEY_INVITATION = EventType("com.keymoment.survey.invitation.v1", "survey.invitation.v1", SurveyInvitationStep,
+                              producers=("survey",))
+SURVEY_RESPONDED = EventType("com.keymoment.survey.responded.v1", "survey.responded.v1", SurveyResponded,
+                             producers=("survey",))
 
 EVENT_TYPES: dict[str, EventType] = {
     et.type: et
@@ -68,8 +82,15 @@ def dlq_topic(topic: str) -> str:
     return f"{topic}.dlq"
 
 
-class EnvelopeError(ValueError):
-    """A message that is not a valid Keymoment event; it can never succeed."""
+class EnvelopeError(PermanentError, ValueError):
+    """A message that is not a valid Keymoment event; it can never succeed.
+
+    ``summary`` says what is wrong without quoting the message's content (field paths and error kinds
+    only), so it may be logged; ``str()`` is the full error, kept with the dead letter."""
+
+    def __init__(self, message: str, *, summary: str | None = None) -> None:
+        super().__init__(message)
+        self.summary = summary or message
 
 
 # Header values repeat (a few sources and types; a batch shares one time): encode each once.
@@ -174,7 +195,9 @@ class Envelope:
         try:
             data = event_type.model.model_validate_json(value)
         except ValidationError as exc:
-            raise EnvelopeError(f"invalid {event_type.type} data: {exc}") from exc
+            fields = ", ".join(f"{'.'.join(map(str, e['loc'])) or '(value)'} ({e['type']})" for e in exc.errors())
+            raise EnvelopeError(f"invalid {event_type.type} data: {exc}",
+                                summary=f"invalid {event_type.type} data: {fields}") from exc
         return cls(
             id=attrs["ce_id"],
             source=attrs["ce_source"],

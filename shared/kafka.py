@@ -13,10 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import itertools
 import logging
 import random
+import re
 import time
+import traceback
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,46 +28,19 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.message_accumulator import BatchBuilder
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
-from pydantic import ValidationError
+from aiokafka.errors import InvalidTopicError, KafkaError, MessageSizeTooLargeError, TopicAlreadyExistsError
 
-from shared.errors import PermanentError, PublishUnavailable, TransientError
+from shared.errors import (  # noqa: F401 - PermanentError re-exported
+    PERMANENT, TRANSIENT, NotPublishable, PermanentError, PublishUnavailable, classify,
+)
 from shared.events import Envelope, EnvelopeError, EventType, dlq_topic
 from shared.metrics import ConsumerMetrics
-from shared.retry import Backoff, retry_forever
+from shared.retry import Backoff, honour_cancel, retry_forever
 
 logger = logging.getLogger(__name__)
 
 RawMessage = tuple[str, bytes | None, list[tuple[str, bytes]], bytes]
 
-
-
-_TRANSIENT = (
-    PublishUnavailable,
-    OSError,
-    TimeoutError,
-    asyncio.TimeoutError,
-    KafkaError,
-    TransientError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.SerializationError,
-    asyncpg.DeadlockDetectedError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.AdminShutdownError,
-)
-_PERMANENT = (PermanentError, EnvelopeError, ValidationError, asyncpg.DataError)
-
-
-def classify(exc: BaseException) -> str:
-    """``transient`` (retry for ever, with capped backoff), ``permanent``
-    (dead-letter now) or ``unknown`` (retry a few times, then dead-letter)."""
-    if isinstance(exc, _PERMANENT):
-        return "permanent"
-    if isinstance(exc, _TRANSIENT):
-        return "transient"
-    return "unknown"
 
 
 async def ensure_topics(
@@ -92,6 +66,13 @@ async def ensure_topics(
     finally:
         await admin.close()
 
+
+# What Kafka takes: topic names of its legal characters, messages under the brokers' default
+# message.max.bytes (1 MiB; the dev broker has no limit, a real one refuses more). Checked before sending, so
+# a message that can never be published is refused at once (NotPublishable) instead of timing out as if the
+# broker were down.
+VALID_TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}")
+MAX_MESSAGE_BYTES = 1_000_000
 
 # A flush this large goes at once; a smaller one lingers (Publisher linger_ms) for more.
 FLUSH_AT = 16
@@ -250,9 +231,11 @@ class Publisher:
         Callers in the same event-loop turn share one flush: their messages go
         out as one record batch per partition (instead of one ``send`` each),
         and all of them learn the outcome together. A failed flush raises
-        :class:`PublishUnavailable` in every caller of it; messages of other
-        partitions in that flush may have been written (at-least-once: event
-        ids make the retry harmless)."""
+        :class:`PublishUnavailable` in every caller of it (Kafka away), or
+        :class:`NotPublishable` when Kafka refused a message of it for good (too
+        large, an invalid topic; whoever holds several messages bisects to find
+        it); messages of other partitions in that flush may have been written
+        (at-least-once: event ids make the retry harmless)."""
         if self._producer is None:
             raise PublishUnavailable(self.last_error or "kafka producer not connected")
         waiter = asyncio.get_running_loop().create_future()
@@ -302,6 +285,8 @@ class Publisher:
                 async with asyncio.timeout(self._send_timeout):
                     await self._produce(producer, [m for messages, _ in pending for m in messages])
             except (KafkaError, TimeoutError, OSError) as exc:
+                if classify(exc) == PERMANENT:  # this flush's messages, not the broker: no cooldown
+                    raise NotPublishable(f"kafka refused the messages: {exc!r}") from exc
                 self._unavailable_until = time.monotonic() + self._cooldown
                 self._verify_topics = True
                 self.last_error = f"kafka send failed: {exc!r}"
@@ -319,6 +304,12 @@ class Publisher:
                 waiter.set_result(None)
 
     async def _produce(self, producer: AIOKafkaProducer, messages: list[RawMessage]) -> None:
+        for topic, key, headers, value in messages:
+            if not VALID_TOPIC.fullmatch(topic):
+                raise InvalidTopicError(f"{topic[:300]!r} is not a valid topic name")
+            size = len(value) + len(key or b"") + sum(len(k) + len(v) for k, v in headers)
+            if size > MAX_MESSAGE_BYTES:
+                raise MessageSizeTooLargeError(f"a message of {size} bytes is over {MAX_MESSAGE_BYTES}")
         if self._verify_topics:
             created = await ensure_topics(
                 self._bootstrap, {m[0] for m in messages},
@@ -344,7 +335,7 @@ class Publisher:
                 sent.append(await producer.send_batch(builder, topic, partition=partition))
                 builder = builders[(topic, partition)] = producer.create_batch()
                 if builder.append(timestamp=None, key=key, value=value, headers=headers) is None:
-                    raise KafkaError(f"a message of {len(value)} bytes does not fit in a record batch")
+                    raise MessageSizeTooLargeError(f"a message of {len(value)} bytes does not fit in a record batch")
         for (topic, partition), builder in builders.items():
             builder.close()  # complete: no linger, the sender takes it at once
             sent.append(await producer.send_batch(builder, topic, partition=partition))
@@ -377,7 +368,28 @@ class _Item:
     value: bytes | None
     headers: list[tuple[str, bytes]]
     envelope: Envelope | None = None
-    error: str | None = None
+    error: str | None = None  # set: the item is dead-lettered (the full error, kept in the letter's headers)
+    reason: str | None = None  # why: one of DEAD_LETTER_REASONS
+    summary: str | None = None  # what the log says (no personal data)
+    transient_attempts: int = 0  # failures of a transaction holding it that a dependency caused
+    unexpected_attempts: int = 0  # failures of it alone that nothing explains: bounded
+
+
+DEAD_LETTER_REASONS = ("invalid", "unexpected_type", "untrusted_source", "permanent", "unexpected")
+"""Why an event went to ``<topic>.dlq`` (the ``dlq_reason`` header and the metric's ``reason`` label):
+``invalid`` not a valid Keymoment event; ``unexpected_type`` a valid event of a type this consumer does
+not take on that topic; ``permanent`` its data can never be stored (a data error); ``unexpected`` an
+unexplained failure of it alone that persisted through ``unexpected_error_attempts`` tries."""
+
+
+def _safe_summary(exc: BaseException) -> str:
+    """What a log line may say about a failure: its kind, never the data it quotes."""
+    sqlstate = getattr(exc, "sqlstate", None)
+    if isinstance(exc, EnvelopeError):
+        return exc.summary
+    if sqlstate:
+        return f"{type(exc).__name__} (SQLSTATE {sqlstate})"
+    return type(exc).__name__
 
 
 @dataclass
@@ -394,14 +406,24 @@ class ConsumerStatus:
 class ConsumerRunner:
     """Consumes event types with one handler each, in batches, for one group.
 
-    For each batch: parse every message (invalid ones go to ``<topic>.dlq``),
-    then in ONE database transaction record the new event ids in
+    For each batch: parse every message (what is not a valid event, an event of a type this consumer
+    does not take on that topic, or an event from a source not trusted for its type goes to
+    ``<topic>.dlq``), then in ONE database transaction record the new event ids in
     ``processed_events`` and call the handler of each new event; after the
     commit, dead-letter and commit offsets (``last offset + 1`` per partition).
-    If the batch transaction fails, the events are retried one at a time so a
-    poison message cannot block the others: transient failures are retried
-    with capped exponential backoff (never dead-lettered), permanent ones are
-    dead-lettered with headers naming topic, partition, offset and error.
+
+    A failed transaction is judged by :func:`shared.errors.classify`:
+
+    * transient (a dependency away or busy): the same events are tried again after a capped,
+      growing delay, for ever; never dead-lettered, never split;
+    * permanent (a data error) or unexpected: the batch is bisected, each half in its own
+      transaction, until the event that fails alone is found; a permanent one is dead-lettered at
+      once, an unexpected one after ``unexpected_error_attempts`` tries of it alone (each after a
+      delay; transient failures on the way are not counted against it).
+
+    Dead letters carry headers naming the source topic, partition, offset, consumer group, reason
+    and error; each is logged without the event's content and counted in
+    ``keymoment_dead_letters_total{group, topic, reason}``.
     """
 
     def __init__(
@@ -417,15 +439,18 @@ class ConsumerRunner:
         metrics: ConsumerMetrics | None = None,
         max_records: int = 500,
         max_backoff: float = 10.0,
-        unknown_error_attempts: int = 3,
+        unexpected_error_attempts: int = 5,
         topic_partitions: int = 3,
         replication_factor: int = 1,
         client_id: str | None = None,
         session_timeout_ms: int = 10_000,
         fetch_max_wait_ms: int = 50,
         security: Mapping[str, Any] | None = None,
+        trusted_sources: Mapping[str, frozenset[str]] | None = None,
     ) -> None:
         self._bootstrap = bootstrap_servers
+        # Per event type, the CloudEvents sources accepted; an event from any other is a dead letter.
+        self._trusted = dict(trusted_sources or {})
         self._security = dict(security or {})
         self._fetch_max_wait_ms = fetch_max_wait_ms
         self._session_timeout_ms = session_timeout_ms
@@ -435,17 +460,31 @@ class ConsumerRunner:
             if et.type in self._handlers:
                 raise ValueError(f"{et.type} has both a handler and a batch handler")
             self._handlers[et.type] = bh
+        # Handlers are called in registration order, each once per transaction with all its events (a batch
+        # handler registered for several types gets all of theirs): the same order in every transaction.
+        self._rank: dict[int, int] = {}
+        for handler in self._handlers.values():
+            self._rank.setdefault(id(handler), len(self._rank))
         self._topics = sorted({topic_name(et.topic) for et in [*handlers, *(batch_handlers or {})]})
+        # Each topic carries the types registered for it, nothing else (a scored event published on the
+        # received topic must not be counted as received)
+        self._expected: dict[str, set[str]] = {}
+        for et in [*handlers, *(batch_handlers or {})]:
+            self._expected.setdefault(topic_name(et.topic), set()).add(et.type)
         self._pool = pool
         self._publisher = publisher
         self._metrics = metrics
         self._max_records = max_records
         self._max_backoff = max_backoff
-        self._unknown_attempts = unknown_error_attempts
+        self._unexpected_attempts = unexpected_error_attempts
         self._partitions = topic_partitions
         self._replication = replication_factor
         self._client_id = client_id or group_id
         self.status = ConsumerStatus()
+        if metrics is not None:  # every series exists from the start, so the first dead letter is an increase
+            for topic in self._topics:
+                for reason in DEAD_LETTER_REASONS:
+                    metrics.dead_letters.labels(group_id, topic, reason)
 
     @property
     def topics(self) -> list[str]:
@@ -565,19 +604,20 @@ class ConsumerRunner:
             try:
                 item.envelope = Envelope.from_kafka(headers=item.headers, key=item.key, value=item.value)
             except EnvelopeError as exc:
-                item.error = str(exc)
+                item.error, item.reason, item.summary = str(exc), "invalid", exc.summary
                 continue
-            if item.envelope.type in self._handlers:
-                valid.append(item)
-        try:
-            await self._apply(valid)
-        except Exception as exc:
-            logger.warning(
-                "batch failed; retrying events one by one",
-                extra={"group": self._group, "events": len(valid), "error": repr(exc)},
-            )
-            for item in valid:
-                await self._apply_one(item)
+            if item.envelope.type not in self._expected.get(item.tp.topic, ()):
+                item.error = item.summary = f"event type {item.envelope.type} is not expected on {item.tp.topic}"
+                item.reason = "unexpected_type"
+                continue
+            trusted = self._trusted.get(item.envelope.type)
+            if trusted is not None and item.envelope.source not in trusted:
+                item.error = item.summary = (f"untrusted source {item.envelope.source[:200]!r} for {item.envelope.type} "
+                                             f"(trusted: {', '.join(sorted(trusted))})")
+                item.reason = "untrusted_source"
+                continue
+            valid.append(item)
+        await self._settle(valid)
         self.status.processed += len(valid)
         for item in items:
             if item.error is not None:
@@ -592,20 +632,81 @@ class ConsumerRunner:
                         max((now - item.envelope.time).total_seconds(), 0.0)
                     )
 
+    async def _settle(self, items: list[_Item]) -> None:
+        """Apply ``items`` (offset order), each in a transaction that commits or marks it dead.
+
+        Transient failures retry the same transaction for ever (after a capped delay); any other
+        failure splits it in halves, left first, so events before a poison one commit before it and
+        events after it commit after it. An event failing alone is dead (permanent) or tried again
+        until ``unexpected_error_attempts`` (unexpected)."""
+        backoff = Backoff(initial=0.1, maximum=self._max_backoff)
+        pending: list[list[_Item]] = [items] if items else []
+        while pending:
+            chunk = pending.pop()
+            try:
+                await self._apply(chunk)
+                backoff.reset()
+                continue
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                honour_cancel()
+                kind = classify(exc)
+                failed = exc
+            if kind == TRANSIENT:
+                for item in chunk:
+                    item.transient_attempts += 1
+                await self._retry_later(chunk, failed, kind, backoff)
+                pending.append(chunk)
+            elif len(chunk) > 1:
+                middle = len(chunk) // 2
+                pending += [chunk[middle:], chunk[:middle]]  # the left half is popped first
+                if self._metrics:
+                    self._metrics.bisections.labels(self._group).inc()
+                logger.warning("batch failed; bisecting", extra={
+                    "group": self._group, "events": len(chunk), "kind": kind, "error": _safe_summary(failed)})
+            else:
+                [item] = chunk
+                item.unexpected_attempts += kind != PERMANENT
+                if kind == PERMANENT or item.unexpected_attempts >= self._unexpected_attempts:
+                    item.error = f"{type(failed).__name__}: {failed}"
+                    item.reason = "permanent" if kind == PERMANENT else "unexpected"
+                    item.summary = _safe_summary(failed)
+                    if kind != PERMANENT:  # where it failed, for the fix; not its message (it may quote data)
+                        logger.error("event failed unexpectedly; dead-lettering it", extra={
+                            "group": self._group, "event_id": item.envelope.id, "error": type(failed).__name__,
+                            "traceback": "".join(traceback.format_tb(failed.__traceback__))})
+                else:
+                    await self._retry_later(chunk, failed, kind, backoff)
+                    pending.append(chunk)
+
+    async def _retry_later(self, chunk: list[_Item], exc: BaseException, kind: str, backoff: Backoff) -> None:
+        self.status.retrying_since = self.status.retrying_since or time.monotonic()
+        self.status.last_error = _safe_summary(exc)
+        if self._metrics:
+            self._metrics.retries.labels(self._group, kind).inc()
+        delay = backoff.next_delay()
+        logger.warning("events failed; retrying", extra={
+            "group": self._group, "events": len(chunk), "kind": kind, "error": _safe_summary(exc),
+            "transient_attempts": chunk[0].transient_attempts, "unexpected_attempts": chunk[0].unexpected_attempts,
+            "backoff_s": round(delay, 3)})
+        await asyncio.sleep(delay)
+
     async def _apply(self, items: list[_Item]) -> None:
         if not items:
             return
         async with self._pool.acquire() as conn, conn.transaction():
-            ids = [i.envelope.id for i in items]
-            topics = [i.tp.topic for i in items]
+            # ids in one order in every transaction: two replicas handed the same events (a rebalance)
+            # wait for each other instead of deadlocking
+            ids, topics = zip(*sorted({(i.envelope.id, i.tp.topic) for i in items}))
             new_ids = {
                 r["event_id"]
                 for r in await conn.fetch(
                     """INSERT INTO processed_events (event_id, topic)
                        SELECT * FROM unnest($1::text[], $2::text[])
                        ON CONFLICT (event_id) DO NOTHING RETURNING event_id""",
-                    ids,
-                    topics,
+                    list(ids),
+                    list(topics),
                 )
             }
             new: list[Envelope] = []
@@ -613,39 +714,13 @@ class ConsumerRunner:
                 if item.envelope.id in new_ids:
                     new_ids.discard(item.envelope.id)  # the same event twice in one batch: once
                     new.append(item.envelope)
-            # consecutive events of one type go to their handler together
-            for event_type, run in itertools.groupby(new, key=lambda e: e.type):
-                await self._handlers[event_type](conn, list(run))
-
-    async def _apply_one(self, item: _Item) -> None:
-        attempt = 0
-        delay = 0.1
-        while True:
-            try:
-                await self._apply([item])
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                kind = classify(exc)
-                attempt += 1
-                if kind == "permanent" or (kind == "unknown" and attempt >= self._unknown_attempts):
-                    item.error = f"{type(exc).__name__}: {exc}"
-                    logger.error(
-                        "event dead-lettered",
-                        extra={"group": self._group, "topic": item.tp.topic, "partition": item.tp.partition,
-                               "offset": item.offset, "event_id": item.envelope.id, "error": item.error},
-                    )
-                    return
-                self.status.retrying_since = self.status.retrying_since or time.monotonic()
-                self.status.last_error = repr(exc)
-                logger.warning(
-                    "event failed; retrying",
-                    extra={"group": self._group, "event_id": item.envelope.id, "attempt": attempt,
-                           "kind": kind, "error": repr(exc), "backoff_s": delay},
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self._max_backoff)
+            calls: dict[int, tuple[BatchHandler, list[Envelope]]] = {}
+            for event in new:  # offset order per partition, kept within each call
+                handler = self._handlers[event.type]
+                calls.setdefault(id(handler), (handler, []))[1].append(event)
+            for key in sorted(calls, key=self._rank.__getitem__):
+                handler, events = calls[key]
+                await handler(conn, events)
 
     async def _dead_letter(self, item: _Item) -> None:
         headers = [h for h in item.headers if not h[0].startswith("dlq_")] + [
@@ -653,6 +728,7 @@ class ConsumerRunner:
             ("dlq_source_partition", str(item.tp.partition).encode()),
             ("dlq_source_offset", str(item.offset).encode()),
             ("dlq_consumer_group", self._group.encode()),
+            ("dlq_reason", (item.reason or "permanent").encode()),
             ("dlq_error", (item.error or "")[:2000].encode()),
             ("dlq_failed_at", datetime.now(UTC).isoformat().encode()),
         ]
@@ -665,5 +741,10 @@ class ConsumerRunner:
             retry_on=(PublishUnavailable,),
         )
         self.status.dead_lettered += 1
+        event_id = dict(item.headers).get("ce_id", b"").decode("utf-8", "replace")[:200] or None
+        logger.error("event dead-lettered", extra={
+            "group": self._group, "topic": item.tp.topic, "partition": item.tp.partition, "offset": item.offset,
+            "event_id": event_id, "reason": item.reason, "error": item.summary})
         if self._metrics:
             self._metrics.processed.labels(self._group, item.tp.topic, "dead_lettered").inc()
+            self._metrics.dead_letters.labels(self._group, item.tp.topic, item.reason or "permanent").inc()

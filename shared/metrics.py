@@ -6,17 +6,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-)
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
-from starlette.responses import Response
 
 PREFIX = "keymoment"
 
@@ -30,10 +22,6 @@ def new_registry() -> CollectorRegistry:
     return registry
 
 
-def metrics_response(registry: CollectorRegistry) -> Response:
-    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
-
-
 class ConsumerMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.lag = Gauge(
@@ -43,6 +31,20 @@ class ConsumerMetrics:
         self.processed = Counter(
             f"{PREFIX}_consumer_events_total", "Events consumed, by outcome (ok, dead_lettered).",
             ["group", "topic", "outcome"], registry=registry,
+        )
+        self.dead_letters = Counter(
+            f"{PREFIX}_dead_letters_total",
+            "Events sent to <topic>.dlq, by reason (invalid, unexpected_type, untrusted_source, permanent, unexpected).",
+            ["group", "topic", "reason"], registry=registry,
+        )
+        self.retries = Counter(
+            f"{PREFIX}_consumer_retries_total",
+            "Transactions tried again after a failure, by kind (transient: a dependency; unexpected).",
+            ["group", "kind"], registry=registry,
+        )
+        self.bisections = Counter(
+            f"{PREFIX}_consumer_bisections_total", "Failed batches split in halves to find the event that fails.",
+            ["group"], registry=registry,
         )
         self.batch_seconds = Histogram(
             f"{PREFIX}_consumer_batch_seconds", "Time to process one consumed batch.",

@@ -6,6 +6,13 @@ caller's connection (inside the caller's transaction) and notifies the relay.
 acknowledged them. One relay per schema is active at a time (advisory lock),
 so events leave in the order they were written; a crash between publish and
 delete republishes, which idempotent consumers absorb.
+
+A row that can never be published (Kafka refuses that message for good, or the
+row cannot be read back as a message) does not hold up the rows behind it: the
+relay bisects a refused batch down to the row, moves it to
+``outbox_dead_letters`` with the error (``keymoment dlq outbox`` shows and
+replays them) and carries on. Failures are judged by
+:func:`shared.errors.classify`: while Kafka is away nothing is moved aside.
 """
 
 from __future__ import annotations
@@ -20,12 +27,12 @@ from typing import TYPE_CHECKING
 import asyncpg
 
 from shared.db import advisory_key
-from shared.errors import NotDurable, PublishUnavailable
+from shared.errors import PERMANENT, TRANSIENT, NotDurable, PermanentError, PublishUnavailable, classify
 from shared.events import Envelope
 from shared.retry import Backoff, retry_forever
 
 if TYPE_CHECKING:  # the relay takes the runtime's publisher; importing the outbox loads no Kafka client
-    from shared.kafka import Publisher
+    from shared.kafka import Publisher, RawMessage
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +76,7 @@ class OutboxRelay:
         batch_size: int = 500,
         poll_interval: float = 1.0,
         max_backoff: float = 5.0,
+        unexpected_error_attempts: int = 5,
     ) -> None:
         self._pool = pool
         self._publisher = publisher
@@ -78,7 +86,10 @@ class OutboxRelay:
         self._max_backoff = max_backoff
         self._wake = asyncio.Event()
         self.published_total = 0
+        self.dead_lettered_total = 0
         self.last_error: str | None = None
+        self._unexpected_attempts = unexpected_error_attempts
+        self._failures: dict[int, int] = {}  # outbox row id -> unexpected failures of it alone
         # Ordering: while this process has events in the outbox, new events must
         # queue behind them (see publish_durably), not overtake them on Kafka.
         self._unrelayed = False  # an outbox write of this process committed and not yet seen drained
@@ -145,14 +156,7 @@ class OutboxRelay:
                 "SELECT id, topic, key, headers, value FROM outbox ORDER BY id LIMIT $1", self._batch_size
             )
             if rows:
-                await self._publisher.send_raw_batch(
-                    [
-                        (r["topic"], r["key"], [(k, v.encode()) for k, v in json.loads(r["headers"])], r["value"])
-                        for r in rows
-                    ]
-                )
-                await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
-                self.published_total += len(rows)
+                await self._publish(conn, rows)
                 self.last_error = None
                 backoff.reset()
                 if len(rows) == self._batch_size:
@@ -163,6 +167,66 @@ class OutboxRelay:
                 await asyncio.wait_for(self._wake.wait(), self._poll_interval)
             except TimeoutError:
                 pass
+
+    async def _publish(self, conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> None:
+        """Publish ``rows`` (id order) and delete them; a refused batch is bisected down to the row Kafka
+        refuses, which is moved aside. A transient failure propagates (the rows stay; the relay backs off)."""
+        readable: list[tuple[asyncpg.Record, RawMessage]] = []
+        for row in rows:
+            try:
+                readable.append((row, _message(row)))
+            except Exception as exc:  # a row that is not a message can never become one
+                await self._move_aside(conn, row, exc, PERMANENT)
+        await self._publish_chunks(conn, [readable] if readable else [])
+
+    async def _publish_chunks(self, conn: asyncpg.Connection, pending: list) -> None:
+        while pending:
+            chunk = pending.pop()
+            try:
+                await self._publisher.send_raw_batch([message for _, message in chunk])
+            except Exception as exc:
+                kind = classify(exc)
+                if kind == TRANSIENT:
+                    raise
+                if len(chunk) > 1:
+                    middle = len(chunk) // 2
+                    pending += [chunk[middle:], chunk[:middle]]  # the left half is popped first
+                    continue
+                row = chunk[0][0]
+                if kind != PERMANENT:
+                    self._failures[row["id"]] = failures = self._failures.get(row["id"], 0) + 1
+                    if failures < self._unexpected_attempts:
+                        raise  # tried again after the relay's backoff
+                await self._move_aside(conn, row, exc, kind)
+                continue
+            ids = [row["id"] for row, _ in chunk]
+            await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", ids)
+            self.published_total += len(ids)
+            for row_id in ids:
+                self._failures.pop(row_id, None)
+
+    async def _move_aside(self, conn: asyncpg.Connection, row: asyncpg.Record, exc: BaseException, kind: str) -> None:
+        async with conn.transaction():
+            await conn.execute(
+                """INSERT INTO outbox_dead_letters (id, topic, key, headers, value, created_at, reason, error)
+                   SELECT id, topic, key, headers, value, created_at, $2, $3 FROM outbox WHERE id = $1
+                   ON CONFLICT (id) DO NOTHING""",
+                row["id"], "permanent" if kind == PERMANENT else "unexpected", f"{type(exc).__name__}: {exc}"[:2000],
+            )
+            await conn.execute("DELETE FROM outbox WHERE id = $1", row["id"])
+        self._failures.pop(row["id"], None)
+        self.dead_lettered_total += 1
+        logger.error("outbox row moved aside: it cannot be published", extra={
+            "outbox_id": row["id"], "topic": row["topic"], "error": type(exc).__name__})
+
+    async def dead_letters(self) -> int:
+        return await self._pool.fetchval("SELECT count(*) FROM outbox_dead_letters")
+
+
+def _message(row: asyncpg.Record) -> RawMessage:
+    """The Kafka message of an outbox row."""
+    headers = [(str(k), str(v).encode()) for k, v in json.loads(row["headers"])]
+    return row["topic"], row["key"], headers, row["value"]
 
 
 class _OutboxWrite:
@@ -203,6 +267,9 @@ async def publish_durably(
             return "kafka"
         except PublishUnavailable as exc:
             logger.warning("kafka unavailable; writing to outbox", extra={"events": len(events), "error": str(exc)})
+        except PermanentError as exc:  # refused for good: the relay moves the refused one aside, visibly
+            logger.error("kafka refused the events; writing to outbox", extra={"events": len(events),
+                                                                                "error": type(exc).__name__})
     try:
         if relay is None:
             async with pool.acquire(timeout=acquire_timeout) as conn, conn.transaction():

@@ -23,7 +23,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 ContactKind = Literal["id", "email", "phone"]
 
 # The same configuration as ServiceSettings': a mixin's own config would override it.
-_CONFIG = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+_CONFIG = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False, hide_input_in_errors=True)
 
 DEV_PRIVACY_HASH_KEY = "dev-privacy-hash-key-not-for-production"
 

@@ -5,6 +5,19 @@ the health and metrics endpoints.
 A service's ``create_app(settings)`` builds a :class:`ServiceRuntime`, adds
 its own consumers and tasks, and lets :func:`install` wire the lifespan and
 the ``/healthz``, ``/readyz`` and ``/metrics`` routes.
+
+Health means "can do its job" (README, "Health"):
+
+* ``/healthz`` (liveness): the event loop runs (a heartbeat task ticks; a
+  loop blocked longer than ``LIVENESS_LOOP_STALL_SECONDS`` fails it, and a
+  watchdog thread logs where it is stuck) and no background task died.
+  Dependencies never fail liveness: restarting does not bring them back.
+* ``/readyz`` (readiness, whether to send this process traffic): by the
+  service's :class:`Readiness` rule. A producer whose writes have a fallback
+  (intake) is ready while Kafka *or* its outbox can take a write and says which
+  path it is on; a service whose API reads its database is ready while the
+  database answers, whatever the broker does (consuming sheds no traffic).
+  Reasons name what is down (``database``, ``kafka``), never exception text.
 """
 
 from __future__ import annotations
@@ -13,26 +26,36 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+import sys
+import threading
+import time
+import traceback
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from enum import StrEnum
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CollectorRegistry, Gauge
+from fastapi.routing import iter_route_contexts
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 
-from shared.auth import AuthError
+from shared.auth import AuthError, BearerAuth, Principal, StaticToken
 from shared.auth import error_response as auth_error_response
 from shared.clock import Clock, SystemClock
 from shared.db import create_pool, migrate, wait_for_database, wait_for_migrations
+from shared.errors import PERMANENT, TRANSIENT, classify
 from shared.events import Envelope, EventType
 from shared.kafka import BatchHandler, ConsumerRunner, Handler, Publisher, _one_by_one, ensure_topics
+from shared.http import RequestLimits, RouteLimit, bounded_errors
 from shared.kafka_security import client_security
-from shared.metrics import PREFIX, ConsumerMetrics, HttpMetrics, MetricsMiddleware, metrics_response, new_registry
+from shared.metrics import PREFIX, ConsumerMetrics, HttpMetrics, MetricsMiddleware, new_registry
 from shared.outbox import OutboxRelay, publish_durably
 from shared.retry import Backoff, retry_forever
 from shared.settings import ServiceSettings
@@ -40,6 +63,69 @@ from shared.settings import ServiceSettings
 logger = logging.getLogger(__name__)
 
 Hook = Callable[["ServiceRuntime"], Awaitable[None]]
+
+
+class Readiness(StrEnum):
+    """When a service is ready for traffic (``/readyz``)."""
+
+    DATABASE = "database"
+    """Its API reads and writes its database: ready while the database answers. The broker does not
+    count (the consumers catch up when it is back; taking the pod out of the Service sheds nothing)."""
+    WRITE_PATH = "kafka_or_outbox"
+    """It accepts writes onto Kafka with the outbox as fallback (intake): ready while either can take
+    one; ``/readyz`` says which (``"path": "kafka" | "outbox"``)."""
+
+
+class LoopWatchdog:
+    """Proof that the event loop runs: a task ticks every ``interval``; a thread notices when it has not
+    ticked for ``stall_after`` seconds and logs the loop thread's stack once per stall (what blocks it).
+    ``lag`` is how late the last tick was (``keymoment_event_loop_lag_seconds``)."""
+
+    def __init__(self, *, stall_after: float, interval: float = 0.5, on_lag: Callable[[float], None] | None = None):
+        self.stall_after = stall_after
+        self.interval = interval
+        self.last_tick = time.monotonic()
+        self.lag = 0.0
+        self.stalls = 0  # stalls the thread saw (each logged once)
+        self._on_lag = on_lag
+        self._loop_thread: int | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def stalled_for(self) -> float | None:
+        """Seconds since the last tick when that is over ``stall_after``, else None."""
+        since = time.monotonic() - self.last_tick
+        return since if since > self.stall_after else None
+
+    async def run(self) -> None:
+        self._loop_thread = threading.get_ident()
+        self.last_tick = time.monotonic()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._watch, name="event-loop-watchdog", daemon=True)
+        self._thread.start()
+        try:
+            while True:
+                due = time.monotonic() + self.interval
+                await asyncio.sleep(self.interval)
+                now = time.monotonic()
+                self.last_tick = now
+                self.lag = max(now - due, 0.0)
+                if self._on_lag is not None:
+                    self._on_lag(self.lag)
+        finally:
+            self._stop.set()
+
+    def _watch(self) -> None:
+        reported_tick = None
+        while not self._stop.wait(min(self.interval, self.stall_after / 2)):
+            stalled = self.stalled_for()
+            if stalled is None or reported_tick == self.last_tick:
+                continue
+            reported_tick = self.last_tick
+            self.stalls += 1
+            frame = sys._current_frames().get(self._loop_thread)  # noqa: SLF001 - the documented way to see it
+            stack = "".join(traceback.format_stack(frame)[-12:]) if frame is not None else "(no frame)"
+            logger.error("event loop stalled", extra={"stalled_s": round(stalled, 1), "stack": stack})
 
 
 @dataclass
@@ -57,6 +143,8 @@ class ServiceRuntime:
     tasks: list[asyncio.Task] = field(default_factory=list)
     # Topics (logical names) this service publishes; created at start.
     produces: list[EventType] = field(default_factory=list)
+    # When /readyz says ready (see Readiness).
+    readiness: Readiness = Readiness.DATABASE
     _consumes: dict[EventType, Handler] = field(default_factory=dict)
     _consumes_batches: dict[EventType, BatchHandler] = field(default_factory=dict)
     _on_start: list[Hook] = field(default_factory=list)
@@ -64,6 +152,7 @@ class ServiceRuntime:
     _on_stop: list[Hook] = field(default_factory=list)
     _checks: list[Callable[[], Awaitable[str | None]]] = field(default_factory=list)
     _on_scrape: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    _exposition: list[Callable[[], bytes]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.started = False  # start() finished, the service's own start-up hooks included
@@ -79,9 +168,18 @@ class ServiceRuntime:
             f"{PREFIX}_outbox_pending_events", "Events written to the outbox and not yet published.",
             ["service"], registry=self.registry,
         )
+        self._outbox_dead_letters = Gauge(
+            f"{PREFIX}_outbox_dead_letters", "Outbox rows Kafka refused for good, set aside (keymoment dlq outbox).",
+            ["service"], registry=self.registry,
+        )
+        loop_lag = Gauge(f"{PREFIX}_event_loop_lag_seconds", "How late the event loop's last heartbeat tick was.",
+                         ["service"], registry=self.registry).labels(self.settings.service_name)
+        self.watchdog = LoopWatchdog(stall_after=self.settings.liveness_loop_stall_seconds, on_lag=loop_lag.set)
 
     # --- configuration (before start) -------------------------------------------------
     def consume(self, event_type: EventType, handler: Handler) -> None:
+        """Handle events of ``event_type``; only those from its producers' sources
+        (``event_type.sources``): any other source's is dead-lettered unhandled."""
         self._consumes[event_type] = handler
 
     @property
@@ -89,9 +187,17 @@ class ServiceRuntime:
         """Event types this service consumes (its consumer group reads their topics)."""
         return [*self._consumes, *self._consumes_batches]
 
-    def consume_batches(self, event_type: EventType, handler: BatchHandler) -> None:
-        """Like :meth:`consume`, but the handler takes a batch's new events of this type at once."""
-        self._consumes_batches[event_type] = handler
+    def trusted_sources(self) -> dict[str, frozenset[str]]:
+        """Per consumed event type, the CloudEvents sources its consumer accepts: its producers'
+        (``EventType.producers``); an event from any other source is dead-lettered unhandled."""
+        return {et.type: et.sources for et in self.consumes}
+
+    def consume_batches(self, event_types: EventType | Sequence[EventType], handler: BatchHandler) -> None:
+        """Like :meth:`consume`, but the handler takes a transaction's new events of this type at once.
+        Given several types, it takes all of theirs in one call (offset order per partition): a service
+        whose events must be applied together, e.g. to take its row locks in one order (reporting)."""
+        for event_type in [event_types] if isinstance(event_types, EventType) else event_types:
+            self._consumes_batches[event_type] = handler
 
     def registered_handlers(self) -> dict[EventType, BatchHandler]:
         """Every consumed event type with its handler, as the consumer runner calls it: a batch's
@@ -106,6 +212,15 @@ class ServiceRuntime:
     def on_scrape(self, refresh: Callable[[], Awaitable[None]]) -> None:
         """Refresh database-backed gauges when ``/metrics`` is scraped (errors are logged, not raised)."""
         self._on_scrape.append(refresh)
+
+    def expose(self, text: Callable[[], bytes]) -> None:
+        """Append ready-rendered exposition text to every ``/metrics`` answer (series kept
+        outside the registry, e.g. reporting's cx_* snapshot)."""
+        self._exposition.append(text)
+
+    def exposition(self) -> bytes:
+        """The ``/metrics`` body: the registry's series, then every :meth:`expose` text."""
+        return generate_latest(self.registry) + b"".join(text() for text in self._exposition)
 
     def on_start(self, hook: Hook) -> None:
         self._on_start.append(hook)
@@ -133,6 +248,7 @@ class ServiceRuntime:
     async def start(self) -> None:
         s = self.settings
         dsn = s.dsn()
+        self.spawn(self.watchdog.run(), f"{s.service_name}-loop-watchdog")
         await wait_for_database(dsn, timeout=30)
         # Shared tables the settings fragments bring (MailSettings: the mail queue), before the service's own.
         components = s.migration_components()
@@ -170,6 +286,7 @@ class ServiceRuntime:
                 session_timeout_ms=s.kafka_session_timeout_ms,
                 fetch_max_wait_ms=s.kafka_fetch_max_wait_ms,
                 security=self.kafka_security,
+                trusted_sources=self.trusted_sources(),
             )
             self.consumers.append(runner)
             self.spawn(runner.run(), f"{s.service_name}-consumer")
@@ -231,34 +348,76 @@ class ServiceRuntime:
             await self.pool.close()
 
     # --- health ---------------------------------------------------------------------
-    async def not_ready_reasons(self) -> list[str]:
+    def liveness_reasons(self) -> list[str]:
+        """Why this process should be restarted: its event loop stalls, or a background task died."""
+        reasons = []
+        if (stalled := self.watchdog.stalled_for()) is not None:
+            reasons.append(f"event loop stalled for {stalled:.0f}s")
+        reasons += [f"background task {t.get_name()} died" for t in self.tasks
+                    if t.done() and (t.cancelled() or t.exception() is not None)]
+        return reasons
+
+    async def readiness_state(self) -> dict[str, Any]:
+        """``/readyz``'s answer: ``{"status": "ok" | "unavailable", "reasons": [...]}`` plus, by the
+        service's rule, the write path (``"path"``) or what is down without making it unready
+        (``"degraded"``). Reasons and names say which dependency, never an exception's text."""
+        if self.pool is None or not self.started:
+            return {"status": "unavailable", "reasons": ["starting"]}
+        database, kafka = await asyncio.gather(self._database_writable(), self._kafka_reachable())
         reasons: list[str] = []
-        if self.pool is None:
-            return ["not started"]
-        try:
-            async with asyncio.timeout(2):
-                await self.pool.fetchval("SELECT 1")
-        except Exception as exc:
-            reasons.append(f"database unreachable: {exc!r}")
-        try:
-            await self.publisher.check()
-        except Exception as exc:
-            reasons.append(f"kafka unreachable: {exc!r}")
-        for consumer in self.consumers:
-            if reason := consumer.health():
-                reasons.append(reason)
-        for task in self.tasks:
-            if task.done() and (task.cancelled() or task.exception() is not None):
-                reasons.append(f"background task {task.get_name()} died")
+        state: dict[str, Any] = {}
+        if self.readiness is Readiness.WRITE_PATH:
+            if kafka and not (self.relay is not None and self.relay.backlog):
+                state["path"] = "kafka"
+            elif database:
+                state["path"] = "outbox"
+            else:
+                reasons += [name for name, up in (("kafka", kafka), ("database", database)) if not up]
+                if kafka:
+                    reasons.append("outbox backlog")  # events wait in the outbox, which is unreachable
+            degraded = [name for name, up in (("kafka", kafka), ("database", database)) if not up]
+        else:
+            if not database:
+                reasons.append("database")
+            degraded = [] if kafka else ["kafka"]
+            if self.consumers and any(c.health() for c in self.consumers):
+                degraded.append("consumer")
+        reasons += [f"background task {t.get_name()} died" for t in self.tasks
+                    if t.done() and (t.cancelled() or t.exception() is not None)]
         for check in self._checks:
             if reason := await check():
                 reasons.append(reason)
-        return reasons
+        if degraded and not reasons:
+            state["degraded"] = degraded
+        return {"status": "unavailable" if reasons else "ok", **({"reasons": reasons} if reasons else {}), **state}
+
+    async def _database_writable(self) -> bool:
+        """The database answers and takes writes (not a standby during a failover)."""
+        try:
+            async with asyncio.timeout(2):
+                return await self.pool.fetchval("SELECT NOT pg_is_in_recovery()")
+        except Exception as exc:  # the reason is the name; the exception goes to the log only
+            logger.info("readiness: database unreachable", extra={"error": type(exc).__name__})
+            return False
+
+    async def _kafka_reachable(self) -> bool:
+        if not self.publisher.available:
+            return False
+        try:
+            await self.publisher.check()
+            return True
+        except Exception as exc:
+            logger.info("readiness: kafka unreachable", extra={"error": type(exc).__name__})
+            return False
+
+    async def not_ready_reasons(self) -> list[str]:
+        return (await self.readiness_state()).get("reasons", [])
 
     async def refresh_gauges(self) -> None:
         if self.pool is not None:
             with contextlib.suppress(Exception):
                 self._outbox_pending.labels(self.settings.service_name).set(await self.relay.pending())
+                self._outbox_dead_letters.labels(self.settings.service_name).set(await self.relay.dead_letters())
             for refresh in self._on_scrape:
                 try:
                     await refresh()
@@ -266,17 +425,38 @@ class ServiceRuntime:
                     logger.warning("gauge refresh failed", extra={"error": repr(exc)})
 
 
-def install(app: FastAPI, runtime: ServiceRuntime, *, context: object = None) -> None:
-    """Wire the runtime into the app: lifespan, HTTP metrics, health and metrics routes,
-    and the one answer to a refused request (:mod:`shared.auth`). ``context`` is the
+def install(
+    app: FastAPI,
+    runtime: ServiceRuntime,
+    *,
+    context: object = None,
+    limits: Mapping[str, int | RouteLimit] | None = None,
+    problem: Callable[[str, str], dict] | None = None,
+) -> None:
+    """Wire the runtime into the app: lifespan, request limits, HTTP metrics, health and
+    metrics routes, and the one answer to a refused request (:mod:`shared.auth`) and to an
+    invalid one (422 listing :func:`~shared.http.bounded_errors`). ``context`` is the
     service's frozen ``Context`` (its components), kept as ``app.state.context`` beside
-    ``app.state.runtime``; routes reach them with :func:`app_context` and :func:`app_pool`."""
+    ``app.state.runtime``; routes reach them with :func:`app_context` and :func:`app_pool`.
+
+    Every request passes :class:`~shared.http.RequestLimits` before routing: each route's
+    body is bounded by ``HTTP_MAX_BODY_BYTES`` or by its own entry in ``limits`` (route path
+    template -> bytes or :class:`~shared.http.RouteLimit`; each must name a route of the app,
+    checked at start), JSON bodies by ``HTTP_MAX_JSON_DEPTH``. ``problem(code, detail)``
+    shapes their answers (``{"detail": ..., "code": ...}`` by default). ``/metrics`` requires ``METRICS_TOKEN`` (or
+    the admin token) as a bearer token when it is set."""
+    settings = runtime.settings
     app.state.runtime = runtime
     app.state.context = context
     app.add_exception_handler(AuthError, _auth_error)
+    app.add_exception_handler(asyncpg.PostgresError, _database_error)
+    app.add_exception_handler(asyncpg.InterfaceError, _database_error)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
+    limits = dict(limits or {})
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        _check_limited_routes(app, limits)
         await runtime.start()
         try:
             yield
@@ -284,23 +464,61 @@ def install(app: FastAPI, runtime: ServiceRuntime, *, context: object = None) ->
             await runtime.stop()
 
     app.router.lifespan_context = lifespan
+    app.add_middleware(
+        RequestLimits, limits=limits, default=settings.http_max_body_bytes,
+        max_json_depth=settings.http_max_json_depth, **({"problem": problem} if problem else {}),
+    )
     app.add_middleware(MetricsMiddleware, metrics=runtime.http_metrics)
+    scraper = _metrics_auth(settings)
 
-    @app.get("/healthz", tags=["health"], summary="Liveness: the process is up")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/readyz", tags=["health"], summary="Readiness: database, broker and consumers OK")
-    async def readyz() -> JSONResponse:
-        reasons = await runtime.not_ready_reasons()
-        if reasons:
+    @app.get("/healthz", tags=["health"], summary="Liveness: the event loop runs and no background task died",
+             responses={503: {"description": "Restart me: the event loop stalls or a background task died."}})
+    async def healthz() -> JSONResponse:
+        if reasons := runtime.liveness_reasons():
             return JSONResponse({"status": "unavailable", "reasons": reasons}, status_code=503)
         return JSONResponse({"status": "ok"})
 
+    @app.get("/readyz", tags=["health"], summary="Readiness: this process can do its job (README, Health)",
+             responses={503: {"description": "Not ready; `reasons` names what is down (e.g. `database`)."}})
+    async def readyz() -> JSONResponse:
+        state = await runtime.readiness_state()
+        return JSONResponse(state, status_code=200 if state["status"] == "ok" else 503)
+
     @app.get("/metrics", tags=["health"], summary="Prometheus metrics", include_in_schema=False)
-    async def metrics():  # noqa: ANN202 - a plain Response
+    async def metrics(request: Request):  # noqa: ANN202 - a plain Response
+        if scraper is not None:
+            (await scraper.authenticate(request.headers.get("authorization"))).require(METRICS_READ)
         await runtime.refresh_gauges()
-        return metrics_response(runtime.registry)
+        return Response(runtime.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+
+METRICS_READ = "metrics:read"
+"""The scope of ``/metrics`` (``METRICS_TOKEN`` holds it, the admin token holds every scope)."""
+
+
+def _metrics_auth(settings: ServiceSettings) -> BearerAuth | None:
+    """Who may scrape ``/metrics``: anyone when ``METRICS_TOKEN`` is unset, else its holder
+    (and the admin token's)."""
+    if settings.metrics_token is None:
+        return None
+    verifiers = [StaticToken(settings.metrics_token, Principal("metrics-scraper", frozenset({METRICS_READ})))]
+    if settings.admin_token is not None:
+        verifiers.append(StaticToken.admin(settings.admin_token))
+    return BearerAuth(*verifiers)
+
+
+def _check_limited_routes(app: FastAPI, limits: Mapping[str, object]) -> None:
+    """Each route path in ``limits`` is one of the app's routes (a typo would silently fall
+    back to the default limit)."""
+    paths = {route.path for route in iter_route_contexts(app.routes)}
+    unknown = sorted(set(limits) - paths)
+    if unknown:
+        raise ValueError(f"request limits name no route of {app.title}: {', '.join(unknown)}")
+
+
+async def _invalid_request(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    return JSONResponse({"detail": bounded_errors(exc.errors())}, status_code=422)
 
 
 # Async on purpose: FastAPI runs a sync dependency in its thread pool (a thread hop per request).
@@ -312,6 +530,32 @@ async def app_context(request: Request) -> Any:
 async def app_pool(request: Request) -> asyncpg.Pool:
     """FastAPI dependency: the runtime's database pool."""
     return request.app.state.runtime.pool
+
+
+RETRY_AFTER_SECONDS = 5
+
+
+def invalid_request(loc: tuple[str | int, ...], message: str) -> RequestValidationError:
+    """A 422 for a rule a route checks itself (``from`` before ``to``), in the shape of the service's
+    request validation errors (the documented 422), never a bare string: ``raise invalid_request(...)``."""
+    return RequestValidationError([{"type": "value_error", "loc": loc, "msg": message}])
+
+
+async def _database_error(request: Request, exc: Exception) -> Response:
+    """What a request answers when the database refused it (:func:`shared.errors.classify`): a value it
+    cannot store is the request's fault (422, the service's validation shape; a route should have refused
+    it first), a database away is 503 with ``Retry-After``; anything else stays a 500 (a bug)."""
+    kind = classify(exc)
+    if kind == PERMANENT:
+        logger.warning("request refused by the database", extra={"path": request.url.path,
+                                                                  "error": type(exc).__name__})
+        handler = request.app.exception_handlers.get(RequestValidationError, request_validation_exception_handler)
+        return await handler(request, invalid_request(("body",), "a value of the request cannot be stored"))
+    if kind == TRANSIENT:
+        logger.warning("database unavailable", extra={"path": request.url.path, "error": type(exc).__name__})
+        return JSONResponse({"detail": "the database is unavailable; retry later"}, status_code=503,
+                            headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+    raise exc
 
 
 async def _auth_error(_: Request, exc: Exception) -> Response:

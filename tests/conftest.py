@@ -3,7 +3,7 @@ started once per session on free ports and torn down at the end. Each test
 gets its own topics (a random prefix), consumer groups and database, so tests
 cannot leak into each other.
 
-Every test under tests/integration/ carries the ``integration`` marker and
+Every test under tests/integration/ and tests/faults/ carries the ``integration`` marker and
 every test under tests/e2e/ the ``e2e`` marker (``make test-unit``,
 ``test-integration`` and ``test-e2e`` select on them); ``browser`` and
 ``prometheus`` are set by the tests that need those binaries.
@@ -16,13 +16,12 @@ import tempfile
 import uuid
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 
 ROOT = Path(__file__).resolve().parent.parent
 KAFKA_TEST_SESSION_TIMEOUT_MS = 3_000
-LEVEL_BY_DIRECTORY = {"integration": "integration", "e2e": "e2e"}
+LEVEL_BY_DIRECTORY = {"integration": "integration", "faults": "integration", "e2e": "e2e"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -73,18 +72,10 @@ def postgres_server(stack):
 @pytest.fixture
 async def database_url(postgres_server) -> str:
     """A fresh database for this test (dropped afterwards)."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(postgres_server.dsn("postgres"))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    yield postgres_server.dsn(name)
-    admin = await asyncpg.connect(postgres_server.dsn("postgres"))
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    from tests.support.database import fresh_database
+
+    async with fresh_database(postgres_server) as dsn:
+        yield dsn
 
 
 @pytest.fixture

@@ -16,7 +16,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from services.alerts.context import Actor, Context
-from services.alerts.domain import Forbidden, InvalidSilence, ManagerToken, Silence, SilenceEvent
+from services.alerts.domain import Forbidden, InvalidSilence, ManagerToken
+from services.alerts.silences import Silence, SilenceEvent
 from services.alerts.links import MANAGER_TOKEN
 from services.alerts.ports import Queries
 from services.alerts.unit_of_work import UnitOfWork

@@ -13,6 +13,7 @@ from functools import partial
 from pathlib import Path
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.responses import JSONResponse, Response
 
 from services.alerts import admin, handlers, scheduler
@@ -31,7 +32,7 @@ from shared import auth
 from shared.clock import Clock, SystemClock
 from shared.events import ALERT_RAISED, ALERT_UPDATED, FEEDBACK_RECEIVED, FEEDBACK_SCORED, SURVEY_REQUESTED
 from shared.mail.runtime import use_mail_queue
-from shared.runtime import ServiceRuntime, install
+from shared.runtime import ServiceRuntime, install, invalid_request
 
 
 def create_app(settings: AlertsSettings, *, clock: Clock | None = None, scorer: Scorer | None = None) -> FastAPI:
@@ -95,8 +96,9 @@ def create_app(settings: AlertsSettings, *, clock: Clock | None = None, scorer: 
     @app.exception_handler(InvalidSilence)
     @app.exception_handler(InvalidVerdict)
     @app.exception_handler(admin.UnknownTeams)
-    async def _unprocessable(_: Request, exc: ValueError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=422)
+    async def _unprocessable(request: Request, exc: ValueError) -> Response:
+        # the documented 422: the request validation's shape, naming the body
+        return await request_validation_exception_handler(request, invalid_request(("body",), str(exc)))
 
     app.include_router(alerts_api.router)
     app.include_router(links_api.router)

@@ -1,6 +1,6 @@
 """The alert and its recovery loop: states, allowed moves, severity words, and
 the rows an alert's life writes (feedback links, history steps, notifications,
-customer moments, silences, manager tokens, managers' verdicts).
+customer moments, manager tokens, managers' verdicts); silences are in ``silences.py``.
 
 Pure data and rules; no I/O.
 """
@@ -8,7 +8,7 @@ Pure data and rules; no I/O.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from shared.contracts import AlertStatus
@@ -266,53 +266,6 @@ class CustomerHistory:
 
 
 @dataclass(slots=True)
-class Silence:
-    silence_id: str
-    matchers: dict[str, Any]
-    starts_at: datetime
-    ends_at: datetime
-    created_by: str
-    comment: str
-    created_at: datetime
-    expired_by: str | None = None
-    include_escalations: bool = False  # an admin's say-so: it mutes -3 escalations beyond level 1 too
-
-    def active(self, now: datetime) -> bool:
-        return self.starts_at <= now < self.ends_at
-
-    def matches(self, alert: Alert) -> bool:
-        return silence_matches(self.matchers, location=alert.location, touchpoint=alert.touchpoint,
-                               channel=alert.channel, severity=alert.severity, team=alert.team)
-
-    def mutes(self, alert: Alert, *, level: int) -> bool:
-        """Whether it mutes the alert's notification to escalation ``level``: a -3 alert's
-        escalation beyond level 1 only if the silence says so (an admin's)."""
-        if level > 1 and alert.severity == -3 and not self.include_escalations:
-            return False
-        return self.matches(alert)
-
-    def applies_to_team(self, team: str) -> bool:
-        """Whether it may mute alerts of ``team`` (no team matcher: every team's)."""
-        return _glob_any(self.matchers.get("team"), team)
-
-    def expire(self, now: datetime, *, by: str) -> None:
-        """End it now (never before it starts; an earlier end stays)."""
-        self.ends_at = max(self.starts_at + timedelta(microseconds=1), min(self.ends_at, now))
-        self.expired_by = self.expired_by or by
-
-
-@dataclass(slots=True)
-class SilenceEvent:
-    """The audit trail of a silence: created, expired (who, when, and what)."""
-
-    silence_id: str
-    at: datetime
-    action: str  # created | expired
-    actor: str
-    detail: dict[str, Any]
-
-
-@dataclass(slots=True)
 class ManagerToken:
     """The revocable record of a manager's API token (the token itself is signed)."""
 
@@ -332,31 +285,6 @@ def summarise(text: str | None, *, channel: str, mot: int, limit: int = 80) -> s
         line = " ".join(text.split())
         return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
     return f"{channel} MOT {mot:+d}"
-
-
-def _glob_any(patterns: Any, value: str | None) -> bool:
-    import fnmatch
-
-    if patterns is None:
-        return True
-    if value is None:
-        return False
-    items = [patterns] if isinstance(patterns, str) else list(patterns)
-    return any(fnmatch.fnmatchcase(value.casefold(), str(p).casefold()) for p in items)
-
-
-def silence_matches(matchers: dict[str, Any], *, location: str | None, touchpoint: str | None, channel: str,
-                    severity: int, team: str) -> bool:
-    """Alertmanager-style: every matcher given must match (globs, case-insensitive; severity a list)."""
-    severities = matchers.get("severity")
-    if severities is not None and severity not in severities:
-        return False
-    return (
-        _glob_any(matchers.get("location"), location)
-        and _glob_any(matchers.get("touchpoint"), touchpoint)
-        and _glob_any(matchers.get("channel"), channel)
-        and _glob_any(matchers.get("team"), team)
-    )
 
 
 def check_ack(alert: Alert) -> None:

@@ -11,7 +11,8 @@ from datetime import datetime
 from typing import Protocol
 
 from services.alerts.domain import (Alert, AlertEvent, CustomerHistory, Delivery, FeedbackLink, ManagerToken,
-                                   Moment, Notification, Silence, SilenceEvent, Verdict)
+                                   Moment, Notification, Verdict)
+from services.alerts.silences import Silence, SilenceEvent
 from services.alerts.emails import AlertMail
 from shared.events import Envelope
 

@@ -9,7 +9,8 @@ from datetime import datetime
 
 from services.alerts.context import Actor
 from services.alerts.domain import (Alert, AlertEvent, AlertNotFound, Delivery, FeedbackLink, Forbidden,
-                                   Notification, Silence, SilenceEvent, Verdict, delivery_state)
+                                   Notification, Verdict, delivery_state)
+from services.alerts.silences import Silence, SilenceEvent
 from services.alerts.ports import Queries
 
 

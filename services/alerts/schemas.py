@@ -9,9 +9,11 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from services.alerts import queries
-from services.alerts.domain import Alert, Delivery, Silence, SilenceEvent, Verdict
+from services.alerts.domain import Alert, Delivery, Verdict
+from services.alerts.silences import Silence, SilenceEvent
+from shared.contracts import Key, Text, Timestamp
 
-Glob = Annotated[str, Field(min_length=1, max_length=200)]
+Glob = Annotated[Key, Field(min_length=1, max_length=200)]
 
 
 class _In(BaseModel):
@@ -19,7 +21,7 @@ class _In(BaseModel):
 
 
 class Note(_In):
-    note: str | None = Field(None, max_length=4000, description="What was done or found; kept in the alert's history.")
+    note: Text | None = Field(None, max_length=4000, description="What was done or found; kept in the alert's history.")
 
 
 class TransitionIn(Note):
@@ -32,11 +34,11 @@ class VerdictIn(_In):
     verdict: Literal["correct", "false_alarm"] = Field(
         description="correct: a negative moment, rightly alerted; false_alarm: the feedback is not negative."
     )
-    feedback_id: str | None = Field(
+    feedback_id: Key | None = Field(
         None, max_length=200,
         description="The feedback judged (one the alert holds as negative); default: the one that raised it.",
     )
-    note: str | None = Field(None, max_length=4000, description="Why; kept with the verdict.")
+    note: Text | None = Field(None, max_length=4000, description="Why; kept with the verdict.")
 
 
 class VerdictOut(BaseModel):
@@ -81,9 +83,9 @@ class Matchers(_In):
 class SilenceIn(_In):
     matchers: Matchers = Field(description="A manager's silence names their team(s) in `team` (no globs); a silence "
                                "of every team (no `team`, or a glob) is an admin's to make.")
-    starts_at: datetime | None = Field(None, description="Default: now.")
-    ends_at: datetime = Field(description="At most ALERTS_SILENCE_MAX_DAYS (default 7) after its start.")
-    comment: str = Field(min_length=1, max_length=2000, description="Why (e.g. 'known outage at PEK-T3, ticket 4711').")
+    starts_at: Timestamp | None = Field(None, description="Default: now.")
+    ends_at: Timestamp = Field(description="At most ALERTS_SILENCE_MAX_DAYS (default 7) after its start.")
+    comment: Text = Field(min_length=1, max_length=2000, description="Why (e.g. 'known outage at PEK-T3, ticket 4711').")
     include_escalations: bool = Field(
         False, description="Admin only: also mute the escalation of a -3 alert beyond level 1 (by default a "
         "silence never does).",

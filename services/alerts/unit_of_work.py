@@ -17,7 +17,8 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from services.alerts.domain import (Alert, AlertEvent, CustomerHistory, FeedbackLink, ManagerToken, Moment,
-                                   Notification, Silence, SilenceEvent, Verdict)
+                                   Notification, Verdict)
+from services.alerts.silences import Silence, SilenceEvent
 from services.alerts.emails import AlertMail
 from services.alerts.ports import Events, Store
 from shared.contracts import AlertStatus

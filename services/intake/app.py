@@ -18,8 +18,8 @@ from services.intake.settings import IntakeSettings
 from services.intake.suggestion_box import MAX_FILE_BYTES as SUGGESTION_BOX_MAX_BYTES
 from shared.contracts import FeedbackIn
 from shared.events import FEEDBACK_RECEIVED
-from shared.http import BodyLimit
-from shared.runtime import ServiceRuntime, install
+from shared.http import RouteLimit
+from shared.runtime import Readiness, ServiceRuntime, install
 
 # Every router of the service; channel routes are appended here.
 ROUTERS = [feedback.router, email_api.router, suggestion_box.router, kiosk.router]
@@ -50,7 +50,8 @@ _QUIET_LOGGERS = ("aiokafka.producer", "aiokafka.conn")
 def create_app(settings: IntakeSettings, *, hot_path: bool = True) -> FastAPI:
     """The intake app. ``hot_path=False`` leaves ``POST /v1/feedback`` to its FastAPI
     route (tests use it to prove both answer alike)."""
-    runtime = ServiceRuntime(settings, migrations=Path(__file__).parent / "migrations", produces=[FEEDBACK_RECEIVED])
+    runtime = ServiceRuntime(settings, migrations=Path(__file__).parent / "migrations", produces=[FEEDBACK_RECEIVED],
+                             readiness=Readiness.WRITE_PATH)
     ctx = Context(
         settings=settings,
         keys=KeyStore(ttl=settings.intake_key_cache_ttl_seconds),
@@ -60,18 +61,17 @@ def create_app(settings: IntakeSettings, *, hot_path: bool = True) -> FastAPI:
     for router in ROUTERS:
         app.include_router(router)
     feedback.document_models(app, FeedbackIn)
-    if hot_path:  # added first: the innermost middleware, inside metrics, body limits and CORS
+    if hot_path:  # added first: the innermost middleware, inside metrics, request limits and CORS
         documented = next(r for r in feedback.router.routes if r.path == PATH and "POST" in r.methods)
         app.add_middleware(FeedbackHotPath, context=ctx, route=documented)
-    install(app, runtime, context=ctx)
-    install_error_handlers(app)
-
-    app.add_middleware(BodyLimit, limits={
+    install(app, runtime, context=ctx, limits={
         "/v1/feedback": settings.intake_max_body_bytes,
-        "/v1/feedback:batch": settings.intake_max_batch_bytes,
+        # Authenticated before its body is read: the route bounds what it parses itself.
+        "/v1/feedback:batch": RouteLimit(settings.intake_max_batch_bytes, checks_json=True),
         "/v1/email": settings.intake_email_max_bytes,
         "/v1/suggestion-box/import": SUGGESTION_BOX_MAX_BYTES + 64 * 1024,  # + multipart framing
-    }, problem=lambda detail: {"detail": detail, "errors": []})
+    }, problem=lambda _, detail: {"detail": detail, "errors": []})
+    install_error_handlers(app)
     app.add_middleware(KeyCors, origins=lambda: ctx.keys.browser_origins)
 
     async def start_intake(rt: ServiceRuntime) -> None:
@@ -93,6 +93,10 @@ def create_app(settings: IntakeSettings, *, hot_path: bool = True) -> FastAPI:
         await ctx.keys.open(rt.pool)
         rt.spawn(ctx.keys.watch(), "intake-api-keys")
 
+    async def keys_ready() -> str | None:
+        return None if ctx.keys.listening.is_set() else "api keys not loaded"
+
     runtime.on_start(start_intake)
+    runtime.readiness_check(keys_ready)
     install_email(runtime, settings)
     return app

@@ -147,6 +147,9 @@ class KeyStore:
         self._loaded_at = 0.0
         self._changed = asyncio.Event()
         self._reload_lock = asyncio.Lock()
+        # Set once the watcher listens for changes (and reloaded after it started): from then on a key
+        # created anywhere is known here within a NOTIFY's delay. Intake is not ready before.
+        self.listening = asyncio.Event()
 
     @property
     def browser_origins(self) -> frozenset[str]:
@@ -228,6 +231,7 @@ class KeyStore:
             try:
                 await self.reload()  # changes made while not listening
                 honour_cancel()
+                self.listening.set()
                 backoff.reset()
                 while True:
                     self._changed.clear()

@@ -6,8 +6,6 @@ from functools import partial
 from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.responses import Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from services.reporting import handlers
 from services.reporting.api import kpis
@@ -15,7 +13,6 @@ from services.reporting.exposition import KpiRefresher
 from services.reporting.service import Context, label_folder
 from services.reporting.settings import ReportingSettings
 from shared.auth import BearerAuth, StaticToken
-from shared.events import ALERT_RAISED, ALERT_UPDATED, FEEDBACK_RECEIVED, FEEDBACK_SCORED, SURVEY_INVITATION
 from shared.runtime import ServiceRuntime, install
 
 
@@ -28,11 +25,7 @@ def create_app(settings: ReportingSettings) -> FastAPI:
         refresher=KpiRefresher(labels, runtime.registry, every=settings.reporting_refresh_seconds),
         auth=BearerAuth(StaticToken.admin(settings.admin_token)),
     )
-    runtime.consume_batches(FEEDBACK_RECEIVED, partial(handlers.on_feedback_received, ctx))
-    runtime.consume_batches(FEEDBACK_SCORED, partial(handlers.on_feedback_scored, ctx))
-    runtime.consume(ALERT_RAISED, partial(handlers.on_alert_raised, ctx))
-    runtime.consume(ALERT_UPDATED, partial(handlers.on_alert_updated, ctx))
-    runtime.consume_batches(SURVEY_INVITATION, partial(handlers.on_survey_invitation, ctx))
+    runtime.consume_batches(handlers.CONSUMED, partial(handlers.on_events, ctx))
 
     async def start_refresher(rt: ServiceRuntime) -> None:
         rt.spawn(ctx.refresher.run(rt.pool), "reporting-kpi-refresher")
@@ -43,15 +36,11 @@ def create_app(settings: ReportingSettings) -> FastAPI:
     runtime.on_start(start_refresher)
     runtime.readiness_check(refresher_ready)
 
+    # /metrics serves the registry's own metrics plus the cx_* text rendered once per snapshot (a registry
+    # collector would re-render 15,000 series per scrape); METRICS_TOKEN guards it (required in production).
+    runtime.expose(lambda: ctx.refresher.text)
+
     app = FastAPI(title="Keymoment reporting", version="1.0")
     app.include_router(kpis.router)
-
-    # Registered before install()'s /metrics, so this one answers: the registry's own metrics plus the
-    # cx_* text rendered once per snapshot (a registry collector would re-render 15,000 series per scrape).
-    @app.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
-        await runtime.refresh_gauges()
-        return Response(generate_latest(runtime.registry) + ctx.refresher.text, media_type=CONTENT_TYPE_LATEST)
-
     install(app, runtime, context=ctx)
     return app

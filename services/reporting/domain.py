@@ -134,8 +134,8 @@ def observation(metric: str, seconds: float, buckets: Sequence[float], severity:
 
 
 def merge(increments: Iterable[Increment]) -> list[Increment]:
-    """Sum increments of the same series, sorted by series (a fixed lock order
-    across transactions makes deadlocks between replicas rare)."""
+    """Sum increments of the same series, sorted by series: every transaction locks the rows it
+    adds to in this order (``service.apply``)."""
     totals: dict[tuple[str, ...], float] = {}
     for inc in increments:
         totals[inc.series] = totals.get(inc.series, 0.0) + inc.delta

@@ -1,33 +1,29 @@
-"""One function per consumed event type (feedback ones take a batch's events at once); each runs
-inside the consumer's transaction."""
+"""Reporting's consumed events, handled together: one batch handler for all five types, so each
+consumer transaction takes its row locks in one order (``service.apply``); it runs inside the
+consumer's transaction."""
 
 from __future__ import annotations
 
 import asyncpg
 
 from services.reporting import service
-from services.reporting.service import Context
-from shared.events import Envelope
+from services.reporting.service import Batch, Context
+from shared.events import ALERT_RAISED, ALERT_UPDATED, FEEDBACK_RECEIVED, FEEDBACK_SCORED, SURVEY_INVITATION, Envelope
+
+CONSUMED = (FEEDBACK_RECEIVED, FEEDBACK_SCORED, ALERT_RAISED, ALERT_UPDATED, SURVEY_INVITATION)
 
 
-async def on_feedback_received(ctx: Context, conn: asyncpg.Connection, events: list[Envelope]) -> None:
-    """A batch's new feedback.received.v1 events at once (a batch handler)."""
-    await service.feedback_received(conn, ctx, [e.data for e in events])  # type: ignore[misc]
-
-
-async def on_feedback_scored(ctx: Context, conn: asyncpg.Connection, events: list[Envelope]) -> None:
-    """A batch's new feedback.scored.v1 events at once (a batch handler)."""
-    await service.feedback_scored(conn, ctx, [(e.data, e.time) for e in events])  # type: ignore[misc]
-
-
-async def on_alert_raised(ctx: Context, conn: asyncpg.Connection, event: Envelope) -> None:
-    await service.alert_raised(conn, ctx, event.data)  # type: ignore[arg-type]
-
-
-async def on_alert_updated(ctx: Context, conn: asyncpg.Connection, event: Envelope) -> None:
-    await service.alert_updated(conn, ctx, event.data)  # type: ignore[arg-type]
-
-
-async def on_survey_invitation(ctx: Context, conn: asyncpg.Connection, events: list[Envelope]) -> None:
-    """A batch's survey.invitation.v1 events (funnel steps) at once."""
-    await service.survey_steps(conn, ctx, [e.data for e in events])  # type: ignore[misc]
+async def on_events(ctx: Context, conn: asyncpg.Connection, events: list[Envelope]) -> None:
+    """A transaction's new feedback.received.v1, feedback.scored.v1, alert.raised.v1, alert.updated.v1 and
+    survey.invitation.v1 events at once (a batch handler registered for the five types)."""
+    batch = Batch()
+    for event in events:
+        if event.type == FEEDBACK_RECEIVED.type:
+            batch.received.append(event.data)  # type: ignore[arg-type]
+        elif event.type == FEEDBACK_SCORED.type:
+            batch.scored.append((event.data, event.time))  # type: ignore[arg-type]
+        elif event.type in (ALERT_RAISED.type, ALERT_UPDATED.type):
+            batch.alerts.append(event.data)  # type: ignore[arg-type]
+        elif event.type == SURVEY_INVITATION.type:
+            batch.steps.append(event.data)  # type: ignore[arg-type]
+    await service.apply(conn, ctx, batch)

@@ -12,6 +12,23 @@ from shared.contracts import AlertRaised, AlertUpdated, FeedbackReceived, Feedba
 from shared.db import advisory_key
 
 
+# Advisory lock spaces (the two-key form: apart from every single-key lock) of reporting's rows.
+FEEDBACK_LOCKS = 1
+ALERT_LOCKS = 2
+
+
+async def lock_keys(conn: asyncpg.Connection, space: int, keys: Sequence[str]) -> None:
+    """Lock ``keys`` to the end of the transaction, in hash order (one order for every transaction);
+    a transaction then touches their rows without waiting on anyone else's row locks."""
+    if keys:
+        # PostgreSQL evaluates the volatile lock calls after sorting (SELECT reference, "Output list")
+        await conn.execute(
+            """SELECT pg_advisory_xact_lock($1::int, k)
+               FROM (SELECT DISTINCT hashtext(key) AS k FROM unnest($2::text[]) AS key) AS keys ORDER BY k""",
+            space, list(keys),
+        )
+
+
 async def add_received(conn: asyncpg.Connection, feedback: Sequence[FeedbackReceived]) -> set[str]:
     """Store what intake received, a batch in one statement; returns the ids seen as received for
     the first time (a re-sent copy under a new event id is not among them). Ids must be distinct."""
@@ -96,6 +113,11 @@ async def add_to_counters(conn: asyncpg.Connection, increments: Sequence[Increme
 # ------------------------------------------------------------------------------------------ label slots
 async def label_slots(conn: asyncpg.Connection | asyncpg.Pool) -> list[asyncpg.Record]:
     return await conn.fetch("SELECT dimension, value, label FROM label_slots")
+
+
+async def label_of(conn: asyncpg.Connection, *, dimension: str, value: str) -> str | None:
+    """The label a raw value was given, if any (a read: no lock)."""
+    return await conn.fetchval("SELECT label FROM label_slots WHERE dimension = $1 AND value = $2", dimension, value)
 
 
 async def claim_label(conn: asyncpg.Connection, *, dimension: str, value: str, limit: int, other: str) -> str:

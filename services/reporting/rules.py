@@ -23,6 +23,7 @@ HEADER = """\
 # (share of recovery answers at MOT >= +1, mean MOT change) overall, by team and by location; plus alert rules.
 # Replicas of reporting expose identical totals from PostgreSQL, so every expression takes
 # `max without(instance, pod)` before it sums.
+# keymoment-reliability: dead letters (consumers, outbox) and undelivered mail (RELIABILITY.md).
 """
 SURVEY_WINDOWS = ("1d", "7d")
 
@@ -164,6 +165,61 @@ ALERTS = [
 ]
 
 
+# The system's own promises (RELIABILITY.md): an accepted input that did not reach its end, mail that is not
+# going out. Dead letters are counted by the replica that wrote them (a sum); the outbox's and the mail queue's
+# gauges are read from the database, the same on every replica (a max).
+RELIABILITY_ALERTS = [
+    {
+        "alert": "KeymomentDeadLetters",
+        "expr": "sum by (group, topic, reason) (increase(keymoment_dead_letters_total[10m])) > 0",
+        "labels": {"severity": "critical", "team": "platform"},
+        "annotations": {
+            "summary": "{{ $labels.group }} dead-lettered events of {{ $labels.topic }} ({{ $labels.reason }})",
+            "description": "Events consumed from {{ $labels.topic }} went to {{ $labels.topic }}.dlq in the last 10 "
+                           "minutes: what they carried (a complaint, a score, an alert) has no effect until someone "
+                           "looks. `keymoment dlq list --topic ...` shows them; fix the cause, then "
+                           "`keymoment dlq replay`.",
+        },
+    },
+    {
+        "alert": "KeymomentOutboxDeadLetters",
+        "expr": "max by (service) (keymoment_outbox_dead_letters) > 0",
+        "labels": {"severity": "critical", "team": "platform"},
+        "annotations": {
+            "summary": "{{ $labels.service }} holds {{ $value }} events Kafka refused",
+            "description": "Outbox rows of {{ $labels.service }} were set aside because Kafka refused them for good "
+                           "(`keymoment dlq outbox list --service {{ $labels.service }}`).",
+        },
+    },
+    {
+        "alert": "KeymomentMailDelayed",
+        # Normal retries wait at most MAIL_RETRY_MAX_SECONDS (5 min): 15 min means the relay is down, refuses
+        # our login, or a mail is held as uncertain.
+        "expr": "max by (purpose) (keymoment_mail_oldest_pending_seconds) > 900",
+        "for": "5m",
+        "labels": {"severity": "warning", "team": "platform"},
+        "annotations": {
+            "summary": "{{ $labels.purpose }} mail undelivered for {{ $value | humanizeDuration }}",
+            "description": "The oldest {{ $labels.purpose }} mail has been neither delivered nor given up for "
+                           "{{ $value | humanizeDuration }}. Check the SMTP relay (keymoment_mail_retries_total "
+                           "rising, last_error in mail_queue) or requeue mails held as 'uncertain'.",
+        },
+    },
+    {
+        "alert": "KeymomentAlertMailUndelivered",
+        # A manager who never got an alert mail is what the product must not allow.
+        "expr": 'max by (purpose) (keymoment_mail_oldest_pending_seconds{purpose="alert_notification"}) > 1800',
+        "for": "5m",
+        "labels": {"severity": "critical", "team": "platform"},
+        "annotations": {
+            "summary": "alert mail undelivered for {{ $value | humanizeDuration }}",
+            "description": "A manager has not received an alert mail for over 30 minutes; the SMTP relay is down "
+                           "or refuses us. The alerts stay open in the API (GET /v1/alerts).",
+        },
+    },
+]
+
+
 def rule_groups() -> dict:
     groups = []
     for window in WINDOWS:
@@ -180,6 +236,7 @@ def rule_groups() -> dict:
             rules += recovery_rules(by, window)
         groups.append({"name": f"cx-surveys-{window}", "interval": "1m", "rules": rules})
     groups.append({"name": "cx-alerts", "rules": ALERTS})
+    groups.append({"name": "keymoment-reliability", "rules": RELIABILITY_ALERTS})
     return {"groups": groups}
 
 

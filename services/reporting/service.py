@@ -63,6 +63,14 @@ class LabelFolder:
             return domain.OTHER  # slots are never freed: once full, full for good
         return await repo.claim_label(conn, dimension=dimension, value=value, limit=limit, other=domain.OTHER)
 
+    async def existing(self, conn: asyncpg.Connection, dimension: str, value: str | None) -> str:
+        """The label a value has, never claiming one (no lock): ``other`` when it has none."""
+        if not value:
+            return domain.UNKNOWN
+        if (label := self.known.get((dimension, value))) is not None:
+            return label
+        return await repo.label_of(conn, dimension=dimension, value=value) or domain.OTHER
+
 
 def label_folder(settings: ReportingSettings) -> LabelFolder:
     return LabelFolder({LOCATION: settings.reporting_max_locations, TOUCHPOINT: settings.reporting_max_touchpoints,
@@ -79,94 +87,140 @@ class Context:
     auth: BearerAuth  # the KPI API
 
 
-async def _place(conn: asyncpg.Connection, ctx: Context, location: str | None, touchpoint: str | None) -> tuple[str, str]:
-    return (await ctx.labels.label(conn, LOCATION, location), await ctx.labels.label(conn, TOUCHPOINT, touchpoint))
+@dataclass
+class Batch:
+    """A consumer transaction's new events, by kind (offset order within each)."""
+
+    received: list[FeedbackReceived] = field(default_factory=list)
+    scored: list[tuple[FeedbackScored, datetime]] = field(default_factory=list)  # with each event's time
+    alerts: list[AlertRaised | AlertUpdated] = field(default_factory=list)
+    steps: list[SurveyInvitationStep] = field(default_factory=list)  # survey funnels
 
 
-async def feedback_received(conn: asyncpg.Connection, ctx: Context, feedback: list[FeedbackReceived]) -> None:
-    """A batch of received feedback: facts in one statement, every series it moves in another."""
+async def apply(conn: asyncpg.Connection, ctx: Context, batch: Batch) -> None:
+    """Fold a transaction's events into facts and series, taking every row lock in one order:
+
+    1. label slots (one advisory lock per dimension, location before touchpoint, values sorted);
+    2. feedback facts: an advisory lock per feedback id of the batch, received and scored alike, in id-hash
+       order, before either upsert touches a row (two replicas holding received and scored events of the
+       same feedback would otherwise lock the same rows in two passes, in opposite orders);
+    3. alerts, likewise per alert id;
+    4. survey funnel steps, then the recovery answers the batch completes (their rows in key order);
+    5. every series the batch moves, merged and sorted, in one statement.
+
+    The labels a recovery answer is counted under (its alert's team and location) are looked up, never
+    claimed, after phase 1: a team gets its label when its alert is raised (phase 1 of that batch), a
+    location when feedback there is counted; one that never got one counts as ``other``.
+
+    Each transaction goes through these phases in this order and, within a phase, in sorted order, so
+    two replicas wait for each other but never deadlock (tests/integration/reporting/test_replicas.py)."""
+    places = sorted({(LOCATION, v) for v in _values(batch, "location")}
+                    | {(TOUCHPOINT, v) for v in _values(batch, "touchpoint")}
+                    | {(SURVEY, step.survey_id) for step in batch.steps}
+                    | {(TEAM, a.team) for a in batch.alerts if isinstance(a, AlertRaised) and a.team})
+    labels = {key: await ctx.labels.label(conn, *key) for key in places}
+
+    await repo.lock_keys(conn, repo.FEEDBACK_LOCKS,
+                         [fb.id for fb in batch.received] + [s.feedback_id for s, _ in batch.scored])
+    increments = await _feedback_received(conn, batch.received, labels)
+    increments += await _feedback_scored(conn, batch.scored, labels)
+    answers = {fb.id: fb.survey.recovery_for_alert_id for fb in batch.received
+               if fb.survey and fb.survey.recovery_for_alert_id}
+    await repo.add_recovery_answers(conn, {k: answers[k] for k in sorted(answers)})
+
+    await repo.lock_keys(conn, repo.ALERT_LOCKS, [a.alert_id for a in batch.alerts])
+    for alert in batch.alerts:  # in order: either kind may come first, the newest snapshot wins
+        if isinstance(alert, AlertRaised):
+            row = await repo.upsert_alert_raised(conn, alert)
+        else:
+            row = await repo.upsert_alert_updated(conn, alert)
+        increments += await _count_alert(conn, row)
+
+    increments += await _survey_steps(conn, batch.steps, labels)
+    increments += await _recovery(conn, ctx, feedback_ids=sorted(set(answers) | {s.feedback_id for s, _ in batch.scored}),
+                                  alert_ids=sorted({a.alert_id for a in batch.alerts if isinstance(a, AlertRaised)}))
+    await repo.add_to_counters(conn, domain.merge(increments))
+
+
+def _values(batch: Batch, name: str) -> set[str]:
+    return ({v for fb in batch.received if (v := getattr(fb, name))}
+            | {v for s, _ in batch.scored if (v := getattr(s, name))})
+
+
+def _place(labels: dict[tuple[str, str], str], location: str | None, touchpoint: str | None) -> tuple[str, str]:
+    return (labels[(LOCATION, location)] if location else domain.UNKNOWN,
+            labels[(TOUCHPOINT, touchpoint)] if touchpoint else domain.UNKNOWN)
+
+
+async def _feedback_received(conn: asyncpg.Connection, feedback: list[FeedbackReceived],
+                             labels: dict[tuple[str, str], str]) -> list[domain.Increment]:
+    """Received feedback: facts in one statement; the series they move."""
     first: dict[str, FeedbackReceived] = {}
     for fb in feedback:  # the same feedback twice in a batch (re-sent under a new event id): once
         first.setdefault(fb.id, fb)
-    new = await repo.add_received(conn, list(first.values()))
+    new = await repo.add_received(conn, [first[k] for k in sorted(first)])
     increments = []
     for fb in first.values():
         if fb.id not in new:
             logger.info("feedback already counted", extra={"feedback_id": fb.id})
             continue
-        location, touchpoint = await _place(conn, ctx, fb.location, fb.touchpoint)
+        location, touchpoint = _place(labels, fb.location, fb.touchpoint)
         increments += domain.received_increments(
             channel=fb.channel.value, location=location, touchpoint=touchpoint,
             scale=fb.rating.scale.value if fb.rating else None, value=fb.rating.value if fb.rating else None,
         )
-    recovery = {fb.id: fb.survey.recovery_for_alert_id for fb in first.values()
-                if fb.id in new and fb.survey and fb.survey.recovery_for_alert_id}
-    if recovery:
-        await repo.add_recovery_answers(conn, recovery)
-        increments += await _recovery(conn, ctx, feedback_ids=list(recovery))
-    await repo.add_to_counters(conn, domain.merge(increments))
+    return increments
 
 
-async def feedback_scored(conn: asyncpg.Connection, ctx: Context, scored: list[tuple[FeedbackScored, datetime]]) -> None:
-    """A batch of scores (each with its event time), as :func:`feedback_received`."""
+async def _feedback_scored(conn: asyncpg.Connection, scored: list[tuple[FeedbackScored, datetime]],
+                           labels: dict[tuple[str, str], str]) -> list[domain.Increment]:
+    """Scores (each with its event time), as :func:`_feedback_received`."""
     first: dict[str, tuple[FeedbackScored, datetime]] = {}
     for item in scored:
         first.setdefault(item[0].feedback_id, item)
-    new = await repo.add_scored(conn, list(first.values()))
+    new = await repo.add_scored(conn, [first[k] for k in sorted(first)])
     increments = []
     for s, _ in first.values():
         if s.feedback_id not in new:
             logger.info("score already counted", extra={"feedback_id": s.feedback_id})
             continue
-        location, touchpoint = await _place(conn, ctx, s.location, s.touchpoint)
+        location, touchpoint = _place(labels, s.location, s.touchpoint)
         increments += domain.scored_increments(
             channel=s.channel.value, location=location, touchpoint=touchpoint, mot=s.mot, negative=s.negative,
         )
-    if new:
-        increments += await _recovery(conn, ctx, feedback_ids=sorted(new))
-    await repo.add_to_counters(conn, domain.merge(increments))
+    return increments
 
 
-async def alert_raised(conn: asyncpg.Connection, ctx: Context, raised: AlertRaised) -> None:
-    row = await repo.upsert_alert_raised(conn, raised)
-    await _count_alert(conn, row)
-    await repo.add_to_counters(conn, domain.merge(await _recovery(conn, ctx, alert_ids=[raised.alert_id])))
+async def _survey_steps(conn: asyncpg.Connection, steps: list[SurveyInvitationStep],
+                        labels: dict[tuple[str, str], str]) -> list[domain.Increment]:
+    """Invitation funnel steps: each (invitation, step) counted once however often it arrives."""
+    first: dict[tuple[str, str], SurveyInvitationStep] = {}
+    for step in steps:
+        first.setdefault((step.invitation_id, step.step.value), step)
+    new = await repo.add_funnel_steps(conn, [first[k] for k in sorted(first)])
+    return [domain.funnel_increment(survey=labels[(SURVEY, step.survey_id)], step=step.step.value,
+                                    reason=step.reason.value if step.reason else None)
+            for key, step in first.items() if key in new]
 
 
-async def _recovery(conn: asyncpg.Connection, ctx: Context, *, feedback_ids: list[str] | None = None,
-                    alert_ids: list[str] | None = None) -> list[domain.Increment]:
-    """The recovery answers these feedback or alerts complete (answer scored, alert raised), once each."""
+async def _recovery(conn: asyncpg.Connection, ctx: Context, *, feedback_ids: list[str],
+                    alert_ids: list[str]) -> list[domain.Increment]:
+    """The recovery answers these feedback or alerts complete (answer scored, alert raised), once each,
+    under the labels their alert's team and location already have."""
+    if not feedback_ids and not alert_ids:
+        return []
     increments = []
-    for row in await repo.settle_recovery_answers(conn, feedback_ids=feedback_ids or (), alert_ids=alert_ids or ()):
-        team = await ctx.labels.label(conn, TEAM, row["team"])
-        location = await ctx.labels.label(conn, LOCATION, row["location"])
+    for row in await repo.settle_recovery_answers(conn, feedback_ids=feedback_ids, alert_ids=alert_ids):
+        team = await ctx.labels.existing(conn, TEAM, row["team"])
+        location = await ctx.labels.existing(conn, LOCATION, row["location"])
         increments.append(domain.recovery_increment(team=team, location=location, raised_mot=row["raised_mot"],
                                                     answer_mot=row["mot"]))
     return increments
 
 
-async def survey_steps(conn: asyncpg.Connection, ctx: Context, steps: list[SurveyInvitationStep]) -> None:
-    """A batch of invitation funnel steps: each (invitation, step) counted once."""
-    new = await repo.add_funnel_steps(conn, steps)
-    increments = []
-    for step in steps:
-        if (step.invitation_id, step.step.value) not in new:
-            continue
-        new.discard((step.invitation_id, step.step.value))  # the same step twice in one batch: once
-        survey = await ctx.labels.label(conn, SURVEY, step.survey_id)
-        increments.append(domain.funnel_increment(survey=survey, step=step.step.value,
-                                                  reason=step.reason.value if step.reason else None))
-    await repo.add_to_counters(conn, domain.merge(increments))
-
-
-async def alert_updated(conn: asyncpg.Connection, ctx: Context, updated: AlertUpdated) -> None:
-    row = await repo.upsert_alert_updated(conn, updated)
-    await _count_alert(conn, row)
-
-
-async def _count_alert(conn: asyncpg.Connection, row: asyncpg.Record) -> None:
-    """Count what this alert newly shows, once per alert: raised, first
-    acknowledgement, first resolution, first SLA breach."""
+async def _count_alert(conn: asyncpg.Connection, row: asyncpg.Record) -> list[domain.Increment]:
+    """What this alert newly shows, once per alert: raised, first acknowledgement, first resolution,
+    first SLA breach (marked on its row; the series are added by the caller)."""
     incs: list[domain.Increment] = []
     severity = str(row["severity"])
     if row["inserted"]:  # raised/updated can arrive in either order: whichever creates the row counts it
@@ -184,7 +238,7 @@ async def _count_alert(conn: asyncpg.Connection, row: asyncpg.Record) -> None:
         incs.append(domain.Increment(domain.SLA_BREACHES, severity=severity))
     if ack or resolve or breach:
         await repo.mark_counted(conn, row["alert_id"], ack=ack, resolve=resolve, breach=breach)
-    await repo.add_to_counters(conn, domain.merge(incs))
+    return incs
 
 
 # ------------------------------------------------------------------------------------------ KPI API

@@ -7,6 +7,9 @@ from shared.settings import ServiceSettings
 
 class ReportingSettings(ServiceSettings):
     service_name: ClassVar[str] = "reporting"
+    # Its /metrics serves the cx_* KPIs that GET /v1/kpis guards: a scrape token is required
+    # outside dev/test (no built-in value: in dev/test /metrics stays open).
+    required_secrets: ClassVar[tuple[str, ...]] = (*ServiceSettings.required_secrets, "metrics_token")
     port: int = Field(8004, ge=1, le=65535, description="HTTP port of reporting.")
     reporting_max_locations: int = Field(
         200, ge=0, le=5000,

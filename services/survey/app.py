@@ -16,7 +16,7 @@ from typing import Any
 import asyncpg
 from fastapi import FastAPI
 
-from services.survey import handlers, invitations, inviting, repository, tokens
+from services.survey import bulk, handlers, invitations, inviting, repository, tokens
 from services.survey.api import admin, invitations as invitations_api, public, unsubscribe
 from services.survey.api.limits import ClientRateLimit
 from services.survey.metrics import SurveyMetrics
@@ -80,8 +80,16 @@ def create_app(settings: SurveySettings, *, clock: Clock | None = None) -> FastA
         "suppression), versions and partial answers. Every answered rating becomes a feedback.received.v1 event, "
         "every response a survey.responded.v1; personal links are answered once.",
     )
+    install(app, runtime, context=ctx, limits={
+        "/s/{survey_id}/responses": public.MAX_BODY_BYTES,
+        "/s/{survey_id}/draft": public.MAX_BODY_BYTES,
+        "/u/{token}": unsubscribe.MAX_BODY_BYTES,
+        "/v1/surveys": admin.MAX_SURVEY_BYTES,
+        "/v1/surveys/{survey_id}": admin.MAX_SURVEY_BYTES,
+        "/v1/invitations/bulk": bulk.MAX_BYTES,
+    })
+    # Outermost: a client over its rate is refused before its body is read.
     app.add_middleware(ClientRateLimit, limiter=ctx.limits.clients, metrics=metrics)
-    install(app, runtime, context=ctx)
     app.include_router(public.router)
     app.include_router(unsubscribe.router)
     app.include_router(invitations_api.router)

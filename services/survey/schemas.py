@@ -33,7 +33,9 @@ from shared.contracts import (
     RatingScale,
     SkipReason,
     Timestamp,
+    clean_text,
 )
+from shared.contracts import Text as ContractText
 
 SLUG = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 MAX_QUESTIONS = 30
@@ -86,8 +88,8 @@ class Text(Strict):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True,
                               json_schema_extra={"required": ["zh", "en"]})
 
-    zh: str | None = Field(None, min_length=1, max_length=500, description="Simplified Chinese (zh-CN).")
-    en: str | None = Field(None, min_length=1, max_length=500, description="English.")
+    zh: ContractText | None = Field(None, min_length=1, max_length=500, description="Simplified Chinese (zh-CN).")
+    en: ContractText | None = Field(None, min_length=1, max_length=500, description="English.")
 
     @model_validator(mode="after")
     def _languages(self, info: ValidationInfo) -> Self:
@@ -426,7 +428,7 @@ def _given(survey: SurveyDefinition, raw: Mapping[str, Any]) -> Iterator[tuple[Q
     for q in survey.questions:
         value = raw.get(q.id)
         if isinstance(value, str):
-            value = value.strip()
+            value = clean_text(value).strip()  # free text: a stray NUL or lone surrogate never loses an answer
         yield q, None if value is None or value == "" else value
 
 

@@ -89,3 +89,13 @@ def test_intake_events_carry_its_source():
 
     event = to_event(FeedbackIn(channel=Channel.WEB, text="ok"), feedback_id="f-1", source="dev")
     assert event.source == "/keymoment/intake" and event.data.source == "dev"
+
+
+def test_alerts_modules_stay_small_rooms():
+    """Issue 16: alerts is split into modules named after what they do; none grows past 350 lines."""
+    too_long = {
+        str(path.relative_to(ROOT)): n
+        for path in (ROOT / "services" / "alerts").rglob("*.py")
+        if (n := len(path.read_text(encoding="utf-8").splitlines())) > 350
+    }
+    assert not too_long, f"split these modules: {too_long}"

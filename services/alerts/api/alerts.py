@@ -6,10 +6,11 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
+from pydantic import Field
 
 from services.alerts import admin, queries, recovery, verdicts
 from services.alerts.api.deps import AdminActor, Ctx, CurrentActor, Pool
-from services.alerts.domain import Silence
+from services.alerts.silences import Silence
 from services.alerts.repository import reading, unit_of_work
 from services.alerts.schemas import (
     AlertDetail,
@@ -25,20 +26,26 @@ from services.alerts.schemas import (
     VerdictIn,
     VerdictOut,
 )
-from shared.contracts import AlertStatus
+from shared.auth import AUTH_RESPONSES, UNREADABLE_BODY, Problem
+from shared.contracts import AlertStatus, Key, QueryTime
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", responses={
+    **AUTH_RESPONSES, **UNREADABLE_BODY,
+    404: {"model": Problem, "description": "No such alert, silence or token."},
+    409: {"description": "The alert is not in a state that allows this step (`detail`, `status`, `action`)."},
+})
 
 
 @router.get("/alerts", response_model=AlertList, tags=["alerts"], summary="List alerts, newest first")
 async def list_alerts(
     pool: Pool, actor: CurrentActor,
     status_: Annotated[list[AlertStatus] | None, Query(alias="status")] = None,
-    severity: Annotated[list[int] | None, Query(description="-3, -2, -1; repeat for several")] = None,
-    location: str | None = None,
-    team: str | None = None,
-    since: Annotated[datetime | None, Query(description="Raised at or after (ISO 8601)")] = None,
-    before: Annotated[datetime | None, Query(description="Raised before: the next page")] = None,
+    severity: Annotated[list[Annotated[int, Field(ge=-3, le=-1)]] | None,
+                        Query(description="-3, -2, -1; repeat for several")] = None,
+    location: Annotated[Key | None, Query(max_length=200)] = None,
+    team: Annotated[Key | None, Query(max_length=200)] = None,
+    since: Annotated[QueryTime | None, Query(description="Raised at or after (ISO 8601; UTC without offset)")] = None,
+    before: Annotated[QueryTime | None, Query(description="Raised before: the next page")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> AlertList:
     async with reading(pool) as repo:

@@ -30,9 +30,17 @@ from services.alerts.domain import (SEVERITY_TEXT, STEP_TEXT, UNACKNOWLEDGED, Al
 from services.alerts.links import ActionLink, OldLink
 from services.alerts.notify import action_links
 from services.alerts.repository import reading, unit_of_work
+from shared.contracts import clean_text
 from shared.signing import TokenExpired, TokenInvalid
 
-router = APIRouter(tags=["email links"])
+_HTML = {"content": {"text/html": {}}}
+router = APIRouter(tags=["email links"], responses={
+    400: {**_HTML, "description": "Several recipients: the form must say which one is acting."},
+    403: {**_HTML, "description": "The person is no longer on the alert's team."},
+    404: {**_HTML, "description": "Not a valid link, or the alert no longer exists."},
+    409: {**_HTML, "description": "Nothing to do: the alert is already past this step."},
+    410: {**_HTML, "description": "The link has expired."},
+})
 
 ACTION_TEXT = {
     "ack": ("确认收到此警报", "Acknowledge this alert"),
@@ -150,7 +158,7 @@ async def do_action(token: str, request: Request, ctx: Ctx, pool: Pool) -> HTMLR
         return resolved
     link, current = resolved
     form = parse_qs((await request.body()).decode("utf-8", "replace"))
-    note = (form.get("note") or [""])[0].strip()[:4000] or None
+    note = clean_text((form.get("note") or [""])[0]).strip()[:4000] or None
     actor = Actor(link.recipient, teams=frozenset(ctx.router.teams_of(link.recipient)))
     if link.is_verdict:
         return await _record_verdict(ctx, pool, link, current, actor=actor, note=note)

@@ -12,7 +12,8 @@ from typing import Any
 
 import asyncpg
 
-from services.alerts.domain import ManagerToken, Silence, SilenceEvent
+from services.alerts.domain import ManagerToken
+from services.alerts.silences import Silence, SilenceEvent
 
 
 def columns(cls: type) -> list[str]:

@@ -7,17 +7,21 @@ import io
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from services.reporting import service
 from services.reporting.api.deps import Ctx, KpiReader, Pool
 from services.reporting.schemas import CSV_COLUMNS, GroupBy, KpiReport
+from shared.auth import AUTH_RESPONSES
+from shared.contracts import QueryTime
+from shared.runtime import invalid_request
 
-router = APIRouter(prefix="/v1", tags=["kpis"], dependencies=[KpiReader])
+router = APIRouter(prefix="/v1", tags=["kpis"], dependencies=[KpiReader], responses=AUTH_RESPONSES)
 
-From = Annotated[datetime | None, Query(alias="from", description="Start (inclusive), ISO 8601; default: 7 days before `to`.")]
-To = Annotated[datetime | None, Query(alias="to", description="End (exclusive), ISO 8601; default: now.")]
+From = Annotated[QueryTime | None, Query(alias="from", description="Start (inclusive), ISO 8601 (UTC without an "
+                                       "offset); default: 7 days before `to`.")]
+To = Annotated[QueryTime | None, Query(alias="to", description="End (exclusive), ISO 8601; default: now.")]
 Group = Annotated[GroupBy | None, Query(description="One row per channel, location or touchpoint; default: one total.")]
 
 
@@ -26,14 +30,30 @@ def _period(ctx: Ctx, start: datetime | None, end: datetime | None) -> tuple[dat
     end = _aware(end) if end else datetime.now(UTC)
     start = _aware(start) if start else end - timedelta(days=7)
     if start >= end:
-        raise HTTPException(422, "`from` must be before `to`")
+        raise invalid_request(("query", "from"), "`from` must be before `to`")
     if end - start > timedelta(days=max_days):
-        raise HTTPException(422, f"the period may cover at most {max_days} days")
+        raise invalid_request(("query", "to"), f"the period may cover at most {max_days} days")
     return start, end
 
 
 def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)  # a time without offset is read as UTC
+
+
+# What makes a spreadsheet read a cell as a formula (OWASP "CSV Injection"): = + - @, tab and
+# carriage return first, also after leading spaces, and the full-width forms CJK input methods type.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+
+
+def csv_cell(value: object) -> object:
+    """A value as a CSV cell a spreadsheet shows, never evaluates: text that could start a
+    formula gets a leading ``'`` (shown as text by Excel and LibreOffice); numbers stay numbers;
+    None is empty. Locations and touchpoints come from anyone holding an intake key."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.lstrip(" ").startswith(FORMULA_START):
+        return "'" + value
+    return value
 
 
 def _csv(rows: list[dict], start: datetime, end: datetime, group_by: GroupBy | None) -> Response:
@@ -42,7 +62,7 @@ def _csv(rows: list[dict], start: datetime, end: datetime, group_by: GroupBy | N
     writer.writerow(["from", "to", "group_by", *CSV_COLUMNS])
     for row in rows:
         writer.writerow([start.isoformat(), end.isoformat(), group_by.value if group_by else "",
-                         *("" if row[c] is None else row[c] for c in CSV_COLUMNS)])
+                         *(csv_cell(row[c]) for c in CSV_COLUMNS)])
     name = f"kpis_{start:%Y%m%dT%H%M%SZ}_{end:%Y%m%dT%H%M%SZ}.csv"
     # UTF-8 with BOM: Excel (the usual reader of an export) then shows Chinese location names correctly.
     return Response("\ufeff" + buf.getvalue(), media_type="text/csv; charset=utf-8",

@@ -22,9 +22,16 @@ from services.survey.api.deps import (
     SurveyId,
 )
 from services.survey.schemas import SLUG, SurveyDefinition, SurveySummary, SurveyVersion, TokenIn
-from shared.auth import Principal
+from shared.auth import AUTH_RESPONSES, UNREADABLE_BODY, Principal, Problem
+from shared.contracts import MAX_SAFE_INTEGER
 
-router = APIRouter(prefix="/v1", tags=["surveys"], dependencies=[Admin])
+router = APIRouter(prefix="/v1", tags=["surveys"], dependencies=[Admin], responses={
+    **AUTH_RESPONSES, **UNREADABLE_BODY,
+    404: {"model": Problem, "description": "No such survey, version or token."},
+})
+
+MAX_SURVEY_BYTES = 256 * 1024
+"""Largest survey definition body (413 above): 30 bilingual questions with room to spare."""
 
 
 class SurveyOut(BaseModel):
@@ -74,7 +81,7 @@ async def edit_survey(survey_id: SurveyId, survey: SurveyDefinition, pool: Pool,
 
 @router.get("/surveys", summary="List surveys with their current version and response counts")
 async def list_surveys(
-    pool: Pool, limit: int = Query(100, ge=1, le=500), offset: int = Query(0, ge=0, le=1_000_000)
+    pool: Pool, limit: int = Query(100, ge=1, le=500), offset: int = Query(0, ge=0, le=MAX_SAFE_INTEGER)
 ) -> list[SurveySummary]:
     return await repository.list_surveys(pool, limit=limit, offset=offset)
 

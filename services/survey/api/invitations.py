@@ -10,12 +10,10 @@ from typing import Annotated
 from fastapi import APIRouter, Header, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
-from starlette.requests import ClientDisconnect
 
 from services.survey import bulk, invitations, inviting, repository
 from services.survey.api.deps import SURVEY_SCOPE, Ctx, Inviter, Pool, RowId, VisitReporter, check_survey
 from services.survey.schemas import SLUG, BulkReport, InvitationIn, InvitationOut, RowResult, VisitIn
-from shared.http import BodyTooLarge, read_body
 from shared.tabular import error_message
 
 router = APIRouter(tags=["invitations"])
@@ -75,14 +73,7 @@ async def bulk_invitations(request: Request, principal: Inviter, pool: Pool, ctx
                             "application/jsonl", "application/json-seq"):
         raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, "send text/csv or application/x-ndjson")
     survey, version = await _survey(pool, survey_id)
-    declared = request.headers.get("content-length")
-    try:
-        body = await read_body(request.receive, limit=bulk.MAX_BYTES,
-                               declared=int(declared) if declared and declared.isdigit() else None)
-    except BodyTooLarge as exc:
-        raise HTTPException(413, str(exc)) from None
-    if body is None:
-        raise ClientDisconnect
+    body = await request.body()  # at most bulk.MAX_BYTES: the service's request limits refuse more (413)
     try:
         rows = bulk.parse(body, content_type, survey_id)
     except bulk.BulkError as exc:

@@ -30,8 +30,7 @@ from urllib.parse import parse_qsl, urlencode
 import asyncpg
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from pydantic import ValidationError
-from starlette.requests import ClientDisconnect
+from pydantic import BaseModel, ValidationError
 
 from services.survey import repository, service, tokens
 from services.survey.api.deps import Ctx, Pool
@@ -49,13 +48,14 @@ from services.survey.schemas import (
 )
 from services.survey.service import Context
 from shared.contracts import FunnelStep
-from shared.http import BodyTooLarge, read_body
+from shared.http import bounded_errors
 
 logger = logging.getLogger(__name__)
 
 router = APIRouter(tags=["responses"])
 
 MAX_BODY_BYTES = 256 * 1024
+"""Largest answer or draft body (the service's request limits answer 413 ``too_large`` above it)."""
 SCRIPT = (Path(__file__).resolve().parent.parent / "static" / "survey.js").read_bytes()
 # Links carry a token: never leak it in a Referer, never cache the page, no third-party anything.
 PAGE_HEADERS = {
@@ -74,6 +74,64 @@ _SURVEY_ID = re.compile(SLUG)
 def _cookie(survey_id: str) -> str:
     """The cookie holding a browser's submission id for a public survey (its partial answers)."""
     return f"km_s_{survey_id.replace('-', '_')}"
+
+
+class ProblemOut(BaseModel):
+    """A refused submission, as JSON (a form post gets the same as a bilingual page)."""
+
+    detail: str
+    code: str | None = None
+    response_id: str | None = None
+
+
+class InvalidOut(BaseModel):
+    """Answers that do not fit the survey (each issue names its question) or a body that is not a response."""
+
+    detail: list[dict]
+
+
+class Submitted(BaseModel):
+    response_id: str
+    feedback_ids: list[str]
+    version: int
+
+
+_HTML = {"text/html": {}}
+PAGE_RESPONSES: dict[int | str, dict] = {
+    403: {"content": _HTML, "description": "The survey needs a personal link, or the link is not valid."},
+    404: {"content": _HTML, "description": "No such survey, or the link's request is unknown."},
+    410: {"content": _HTML, "description": "The link has expired."},
+    429: {"content": _HTML, "description": "Too many requests from this client or link (`Retry-After`)."},
+}
+SUBMIT_RESPONSES: dict[int | str, dict] = {
+    200: {"content": _HTML, "description": "A form post was recorded: the thank-you page."},
+    201: {"model": Submitted, "description": "A JSON submission was recorded."},
+    400: {"content": _HTML, "description": "A form body that is not UTF-8 form data."},
+    403: {"model": ProblemOut, "content": _HTML, "description": "A personal link is needed, or this one is not valid."},
+    404: {"model": ProblemOut, "content": _HTML, "description": "No such survey, or the link's request is unknown."},
+    409: {"model": ProblemOut, "content": _HTML, "description": "Already answered (`response_id`)."},
+    410: {"model": ProblemOut, "content": _HTML, "description": "The link has expired."},
+    413: {"model": ProblemOut, "description": f"Body over {MAX_BODY_BYTES} bytes."},
+    415: {"model": ProblemOut, "description": "Neither form data nor JSON."},
+    422: {"model": InvalidOut, "content": _HTML, "description": "Answers that do not fit the survey (the form again, "
+          "with the issues, for a form post)."},
+    429: {"model": ProblemOut, "content": _HTML, "description": "Too many requests from this client, this link or "
+          "to this public survey (`Retry-After`)."},
+    503: {"model": ProblemOut, "content": _HTML, "description": "The database is unavailable; nothing was recorded."},
+}
+DRAFT_RESPONSES: dict[int | str, dict] = {
+    204: {"description": "Kept (a JSON post, or the page's script: `X-Requested-With: fetch`)."},
+    303: {"description": "Kept (a form post): back to the form, with a note."},
+    409: {"description": "Not kept: the link or this submission was answered already."},
+    **{code: SUBMIT_RESPONSES[code] for code in (403, 404, 410, 413, 415, 422, 429)},
+}
+SUBMIT_BODY = {"required": True, "content": {
+    "application/json": {"schema": ResponseIn.model_json_schema()},
+    "application/x-www-form-urlencoded": {"schema": {
+        "type": "object", "description": "q.<question id> per answer, t (the link token), v (the version shown), "
+                                         "lang, submission_id.",
+        "additionalProperties": {"type": "string"}}},
+}}
 
 
 def _page(content: str, status_code: int = 200) -> HTMLResponse:
@@ -111,16 +169,6 @@ def _verify(ctx: Context, survey: SurveyDefinition, token: str | None) -> tuple[
         return None, ("invalid_link", 403)
 
 
-async def _read_body(request: Request) -> bytes:
-    declared = request.headers.get("content-length")
-    body = await read_body(
-        request.receive, limit=MAX_BODY_BYTES, declared=int(declared) if declared and declared.isdigit() else None
-    )
-    if body is None:
-        raise ClientDisconnect
-    return body
-
-
 def _switch_url(survey_id: str, token: str | None, lang: Lang) -> str:
     params = {"lang": "en" if lang == "zh-CN" else "zh-CN"}
     if token:
@@ -134,7 +182,8 @@ async def survey_script() -> Response:
                     headers={"Cache-Control": "public, max-age=3600", "X-Content-Type-Options": "nosniff"})
 
 
-@router.get("/s/{survey_id}", response_class=HTMLResponse, summary="The survey form (bilingual HTML)")
+@router.get("/s/{survey_id}", response_class=HTMLResponse, summary="The survey form (bilingual HTML)",
+            responses=PAGE_RESPONSES)
 async def survey_page(
     survey_id: str, request: Request, pool: Pool, ctx: Ctx, t: str | None = None, lang: str | None = None,
     saved: bool = False,
@@ -203,16 +252,12 @@ async def _answers_in(request: Request, lang_hint: Lang) -> tuple[ResponseIn | N
         return None, JSONResponse(
             {"detail": "send application/x-www-form-urlencoded (an HTML form) or application/json"}, status_code=415
         ), as_json
-    try:
-        body = await _read_body(request)
-    except BodyTooLarge:
-        return None, _problem("too_large", 413, lang_hint, as_json=True), as_json
+    body = await request.body()  # at most MAX_BODY_BYTES: the service's request limits refuse more (413 too_large)
     if as_json:
         try:
             return ResponseIn.model_validate_json(body), None, True
         except ValidationError as exc:
-            return None, JSONResponse({"detail": exc.errors(include_url=False, include_context=False)},
-                                      status_code=422), True
+            return None, JSONResponse({"detail": bounded_errors(exc.errors(include_url=False))}, status_code=422), True
     try:
         fields = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=200,
                                 strict_parsing=False))
@@ -276,7 +321,8 @@ async def _posted(survey_id: str, request: Request, pool: Pool, ctx: Context) ->
 
 
 @router.post("/s/{survey_id}/responses", summary="Submit answers (form post or JSON); a personal link answers "
-             "once: 409 for a second submit")
+             "once: 409 for a second submit", status_code=201, response_model=None, responses=SUBMIT_RESPONSES,
+             openapi_extra={"requestBody": SUBMIT_BODY})
 async def submit_response(survey_id: str, request: Request, pool: Pool, ctx: Ctx) -> Response:
     posted = await _posted(survey_id, request, pool, ctx)
     if isinstance(posted, Response):
@@ -323,7 +369,8 @@ async def submit_response(survey_id: str, request: Request, pool: Pool, ctx: Ctx
 
 
 @router.post("/s/{survey_id}/draft", summary="Keep partial answers (the page's save button, or its script "
-             "as answers are given); reopening the page shows them")
+             "as answers are given); reopening the page shows them", response_model=None,
+             responses=DRAFT_RESPONSES, openapi_extra={"requestBody": SUBMIT_BODY})
 async def save_draft(survey_id: str, request: Request, pool: Pool, ctx: Ctx) -> Response:
     posted = await _posted(survey_id, request, pool, ctx)
     if isinstance(posted, Response):

@@ -355,8 +355,9 @@ async def check_property(service_env: dict, inputs: st.SearchStrategy, to_events
         await asyncio.to_thread(property_holds)
     finally:
         await consumers.stop()
-    # The generator must reach the consumers often enough for the property to mean something.
-    assert seen["accepted"] >= seen["inputs"] // 4, seen
+    # The generator must reach the consumers often enough for the property to mean something (a bound
+    # the random mix clears by far: about a quarter of generated mails are feedback, a sixth is required).
+    assert seen["accepted"] >= max(10, seen["inputs"] // 6), seen
     return seen
 
 

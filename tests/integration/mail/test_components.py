@@ -40,8 +40,8 @@ async def test_a_component_runs_between_plumbing_and_the_service_and_is_recorded
             "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'plain' AND table_name = 'mail_queue'")
     finally:
         await conn.close()
-    assert applied == ["plumbing/0001", "plumbing/0002", "mail/0001", "service/0001"] and again == []
-    assert other == ["plumbing/0001", "plumbing/0002"] and plain_tables == 0, "services that don't ask get no queue"
+    assert applied == ["plumbing/0001", "plumbing/0002", "plumbing/0003", "mail/0001", "service/0001"] and again == []
+    assert other == ["plumbing/0001", "plumbing/0002", "plumbing/0003"] and plain_tables == 0, "services that don't ask get no queue"
 
 
 def test_the_settings_fragment_brings_the_component():

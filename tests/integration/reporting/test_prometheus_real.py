@@ -42,7 +42,7 @@ from services.reporting import dashboards
 from services.reporting.app import create_app
 from services.reporting.settings import ReportingSettings
 from shared.contracts import AlertRaised, AlertUpdated, FeedbackReceived, SurveyInvitationStep
-from shared.events import ALERT_RAISED, ALERT_UPDATED, FEEDBACK_RECEIVED, SURVEY_INVITATION, Envelope
+from shared.events import ALERT_RAISED, ALERT_UPDATED, FEEDBACK_RECEIVED, SURVEY_INVITATION, Envelope, event_source
 from tests.integration.reporting.support import (
     alert_raised, alert_updated, new_id, publish, publisher, received, scored,
 )
@@ -83,14 +83,14 @@ EXPECTED_RESPONSE_RATE = 2 / 3  # post-visit in the window: 3 delivered, 2 compl
 
 def step(invitation_id: str, name: str, *, reason: str | None = None, at: datetime) -> Envelope:
     data = SurveyInvitationStep(invitation_id=invitation_id, survey_id="post-visit", step=name, reason=reason, at=at)
-    return Envelope.new(SURVEY_INVITATION, data, source="test/survey", key=invitation_id)
+    return Envelope.new(SURVEY_INVITATION, data, source=event_source("survey"), key=invitation_id)
 
 
 def recovery_answer(fid: str, alert_id: str, mot: int, *, at: datetime) -> list[Envelope]:
     data = FeedbackReceived(id=fid, channel="survey", location="store-9", touchpoint="checkout", received_at=at,
                             rating={"scale": "mot", "value": mot}, source="survey",
                             survey={"survey_id": "recovery", "recovery_for_alert_id": alert_id})
-    return [Envelope.new(FEEDBACK_RECEIVED, data, source="test/survey", key=fid),
+    return [Envelope.new(FEEDBACK_RECEIVED, data, source=event_source("survey"), key=fid),
             scored(fid, mot, channel="survey", location="store-9", at=at)]
 
 
@@ -101,8 +101,8 @@ def recovery_alert(alert_id: str, *, at: datetime) -> list[Envelope]:
     resolved = AlertUpdated(alert_id=alert_id, status="resolved", severity=-2, channel="kiosk", location="store-9",
                             touchpoint="checkout", at=at + timedelta(seconds=300), raised_at=at,
                             acknowledged_at=at + timedelta(seconds=120), resolved_at=at + timedelta(seconds=300))
-    return [Envelope.new(ALERT_RAISED, data, source="test/alerts", key=f"alert:{alert_id}"),
-            Envelope.new(ALERT_UPDATED, resolved, source="test/alerts", key=f"alert:{alert_id}")]
+    return [Envelope.new(ALERT_RAISED, data, source=event_source("alerts"), key=f"alert:{alert_id}"),
+            Envelope.new(ALERT_UPDATED, resolved, source=event_source("alerts"), key=f"alert:{alert_id}")]
 
 
 class Prometheus:

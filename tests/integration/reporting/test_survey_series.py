@@ -12,7 +12,7 @@ import pytest
 from services.reporting.app import create_app
 from services.reporting.settings import ReportingSettings
 from shared.contracts import AlertRaised, FeedbackReceived, SurveyInvitationStep
-from shared.events import ALERT_RAISED, FEEDBACK_RECEIVED, SURVEY_INVITATION, Envelope
+from shared.events import ALERT_RAISED, FEEDBACK_RECEIVED, SURVEY_INVITATION, Envelope, event_source
 from tests.integration.reporting.support import T0, new_id, publish, publisher, scored, scrape, total, value
 from tests.support.services import running, wait_until
 
@@ -27,7 +27,7 @@ def settings(service_env: dict) -> ReportingSettings:
 def step(invitation_id: str, name: str, *, survey: str = "post-visit", reason: str | None = None,
          event_id: str | None = None) -> Envelope:
     data = SurveyInvitationStep(invitation_id=invitation_id, survey_id=survey, step=name, reason=reason, at=T0)
-    return Envelope.new(SURVEY_INVITATION, data, source="test/survey", key=f"invitation:{invitation_id}",
+    return Envelope.new(SURVEY_INVITATION, data, source=event_source("survey"), key=f"invitation:{invitation_id}",
                         id=event_id)
 
 
@@ -35,14 +35,14 @@ def answer(fid: str, alert_id: str, *, location: str = "store-1") -> Envelope:
     data = FeedbackReceived(id=fid, channel="survey", location=location, touchpoint="checkout", text="回访",
                             rating={"scale": "mot", "value": 1}, received_at=T0, source="survey",
                             survey={"survey_id": "recovery", "recovery_for_alert_id": alert_id})
-    return Envelope.new(FEEDBACK_RECEIVED, data, source="test/survey", key=fid)
+    return Envelope.new(FEEDBACK_RECEIVED, data, source=event_source("survey"), key=fid)
 
 
 def raised(alert_id: str, *, severity: int, team: str | None, location: str = "store-1") -> Envelope:
     data = AlertRaised(alert_id=alert_id, feedback_id=f"fb-{alert_id}", severity=severity, channel="kiosk",
                        location=location, touchpoint="checkout", team=team, raised_at=T0,
                        sla_due_at=T0 + timedelta(hours=1))
-    return Envelope.new(ALERT_RAISED, data, source="test/alerts", key=f"alert:{alert_id}")
+    return Envelope.new(ALERT_RAISED, data, source=event_source("alerts"), key=f"alert:{alert_id}")
 
 
 async def test_funnel_steps_and_recovery_answers_become_cx_series(service_env, kafka_bootstrap):

@@ -12,7 +12,6 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from shared.db import create_pool, migrate
 from shared.events import FEEDBACK_RECEIVED, dlq_topic
 from shared.kafka import ConsumerRunner, PermanentError, Publisher, ensure_topics
 from tests.integration.shared.helpers import feedback_event, read_all
@@ -20,16 +19,6 @@ from tests.support.services import wait_until
 
 HERE = Path(__file__).parent
 SCHEMA = "crashtest"
-
-
-@pytest.fixture
-async def pool(database_url):
-    conn = await asyncpg.connect(database_url)
-    await migrate(conn, schema=SCHEMA, directory=HERE / "migrations")
-    await conn.close()
-    pool = await create_pool(database_url, schema=SCHEMA)
-    yield pool
-    await pool.close()
 
 
 @pytest.fixture
@@ -124,7 +113,7 @@ async def test_transient_failures_are_retried_and_permanent_ones_dead_lettered(
     assert "unknown location" in dict(letter.headers)["dlq_error"].decode()
 
 
-async def test_batch_handler_gets_a_batch_at_once_and_a_poison_event_alone(
+async def test_batch_handler_gets_a_batch_at_once_and_a_failed_batch_is_bisected(
     kafka_bootstrap, topic_prefix, pool, publisher
 ):
     topic = topic_prefix + FEEDBACK_RECEIVED.topic
@@ -137,9 +126,7 @@ async def test_batch_handler_gets_a_batch_at_once_and_a_poison_event_alone(
     async def on_feedback_batch(conn, batch):
         calls.append([e.id for e in batch])
         if any(e.id == poison.id for e in batch):
-            if len(batch) == 1:
-                raise PermanentError("unknown location")
-            raise ConnectionResetError("the batch statement failed")
+            raise PermanentError("unknown location")  # the batch statement fails for the poison event in it
         await conn.executemany("INSERT INTO effects (event_id, pid) VALUES ($1, 0)", [(e.id,) for e in batch])
 
     runner = ConsumerRunner(
@@ -156,8 +143,12 @@ async def test_batch_handler_gets_a_batch_at_once_and_a_poison_event_alone(
     assert sorted(effects) == sorted(e.id for e in events if e is not poison)  # the duplicate counted once
     # the first call took the whole batch (one of the deliveries of events[0]), in offset order
     assert calls[0] == [e.id for e in events]
-    # after it failed, one event per call; the poison one alone went to the DLQ
-    assert all(len(c) == 1 for c in calls[1:]) and [poison.id] in calls[1:]
+    # after it failed it was bisected (halves, not one event per call) until the poison event failed alone
+    assert [poison.id] in calls[1:]
+    assert any(len(c) > 1 for c in calls[1:]), calls
+    assert len(calls) <= 1 + 2 * 3, calls  # log2 of the batch, not one call per event
+    applied = [i for c in calls[1:] if poison.id not in c for i in c]
+    assert sorted(applied) == sorted({e.id for e in events if e is not poison}), calls  # each half applied once
     [letter] = await read_all(kafka_bootstrap, dlq_topic(topic), 1)
     assert dict(letter.headers)["ce_id"].decode() == poison.id
 
@@ -229,3 +220,79 @@ async def test_killed_consumer_reprocesses_uncommitted_without_duplicate_effects
         assert received > remaining
     else:
         assert received >= remaining
+
+
+async def test_an_event_of_a_type_not_expected_on_its_topic_is_dead_lettered_not_applied(
+    kafka_bootstrap, topic_prefix, pool, publisher
+):
+    """A valid feedback.scored.v1 published on feedback.received.v1 goes to the .dlq, even though this
+    consumer handles feedback.scored.v1 on its own topic."""
+    from prometheus_client import CollectorRegistry
+
+    from shared.contracts import FeedbackScored
+    from shared.events import FEEDBACK_SCORED, Envelope
+    from shared.metrics import ConsumerMetrics
+
+    received_topic = topic_prefix + FEEDBACK_RECEIVED.topic
+    scored_topic = topic_prefix + FEEDBACK_SCORED.topic
+    await ensure_topics(kafka_bootstrap, [received_topic, scored_topic, dlq_topic(received_topic)], partitions=1)
+    good = feedback_event(1)
+    scored = Envelope.new(FEEDBACK_SCORED, FeedbackScored(
+        feedback_id="f-1", channel="web", received_at=good.data.received_at, mot=-3, negative=True, confidence=1.0,
+    ), source="/keymoment/alerts", key="f-1")
+    await publisher.publish([(received_topic, scored), (received_topic, good)])
+
+    async def on_feedback(conn, event):
+        await conn.execute("INSERT INTO effects (event_id, pid) VALUES ($1, 0)", event.id)
+
+    metrics = ConsumerMetrics(CollectorRegistry())
+    runner = ConsumerRunner(
+        bootstrap_servers=kafka_bootstrap, group_id=f"g-{uuid.uuid4().hex[:6]}",
+        handlers={FEEDBACK_RECEIVED: on_feedback, FEEDBACK_SCORED: on_feedback}, pool=pool, publisher=publisher,
+        topic_name=lambda t: topic_prefix + t, session_timeout_ms=3_000, metrics=metrics,
+    )
+    assert metrics.dead_letters.labels(runner._group, received_topic, "unexpected_type")._value.get() == 0
+    await run_until(runner, lambda: runner.status.dead_lettered == 1 and runner.status.processed == 1, "a letter")
+    assert [r["event_id"] for r in await pool.fetch("SELECT event_id FROM effects")] == [good.id]
+    [letter] = await read_all(kafka_bootstrap, dlq_topic(received_topic), 1)
+    headers = {k: v.decode() for k, v in letter.headers}
+    assert headers["ce_id"] == scored.id and headers["dlq_reason"] == "unexpected_type"
+    assert metrics.dead_letters.labels(runner._group, received_topic, "unexpected_type")._value.get() == 1
+
+
+async def test_unexpected_errors_are_tried_a_bounded_number_of_times_transient_ones_do_not_count(
+    kafka_bootstrap, topic_prefix, pool, publisher
+):
+    topic = topic_prefix + FEEDBACK_RECEIVED.topic
+    await ensure_topics(kafka_bootstrap, [topic, dlq_topic(topic)], partitions=1)
+    events = [feedback_event(i) for i in range(5)]
+    buggy = events[2]
+    await publisher.publish([(topic, e) for e in events])
+    tries = {"buggy": 0, "transient": 4}
+
+    async def on_feedback(conn, event):
+        if event.id == buggy.id:
+            if tries["transient"] > 0:  # the database drops first: not counted against the event
+                tries["transient"] -= 1
+                raise asyncpg.exceptions.AdminShutdownError("terminating connection due to administrator command")
+            tries["buggy"] += 1
+            raise KeyError("severity")  # a bug this event's data triggers
+        await conn.execute("INSERT INTO effects (event_id, pid) VALUES ($1, 0)", event.id)
+
+    runner = ConsumerRunner(
+        bootstrap_servers=kafka_bootstrap, group_id=f"g-{uuid.uuid4().hex[:6]}",
+        handlers={FEEDBACK_RECEIVED: on_feedback}, pool=pool, publisher=publisher,
+        topic_name=lambda t: topic_prefix + t, session_timeout_ms=3_000, unexpected_error_attempts=3,
+        max_backoff=0.2,
+    )
+
+    async def done() -> bool:
+        return runner.status.dead_lettered == 1 and await pool.fetchval("SELECT count(*) FROM effects") == 4
+
+    await run_until(runner, done, "four effects and the buggy event dead-lettered")
+    # the whole batch and its right half [2, 3, 4] failed once each while bisecting, then 3 tries alone
+    assert tries == {"buggy": 2 + 3, "transient": 0}
+    [letter] = await read_all(kafka_bootstrap, dlq_topic(topic), 1)
+    headers = {k: v.decode() for k, v in letter.headers}
+    assert headers["ce_id"] == buggy.id and headers["dlq_reason"] == "unexpected"
+    assert "KeyError" in headers["dlq_error"]

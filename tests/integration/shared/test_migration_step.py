@@ -20,7 +20,7 @@ async def test_a_service_waits_for_the_migration_step(database_url, migrations):
     conn, step = await asyncpg.connect(database_url), await asyncpg.connect(database_url)
     try:
         assert await pending_migrations(conn, schema="waits", directory=migrations) == [
-            "plumbing/0001", "plumbing/0002", "service/0001"
+            "plumbing/0001", "plumbing/0002", "plumbing/0003", "service/0001"
         ]
         waiting = asyncio.create_task(wait_for_migrations(conn, schema="waits", directory=migrations, timeout=30))
         await asyncio.sleep(0.3)

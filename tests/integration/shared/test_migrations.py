@@ -26,11 +26,11 @@ async def test_applies_in_order_once_and_records_them(database_url, migrations):
         recorded = await conn.fetch("SELECT component, version FROM svc.schema_migrations ORDER BY 1, 2")
     finally:
         await conn.close()
-    assert first == ["plumbing/0001", "plumbing/0002", "service/0001", "service/0002"]
+    assert first == ["plumbing/0001", "plumbing/0002", "plumbing/0003", "service/0001", "service/0002"]
     assert again == []
     assert {c["column_name"] for c in cols} == {"id", "name"}
     assert [(r["component"], r["version"]) for r in recorded] == [
-        ("plumbing", 1), ("plumbing", 2), ("service", 1), ("service", 2)
+        ("plumbing", 1), ("plumbing", 2), ("plumbing", 3), ("service", 1), ("service", 2)
     ]
 
 
@@ -41,7 +41,7 @@ async def test_concurrent_starts_apply_each_migration_once(database_url, migrati
     finally:
         for c in conns:
             await c.close()
-    assert sorted(len(r) for r in results) == [0, 0, 4]
+    assert sorted(len(r) for r in results) == [0, 0, 5]
 
 
 async def test_a_failing_migration_rolls_back_and_is_not_recorded(database_url, migrations):

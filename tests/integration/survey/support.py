@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from services.survey.settings import SurveySettings
 from shared.contracts import SurveyRequested
-from shared.events import SURVEY_REQUESTED, Envelope
+from shared.events import SURVEY_REQUESTED, Envelope, event_source
 from shared.kafka import Publisher
 from tests.integration.mail.smtp import SmtpServer  # noqa: F401  (re-exported for the tests)
 from tests.integration.mail.smtp import SmtpSink as CollectingSmtp  # noqa: F401
@@ -30,7 +30,7 @@ def survey_requested(*, alert_id: str | None = "alert-1", email_addr: str | None
         touchpoint="check-in",
         requested_at=datetime.now(UTC),
     )
-    return Envelope.new(SURVEY_REQUESTED, data, source="/alerts", key=f"alert:{alert_id}", id=event_id)
+    return Envelope.new(SURVEY_REQUESTED, data, source=event_source("alerts"), key=f"alert:{alert_id}", id=event_id)
 
 
 def link_in(message: EmailMessage) -> str:

@@ -14,7 +14,8 @@ from datetime import datetime
 from typing import Any
 
 from services.alerts.domain import (Alert, AlertEvent, CustomerHistory, Delivery, FeedbackLink, ManagerToken,
-                                   Moment, Notification, Silence, SilenceEvent, Verdict)
+                                   Moment, Notification, Verdict)
+from services.alerts.silences import Silence, SilenceEvent
 from services.alerts.emails import AlertMail
 from services.alerts.ports import Events
 from shared.contracts import AlertStatus
