@@ -8,9 +8,18 @@ import asyncpg
 
 from services.reporting import service
 from services.reporting.service import Batch, Context
-from shared.events import ALERT_RAISED, ALERT_UPDATED, FEEDBACK_RECEIVED, FEEDBACK_SCORED, SURVEY_INVITATION, Envelope
+from shared.events import (
+    ALERT_RAISED,
+    ALERT_UPDATED,
+    FEEDBACK_RECEIVED,
+    FEEDBACK_SCORED,
+    SURVEY_INVITATION,
+    Envelope,
+    event_source,
+)
 
 CONSUMED = (FEEDBACK_RECEIVED, FEEDBACK_SCORED, ALERT_RAISED, ALERT_UPDATED, SURVEY_INVITATION)
+SURVEY_SOURCE = event_source("survey")
 
 
 async def on_events(ctx: Context, conn: asyncpg.Connection, events: list[Envelope]) -> None:
@@ -20,6 +29,8 @@ async def on_events(ctx: Context, conn: asyncpg.Connection, events: list[Envelop
     for event in events:
         if event.type == FEEDBACK_RECEIVED.type:
             batch.received.append(event.data)  # type: ignore[arg-type]
+            if event.source == SURVEY_SOURCE:  # a recovery answer counts only as survey sent it
+                batch.from_survey.add(event.data.id)  # type: ignore[attr-defined]
         elif event.type == FEEDBACK_SCORED.type:
             batch.scored.append((event.data, event.time))  # type: ignore[arg-type]
         elif event.type in (ALERT_RAISED.type, ALERT_UPDATED.type):

@@ -95,6 +95,7 @@ class Batch:
     scored: list[tuple[FeedbackScored, datetime]] = field(default_factory=list)  # with each event's time
     alerts: list[AlertRaised | AlertUpdated] = field(default_factory=list)
     steps: list[SurveyInvitationStep] = field(default_factory=list)  # survey funnels
+    from_survey: set[str] = field(default_factory=set)  # ids of the received feedback survey published
 
 
 async def apply(conn: asyncpg.Connection, ctx: Context, batch: Batch) -> None:
@@ -125,7 +126,7 @@ async def apply(conn: asyncpg.Connection, ctx: Context, batch: Batch) -> None:
     increments = await _feedback_received(conn, batch.received, labels)
     increments += await _feedback_scored(conn, batch.scored, labels)
     answers = {fb.id: fb.survey.recovery_for_alert_id for fb in batch.received
-               if fb.survey and fb.survey.recovery_for_alert_id}
+               if fb.survey and fb.survey.recovery_for_alert_id and fb.id in batch.from_survey}
     await repo.add_recovery_answers(conn, {k: answers[k] for k in sorted(answers)})
 
     await repo.lock_keys(conn, repo.ALERT_LOCKS, [a.alert_id for a in batch.alerts])

@@ -31,11 +31,11 @@ def step(invitation_id: str, name: str, *, survey: str = "post-visit", reason: s
                         id=event_id)
 
 
-def answer(fid: str, alert_id: str, *, location: str = "store-1") -> Envelope:
+def answer(fid: str, alert_id: str, *, location: str = "store-1", sender: str = "survey") -> Envelope:
     data = FeedbackReceived(id=fid, channel="survey", location=location, touchpoint="checkout", text="回访",
                             rating={"scale": "mot", "value": 1}, received_at=T0, source="survey",
                             survey={"survey_id": "recovery", "recovery_for_alert_id": alert_id})
-    return Envelope.new(FEEDBACK_RECEIVED, data, source=event_source("survey"), key=fid)
+    return Envelope.new(FEEDBACK_RECEIVED, data, source=event_source(sender), key=fid)
 
 
 def raised(alert_id: str, *, severity: int, team: str | None, location: str = "store-1") -> Envelope:
@@ -54,11 +54,12 @@ async def test_funnel_steps_and_recovery_answers_become_cx_series(service_env, k
                                                                   survey="recovery")]
     again = [step(inv[0], "delivered"), step(inv[0], "delivered")]  # redelivered under new event ids
     a1, a2, a3 = (new_id("alert") for _ in range(3))
-    f1, f2, f3, f4 = (new_id() for _ in range(4))
+    f1, f2, f3, f4, f5 = (new_id() for _ in range(5))
     # a1 (raised at -2, retail-east): answered -1 then +2; a2 (-3, retail-east, store-2): answered +3, events
     # in the order score, answer, alert; a3's answer is never scored (not counted)
     recovery_first = [answer(f1, a1), scored(f1, -1), scored(f3, 3, location="store-2"),
-                      answer(f3, a2, location="store-2"), answer(f4, a3)]
+                      answer(f3, a2, location="store-2"), answer(f4, a3),
+                      answer(f5, a1, sender="intake"), scored(f5, 3)]  # not survey's: feedback, no recovery
     recovery_later = [raised(a1, severity=-2, team="retail-east"), answer(f2, a1), scored(f2, 2),
                       raised(a2, severity=-3, team="retail-east", location="store-2"),
                       raised(a3, severity=-1, team=None)]

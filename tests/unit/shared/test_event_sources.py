@@ -14,8 +14,12 @@ TRUSTED = {
         "com.keymoment.feedback.scored.v1": {"/keymoment/alerts"},
         "com.keymoment.alert.raised.v1": {"/keymoment/alerts"},
         "com.keymoment.alert.updated.v1": {"/keymoment/alerts"},
+        "com.keymoment.survey.invitation.v1": {"/keymoment/survey"},
     },
-    "survey": {"com.keymoment.survey.requested.v1": {"/keymoment/alerts"}},
+    "survey": {
+        "com.keymoment.survey.requested.v1": {"/keymoment/alerts"},
+        "com.keymoment.feedback.received.v1": {"/keymoment/intake", "/keymoment/survey"},  # its triggers
+    },
     "intake": {},
 }
 
