@@ -70,6 +70,16 @@ KEYS: dict[str, dict[str, Any]] = {
     "survey.requested.v1": {**ALERT_KEY, "description": "`alert:<alert_id>` of the alert whose recovery is surveyed."},
     "erasure.requested.v1": ERASURE_KEY,
     "erasure.applied.v1": ERASURE_KEY,
+    "survey.invitation.v1": {
+        "type": "string", "pattern": "^invitation:.+$",
+        "description": "`invitation:<invitation_id>`: the steps of one invitation stay in order.",
+        "examples": ["invitation:3f0c2a9e-5b1d-5c47-9d1e-0a6b2f8c4d17"],
+    },
+    "survey.responded.v1": {
+        "type": "string", "pattern": "^survey:.+$",
+        "description": "`survey:<survey_id>`: one survey's responses stay in order.",
+        "examples": ["survey:post-visit"],
+    },
 }
 SUBJECTS = {
     "feedback.received.v1": "The feedback id.",
@@ -79,6 +89,8 @@ SUBJECTS = {
     "survey.requested.v1": "The alert id.",
     "erasure.requested.v1": "The erasure id.",
     "erasure.applied.v1": "The erasure id.",
+    "survey.invitation.v1": "The invitation id.",
+    "survey.responded.v1": "The response id.",
 }
 # Headers the consumer runner (shared.kafka) adds to the original ones when it dead-letters a message.
 DLQ_HEADERS = {
@@ -86,8 +98,9 @@ DLQ_HEADERS = {
     "dlq_source_partition": "Its partition (decimal).",
     "dlq_source_offset": "Its offset (decimal).",
     "dlq_consumer_group": "Consumer group (the service) that gave up on it.",
-    "dlq_reason": "invalid (not a valid event), unexpected_type (a type not expected on that topic), permanent "
-                  "(its data can never be stored) or unexpected (an unexplained failure that persisted).",
+    "dlq_reason": "invalid (not a valid event), unexpected_type (a type not expected on that topic), untrusted_source "
+                  "(a source not among its type's producers), permanent (its data can never be stored) or unexpected "
+                  "(an unexplained failure that persisted).",
     "dlq_error": "Why it can never succeed (at most 2,000 characters).",
     "dlq_failed_at": "When it was dead-lettered (ISO 8601).",
 }

@@ -26,7 +26,9 @@ from shared.contracts import (
     ErasureRequested,
     FeedbackReceived,
     FeedbackScored,
+    SurveyInvitationStep,
     SurveyRequested,
+    SurveyResponded,
 )
 from shared.errors import PermanentError
 
@@ -38,25 +40,42 @@ P = TypeVar("P", bound=BaseModel)
 
 @dataclass(frozen=True)
 class EventType(Generic[P]):
-    """One versioned event type: its CloudEvents ``type``, its topic and its payload model."""
+    """One versioned event type: its CloudEvents ``type``, its topic, its payload model and
+    the services that produce it (``producers``): a consumer trusts an event of this type
+    only from their sources (:attr:`sources`) and dead-letters any other."""
 
     type: str
     topic: str
     model: type[P]
+    producers: tuple[str, ...] = ()
+
+    @property
+    def sources(self) -> frozenset[str]:
+        """The CloudEvents sources of its producers (``/keymoment/<service>``)."""
+        return frozenset(event_source(p) for p in self.producers)
 
 
-FEEDBACK_RECEIVED = EventType("com.keymoment.feedback.received.v1", "feedback.received.v1", FeedbackReceived)
-FEEDBACK_SCORED = EventType("com.keymoment.feedback.scored.v1", "feedback.scored.v1", FeedbackScored)
-ALERT_RAISED = EventType("com.keymoment.alert.raised.v1", "alert.raised.v1", AlertRaised)
-ALERT_UPDATED = EventType("com.keymoment.alert.updated.v1", "alert.updated.v1", AlertUpdated)
-SURVEY_REQUESTED = EventType("com.keymoment.survey.requested.v1", "survey.requested.v1", SurveyRequested)
-ERASURE_REQUESTED = EventType("com.keymoment.erasure.requested.v1", "erasure.requested.v1", ErasureRequested)
-ERASURE_APPLIED = EventType("com.keymoment.erasure.applied.v1", "erasure.applied.v1", ErasureApplied)
+FEEDBACK_RECEIVED = EventType("com.keymoment.feedback.received.v1", "feedback.received.v1", FeedbackReceived,
+                              producers=("intake", "survey"))
+FEEDBACK_SCORED = EventType("com.keymoment.feedback.scored.v1", "feedback.scored.v1", FeedbackScored,
+                            producers=("alerts",))
+ALERT_RAISED = EventType("com.keymoment.alert.raised.v1", "alert.raised.v1", AlertRaised, producers=("alerts",))
+ALERT_UPDATED = EventType("com.keymoment.alert.updated.v1", "alert.updated.v1", AlertUpdated, producers=("alerts",))
+SURVEY_REQUESTED = EventType("com.keymoment.survey.requested.v1", "survey.requested.v1", SurveyRequested,
+                             producers=("alerts",))
+SURVEY_INVITATION = EventType("com.keymoment.survey.invitation.v1", "survey.invitation.v1", SurveyInvitationStep,
+                              producers=("survey",))
+SURVEY_RESPONDED = EventType("com.keymoment.survey.responded.v1", "survey.responded.v1", SurveyResponded,
+                             producers=("survey",))
+ERASURE_REQUESTED = EventType("com.keymoment.erasure.requested.v1", "erasure.requested.v1", ErasureRequested,
+                              producers=("reporting",))
+ERASURE_APPLIED = EventType("com.keymoment.erasure.applied.v1", "erasure.applied.v1", ErasureApplied,
+                            producers=("intake", "survey", "alerts", "reporting"))
 
 EVENT_TYPES: dict[str, EventType] = {
     et.type: et
-    for et in (FEEDBACK_RECEIVED, FEEDBACK_SCORED, ALERT_RAISED, ALERT_UPDATED, SURVEY_REQUESTED, ERASURE_REQUESTED,
-               ERASURE_APPLIED)
+    for et in (FEEDBACK_RECEIVED, FEEDBACK_SCORED, ALERT_RAISED, ALERT_UPDATED, SURVEY_REQUESTED, SURVEY_INVITATION,
+               SURVEY_RESPONDED, ERASURE_REQUESTED, ERASURE_APPLIED)
 }
 
 

@@ -375,7 +375,7 @@ class _Item:
     unexpected_attempts: int = 0  # failures of it alone that nothing explains: bounded
 
 
-DEAD_LETTER_REASONS = ("invalid", "unexpected_type", "permanent", "unexpected")
+DEAD_LETTER_REASONS = ("invalid", "unexpected_type", "untrusted_source", "permanent", "unexpected")
 """Why an event went to ``<topic>.dlq`` (the ``dlq_reason`` header and the metric's ``reason`` label):
 ``invalid`` not a valid Keymoment event; ``unexpected_type`` a valid event of a type this consumer does
 not take on that topic; ``permanent`` its data can never be stored (a data error); ``unexpected`` an
@@ -406,9 +406,10 @@ class ConsumerStatus:
 class ConsumerRunner:
     """Consumes event types with one handler each, in batches, for one group.
 
-    For each batch: parse every message (what is not a valid event, or is an event of a type this
-    consumer does not take on that topic, goes to ``<topic>.dlq``), then in ONE database transaction
-    record the new event ids in ``processed_events`` and call the handler of each new event; after the
+    For each batch: parse every message (what is not a valid event, an event of a type this consumer
+    does not take on that topic, or an event from a source not trusted for its type goes to
+    ``<topic>.dlq``), then in ONE database transaction record the new event ids in
+    ``processed_events`` and call the handler of each new event; after the
     commit, dead-letter and commit offsets (``last offset + 1`` per partition).
 
     A failed transaction is judged by :func:`shared.errors.classify`:
@@ -445,8 +446,11 @@ class ConsumerRunner:
         session_timeout_ms: int = 10_000,
         fetch_max_wait_ms: int = 50,
         security: Mapping[str, Any] | None = None,
+        trusted_sources: Mapping[str, frozenset[str]] | None = None,
     ) -> None:
         self._bootstrap = bootstrap_servers
+        # Per event type, the CloudEvents sources accepted; an event from any other is a dead letter.
+        self._trusted = dict(trusted_sources or {})
         self._security = dict(security or {})
         self._fetch_max_wait_ms = fetch_max_wait_ms
         self._session_timeout_ms = session_timeout_ms
@@ -605,6 +609,12 @@ class ConsumerRunner:
             if item.envelope.type not in self._expected.get(item.tp.topic, ()):
                 item.error = item.summary = f"event type {item.envelope.type} is not expected on {item.tp.topic}"
                 item.reason = "unexpected_type"
+                continue
+            trusted = self._trusted.get(item.envelope.type)
+            if trusted is not None and item.envelope.source not in trusted:
+                item.error = item.summary = (f"untrusted source {item.envelope.source[:200]!r} for {item.envelope.type} "
+                                             f"(trusted: {', '.join(sorted(trusted))})")
+                item.reason = "untrusted_source"
                 continue
             valid.append(item)
         await self._settle(valid)

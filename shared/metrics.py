@@ -6,17 +6,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-)
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
-from starlette.responses import Response
 
 PREFIX = "keymoment"
 
@@ -28,10 +20,6 @@ def new_registry() -> CollectorRegistry:
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
     return registry
-
-
-def metrics_response(registry: CollectorRegistry) -> Response:
-    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 
 class ConsumerMetrics:
@@ -46,7 +34,7 @@ class ConsumerMetrics:
         )
         self.dead_letters = Counter(
             f"{PREFIX}_dead_letters_total",
-            "Events sent to <topic>.dlq, by reason (invalid, unexpected_type, permanent, unexpected).",
+            "Events sent to <topic>.dlq, by reason (invalid, unexpected_type, untrusted_source, permanent, unexpected).",
             ["group", "topic", "reason"], registry=registry,
         )
         self.retries = Counter(

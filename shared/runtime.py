@@ -43,17 +43,19 @@ from fastapi import FastAPI, Request
 from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CollectorRegistry, Gauge
+from fastapi.routing import iter_route_contexts
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 
-from shared.auth import AuthError
+from shared.auth import AuthError, BearerAuth, Principal, StaticToken
 from shared.auth import error_response as auth_error_response
 from shared.clock import Clock, SystemClock
 from shared.db import create_pool, migrate, wait_for_database, wait_for_migrations
 from shared.errors import PERMANENT, TRANSIENT, classify
 from shared.events import Envelope, EventType
 from shared.kafka import BatchHandler, ConsumerRunner, Handler, Publisher, _one_by_one, ensure_topics
+from shared.http import RequestLimits, RouteLimit, bounded_errors
 from shared.kafka_security import client_security
-from shared.metrics import PREFIX, ConsumerMetrics, HttpMetrics, MetricsMiddleware, metrics_response, new_registry
+from shared.metrics import PREFIX, ConsumerMetrics, HttpMetrics, MetricsMiddleware, new_registry
 from shared.outbox import OutboxRelay, publish_durably
 from shared.retry import Backoff, retry_forever
 from shared.settings import ServiceSettings
@@ -180,6 +182,7 @@ class ServiceRuntime:
     _on_stop: list[Hook] = field(default_factory=list)
     _checks: list[Callable[[], Awaitable[str | None]]] = field(default_factory=list)
     _on_scrape: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    _exposition: list[Callable[[], bytes]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.started = False  # start() finished, the service's own start-up hooks included
@@ -205,12 +208,19 @@ class ServiceRuntime:
 
     # --- configuration (before start) -------------------------------------------------
     def consume(self, event_type: EventType, handler: Handler) -> None:
+        """Handle events of ``event_type``; only those from its producers' sources
+        (``event_type.sources``): any other source's is dead-lettered unhandled."""
         self._consumes[event_type] = handler
 
     @property
     def consumes(self) -> list[EventType]:
         """Event types this service consumes (its consumer group reads their topics)."""
         return [*self._consumes, *self._consumes_batches]
+
+    def trusted_sources(self) -> dict[str, frozenset[str]]:
+        """Per consumed event type, the CloudEvents sources its consumer accepts: its producers'
+        (``EventType.producers``); an event from any other source is dead-lettered unhandled."""
+        return {et.type: et.sources for et in self.consumes}
 
     def consume_batches(self, event_types: EventType | Sequence[EventType], handler: BatchHandler) -> None:
         """Like :meth:`consume`, but the handler takes a transaction's new events of this type at once.
@@ -239,6 +249,15 @@ class ServiceRuntime:
     def on_scrape(self, refresh: Callable[[], Awaitable[None]]) -> None:
         """Refresh database-backed gauges when ``/metrics`` is scraped (errors are logged, not raised)."""
         self._on_scrape.append(refresh)
+
+    def expose(self, text: Callable[[], bytes]) -> None:
+        """Append ready-rendered exposition text to every ``/metrics`` answer (series kept
+        outside the registry, e.g. reporting's cx_* snapshot)."""
+        self._exposition.append(text)
+
+    def exposition(self) -> bytes:
+        """The ``/metrics`` body: the registry's series, then every :meth:`expose` text."""
+        return generate_latest(self.registry) + b"".join(text() for text in self._exposition)
 
     def on_start(self, hook: Hook) -> None:
         self._on_start.append(hook)
@@ -304,6 +323,7 @@ class ServiceRuntime:
                 session_timeout_ms=s.kafka_session_timeout_ms,
                 fetch_max_wait_ms=s.kafka_fetch_max_wait_ms,
                 security=self.kafka_security,
+                trusted_sources=self.trusted_sources(),
             )
             self.consumers.append(runner)
             self.spawn(runner.run(), f"{s.service_name}-consumer")
@@ -450,19 +470,38 @@ class ServiceRuntime:
                     logger.warning("gauge refresh failed", extra={"error": repr(exc)})
 
 
-def install(app: FastAPI, runtime: ServiceRuntime, *, context: object = None) -> None:
-    """Wire the runtime into the app: lifespan, HTTP metrics, health and metrics routes,
-    and the one answer to a refused request (:mod:`shared.auth`). ``context`` is the
+def install(
+    app: FastAPI,
+    runtime: ServiceRuntime,
+    *,
+    context: object = None,
+    limits: Mapping[str, int | RouteLimit] | None = None,
+    problem: Callable[[str, str], dict] | None = None,
+) -> None:
+    """Wire the runtime into the app: lifespan, request limits, HTTP metrics, health and
+    metrics routes, and the one answer to a refused request (:mod:`shared.auth`) and to an
+    invalid one (422 listing :func:`~shared.http.bounded_errors`). ``context`` is the
     service's frozen ``Context`` (its components), kept as ``app.state.context`` beside
-    ``app.state.runtime``; routes reach them with :func:`app_context` and :func:`app_pool`."""
+    ``app.state.runtime``; routes reach them with :func:`app_context` and :func:`app_pool`.
+
+    Every request passes :class:`~shared.http.RequestLimits` before routing: each route's
+    body is bounded by ``HTTP_MAX_BODY_BYTES`` or by its own entry in ``limits`` (route path
+    template -> bytes or :class:`~shared.http.RouteLimit`; each must name a route of the app,
+    checked at start), JSON bodies by ``HTTP_MAX_JSON_DEPTH``. ``problem(code, detail)``
+    shapes their answers (``{"detail": ..., "code": ...}`` by default). ``/metrics`` requires ``METRICS_TOKEN`` (or
+    the admin token) as a bearer token when it is set."""
+    settings = runtime.settings
     app.state.runtime = runtime
     app.state.context = context
     app.add_exception_handler(AuthError, _auth_error)
     app.add_exception_handler(asyncpg.PostgresError, _database_error)
     app.add_exception_handler(asyncpg.InterfaceError, _database_error)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
+    limits = dict(limits or {})
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        _check_limited_routes(app, limits)
         await runtime.start()
         try:
             yield
@@ -470,7 +509,12 @@ def install(app: FastAPI, runtime: ServiceRuntime, *, context: object = None) ->
             await runtime.stop()
 
     app.router.lifespan_context = lifespan
+    app.add_middleware(
+        RequestLimits, limits=limits, default=settings.http_max_body_bytes,
+        max_json_depth=settings.http_max_json_depth, **({"problem": problem} if problem else {}),
+    )
     app.add_middleware(MetricsMiddleware, metrics=runtime.http_metrics)
+    scraper = _metrics_auth(settings)
 
     @app.get("/healthz", tags=["health"], summary="Liveness: the event loop runs and no background task died",
              responses={503: {"description": "Restart me: the event loop stalls or a background task died."}})
@@ -486,9 +530,40 @@ def install(app: FastAPI, runtime: ServiceRuntime, *, context: object = None) ->
         return JSONResponse(state, status_code=200 if state["status"] == "ok" else 503)
 
     @app.get("/metrics", tags=["health"], summary="Prometheus metrics", include_in_schema=False)
-    async def metrics():  # noqa: ANN202 - a plain Response
+    async def metrics(request: Request):  # noqa: ANN202 - a plain Response
+        if scraper is not None:
+            (await scraper.authenticate(request.headers.get("authorization"))).require(METRICS_READ)
         await runtime.refresh_gauges()
-        return metrics_response(runtime.registry)
+        return Response(runtime.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+
+METRICS_READ = "metrics:read"
+"""The scope of ``/metrics`` (``METRICS_TOKEN`` holds it, the admin token holds every scope)."""
+
+
+def _metrics_auth(settings: ServiceSettings) -> BearerAuth | None:
+    """Who may scrape ``/metrics``: anyone when ``METRICS_TOKEN`` is unset, else its holder
+    (and the admin token's)."""
+    if settings.metrics_token is None:
+        return None
+    verifiers = [StaticToken(settings.metrics_token, Principal("metrics-scraper", frozenset({METRICS_READ})))]
+    if settings.admin_token is not None:
+        verifiers.append(StaticToken.admin(settings.admin_token))
+    return BearerAuth(*verifiers)
+
+
+def _check_limited_routes(app: FastAPI, limits: Mapping[str, object]) -> None:
+    """Each route path in ``limits`` is one of the app's routes (a typo would silently fall
+    back to the default limit)."""
+    paths = {route.path for route in iter_route_contexts(app.routes)}
+    unknown = sorted(set(limits) - paths)
+    if unknown:
+        raise ValueError(f"request limits name no route of {app.title}: {', '.join(unknown)}")
+
+
+async def _invalid_request(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    return JSONResponse({"detail": bounded_errors(exc.errors())}, status_code=422)
 
 
 # Async on purpose: FastAPI runs a sync dependency in its thread pool (a thread hop per request).

@@ -16,8 +16,32 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.events import event_source
 
-# Values that are never acceptable as a secret outside development.
+# Outside dev/test every secret setting (a SecretStr field) that is set is refused when it is
+# a placeholder or a built-in development value: any `dev_secret_defaults` value of any
+# settings class, and anything starting with DEV_SECRET_PREFIX, as every built-in key and token
+# does. Keys and tokens (every secret but the credentials another system chooses, which
+# ServiceSettings.external_secrets lists) must also be at least SECRET_MIN_LENGTH characters
+# long with at least SECRET_MIN_DISTINCT different ones; `openssl rand -hex 32` passes.
+# A `*_keys` setting holds comma-separated keys, each checked. (SECURITY.md)
 _PLACEHOLDERS = {"", "changeme", "change-me", "secret", "password", "dev", "dev-secret"}
+DEV_SECRET_PREFIX = "dev-"
+SECRET_MIN_LENGTH = 32
+SECRET_MIN_DISTINCT = 10
+_DEV_SECRETS: set[str] = set()  # grows with every settings class defined
+
+
+def weak_secret(value: str, *, key: bool = True) -> str | None:
+    """Why ``value`` may not be a secret outside dev/test (``key``: a key or token Keymoment's
+    operator chooses, not a credential of another system), or None."""
+    value = value.strip()
+    if value.lower() in _PLACEHOLDERS:
+        return "is a placeholder"
+    if value in _DEV_SECRETS or value.lower().startswith(DEV_SECRET_PREFIX):
+        return "is a built-in development value"
+    if key and (len(value) < SECRET_MIN_LENGTH or len(set(value)) < SECRET_MIN_DISTINCT):
+        return (f"is too weak: use at least {SECRET_MIN_LENGTH} characters with at least {SECRET_MIN_DISTINCT} "
+                "different ones, e.g. `openssl rand -hex 32`")
+    return None
 
 
 class Environment(StrEnum):
@@ -46,7 +70,7 @@ class ServiceSettings(BaseSettings):
     (the ``SMTP_*`` relay and the mail queue), ``shared.privacy.PrivacySettings``,
     ``shared.signing.SigningSettings``."""
 
-    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False, hide_input_in_errors=True)
 
     keymoment_env: Environment = Field(
         Environment.PRODUCTION,
@@ -112,6 +136,22 @@ class ServiceSettings(BaseSettings):
     admin_token: SecretStr | None = Field(
         None, description="Bearer token for the management APIs (required outside dev/test)."
     )
+    metrics_token: SecretStr | None = Field(
+        None,
+        description="Bearer token Prometheus sends to scrape /metrics (`authorization` in its scrape config); "
+        "when set, /metrics answers 401 without it. Required outside dev/test where /metrics serves customer "
+        "KPIs (reporting's cx_* series).",
+    )
+    http_max_body_bytes: int = Field(
+        64 * 1024, ge=1024,
+        description="Largest request body on any route without a limit of its own (413 above), checked while "
+        "reading, before the body is parsed or credentials are checked.",
+    )
+    http_max_json_depth: int = Field(
+        32, ge=4, le=1000,
+        description="Deepest nesting of arrays and objects in a JSON request body (422 deeper), checked before "
+        "the body is parsed.",
+    )
     migrate_on_start: bool = Field(
         True, description="Apply the database migrations at start-up (under an advisory lock). Off when a separate "
         "step runs `keymoment migrate SERVICE` first (the Kubernetes Job): the service then waits for its schema "
@@ -158,29 +198,44 @@ class ServiceSettings(BaseSettings):
         assert self.database_url is not None  # guaranteed by the validator
         return self.database_url.get_secret_value()
 
-    # Secrets that must be set (and not be placeholders) outside dev/test.
-    # Subclasses extend this tuple with their own secret fields.
+    # Secrets that must be set outside dev/test (in dev/test they take their built-in value
+    # from dev_secret_defaults, or stay unset without one). Subclasses extend the tuple.
     required_secrets: ClassVar[tuple[str, ...]] = ("database_url", "admin_token")
     dev_secret_defaults: ClassVar[dict[str, str]] = {
         "database_url": "postgresql://postgres@127.0.0.1:5432/keymoment",
         "admin_token": "dev-admin-token",
     }
+    # Secrets another system chooses (PostgreSQL, the SMTP relay, Kafka): no length rule.
+    external_secrets: ClassVar[tuple[str, ...]] = ("database_url", "smtp_password", "kafka_sasl_password")
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: object) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        _DEV_SECRETS.update(cls.dev_secret_defaults.values())
+
+    @classmethod
+    def secret_fields(cls) -> list[str]:
+        """Every secret setting of this class (its SecretStr fields)."""
+        return [name for name, info in cls.model_fields.items() if "SecretStr" in str(info.annotation)]
 
     @model_validator(mode="after")
     def _secrets(self) -> Self:
         for name in self.required_secrets:
             value = getattr(self, name)
-            raw = value.get_secret_value() if isinstance(value, SecretStr) else value
-            if raw:
-                if not self.is_dev and raw.strip().lower() in _PLACEHOLDERS:
-                    raise ValueError(f"{name.upper()} is a placeholder; set a real secret")
+            if value is not None and value.get_secret_value():
                 continue
-            if self.is_dev and name in self.dev_secret_defaults:
+            if not self.is_dev:
+                raise ValueError(f"{name.upper()} must be set when KEYMOMENT_ENV={self.keymoment_env.value}")
+            if name in self.dev_secret_defaults:
                 object.__setattr__(self, name, SecretStr(self.dev_secret_defaults[name]))
-            else:
-                raise ValueError(
-                    f"{name.upper()} must be set when KEYMOMENT_ENV={self.keymoment_env.value}"
-                )
+        if not self.is_dev:
+            for name in self.secret_fields():
+                value = getattr(self, name)
+                raw = value.get_secret_value() if value is not None else ""
+                values = [v for v in raw.split(",") if v.strip()] if name.endswith("_keys") else [raw]
+                for one in values if raw.strip() else []:
+                    if problem := weak_secret(one, key=name not in self.external_secrets):
+                        raise ValueError(f"{name.upper()} {problem}; set a real secret")
         if self.database_pool_min > self.database_pool_max:
             raise ValueError("DATABASE_POOL_MIN must not exceed DATABASE_POOL_MAX")
         return self
@@ -197,3 +252,6 @@ class ServiceSettings(BaseSettings):
         if self.kafka_ssl_cafile is not None and not self.kafka_security_protocol.endswith("SSL"):
             raise ValueError("KAFKA_SSL_CAFILE is only used with KAFKA_SECURITY_PROTOCOL=SSL or SASL_SSL")
         return self
+
+
+_DEV_SECRETS.update(ServiceSettings.dev_secret_defaults.values())

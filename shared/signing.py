@@ -57,7 +57,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The same configuration as ServiceSettings': a mixin's own config would override it.
-_SETTINGS_CONFIG = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+_SETTINGS_CONFIG = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False, hide_input_in_errors=True)
 
 MAX_TOKEN_CHARS = 2048
 _MAC_CHARS = 43  # base64url of 32 bytes, unpadded

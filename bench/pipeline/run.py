@@ -33,7 +33,7 @@ from bench.common import header
 from keymoment.devstack.stack import Stack
 from shared.contracts import FeedbackReceived
 from shared.db import create_pool, migrate
-from shared.events import FEEDBACK_RECEIVED, Envelope
+from shared.events import FEEDBACK_RECEIVED, Envelope, event_source
 from shared.kafka import ConsumerRunner, Publisher, ensure_topics
 from shared.outbox import OutboxRelay, enqueue
 
@@ -52,7 +52,7 @@ def events(n: int) -> list[Envelope]:
             touchpoint="checkout", text="排队太久了，收银员态度还可以" if i % 2 else "Quick checkout, friendly staff.",
             received_at=now, source="bench",
         )
-        out.append(Envelope.new(FEEDBACK_RECEIVED, data, source="/bench", key=f"place:store-{i % 50}", id=fid))
+        out.append(Envelope.new(FEEDBACK_RECEIVED, data, source=event_source("intake"), key=f"place:store-{i % 50}", id=fid))
     return out
 
 

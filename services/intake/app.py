@@ -19,7 +19,7 @@ from services.intake.settings import IntakeSettings
 from services.intake.suggestion_box import MAX_FILE_BYTES as SUGGESTION_BOX_MAX_BYTES
 from shared.contracts import FeedbackIn
 from shared.events import ERASURE_REQUESTED, FEEDBACK_RECEIVED
-from shared.http import BodyLimit
+from shared.http import RouteLimit
 from shared.privacy.runtime import use_erasure
 from shared.runtime import Readiness, ServiceRuntime, install
 
@@ -67,18 +67,17 @@ def create_app(settings: IntakeSettings, *, hot_path: bool = True) -> FastAPI:
     for router in ROUTERS:
         app.include_router(router)
     feedback.document_models(app, FeedbackIn)
-    if hot_path:  # added first: the innermost middleware, inside metrics, body limits and CORS
+    if hot_path:  # added first: the innermost middleware, inside metrics, request limits and CORS
         documented = next(r for r in feedback.router.routes if r.path == PATH and "POST" in r.methods)
         app.add_middleware(FeedbackHotPath, context=ctx, route=documented)
-    install(app, runtime, context=ctx)
-    install_error_handlers(app)
-
-    app.add_middleware(BodyLimit, limits={
+    install(app, runtime, context=ctx, limits={
         "/v1/feedback": settings.intake_max_body_bytes,
-        "/v1/feedback:batch": settings.intake_max_batch_bytes,
+        # Authenticated before its body is read: the route bounds what it parses itself.
+        "/v1/feedback:batch": RouteLimit(settings.intake_max_batch_bytes, checks_json=True),
         "/v1/email": settings.intake_email_max_bytes,
         "/v1/suggestion-box/import": SUGGESTION_BOX_MAX_BYTES + 64 * 1024,  # + multipart framing
-    }, problem=lambda detail: {"detail": detail, "errors": []})
+    }, problem=lambda _, detail: {"detail": detail, "errors": []})
+    install_error_handlers(app)
     app.add_middleware(KeyCors, origins=lambda: ctx.keys.browser_origins)
 
     async def start_intake(rt: ServiceRuntime) -> None:

@@ -6,8 +6,6 @@ from functools import partial
 from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.responses import Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from services.reporting import handlers
 from services.reporting.api import kpis
@@ -47,16 +45,12 @@ def create_app(settings: ReportingSettings) -> FastAPI:
     runtime.on_start(start_refresher)
     runtime.readiness_check(refresher_ready)
 
+    # /metrics serves the registry's own metrics plus the cx_* text rendered once per snapshot (a registry
+    # collector would re-render 15,000 series per scrape); METRICS_TOKEN guards it (required in production).
+    runtime.expose(lambda: ctx.refresher.text)
+
     app = FastAPI(title="Keymoment reporting", version="1.0")
     app.include_router(kpis.router)
     app.include_router(privacy_api.router)
-
-    # Registered before install()'s /metrics, so this one answers: the registry's own metrics plus the
-    # cx_* text rendered once per snapshot (a registry collector would re-render 15,000 series per scrape).
-    @app.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
-        await runtime.refresh_gauges()
-        return Response(generate_latest(runtime.registry) + ctx.refresher.text, media_type=CONTENT_TYPE_LATEST)
-
     install(app, runtime, context=ctx)
     return app

@@ -6,7 +6,7 @@ import logging
 
 import asyncpg
 
-from services.survey import privacy, service
+from services.survey import inviting, privacy
 from services.survey.service import Context
 from shared.contracts import SurveyRequested
 from shared.events import Envelope
@@ -21,7 +21,14 @@ async def on_survey_requested(ctx: Context, conn: asyncpg.Connection, event: Env
     if erasure.covered(await erasure.erased_since(conn, subjects), subjects, request.requested_at):
         logger.info("survey request for an erased customer dropped", extra={"request_id": request.request_id})
         return
-    await service.record_request(ctx, conn, request)
+    await inviting.record_request(ctx, conn, request)
+
+
+async def on_feedback_received(ctx: Context, conn: asyncpg.Connection, events: list[Envelope]) -> None:
+    """A batch's feedback: the surveys whose trigger names it invite its customer (never a
+    customer erased since the feedback: a late or replayed event must not bring them back)."""
+    await inviting.on_feedback(ctx, conn, await privacy.not_erased(ctx.settings.privacy_key(), conn,
+                                                                    [e.data for e in events]))  # type: ignore[misc]
 
 
 async def on_erasure_requested(ctx: Context, conn: asyncpg.Connection, event: Envelope) -> None:

@@ -44,6 +44,7 @@ class OutgoingMail:
     message_id: str  # the Message-ID header inside ``message``
     recipients: tuple[str, ...]  # SMTP envelope recipients (normalized addresses)
     message: bytes  # RFC 5322 bytes, e.g. from shared.mail.message.build_message
+    not_before: datetime | None = None  # deferred: not sent before this (e.g. the end of quiet hours)
 
 
 @dataclass(frozen=True)
@@ -80,9 +81,9 @@ _ENQUEUE = """
         INSERT INTO mail_queue (mail_id, purpose, ref, message_id, recipients, message, state, next_attempt_at,
                                 created_at)
         SELECT m.mail_id, m.purpose, m.ref, m.message_id, ARRAY(SELECT jsonb_array_elements_text(m.recipients)),
-               m.message, 'pending', $7, $7
-        FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::bytea[])
-             AS m (mail_id, purpose, ref, message_id, recipients, message)
+               m.message, 'pending', greatest($7, m.not_before), greatest($7, m.not_before)
+        FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::bytea[], $8::timestamptz[])
+             AS m (mail_id, purpose, ref, message_id, recipients, message, not_before)
         ON CONFLICT (mail_id) DO NOTHING
         RETURNING mail_id)
     -- one wake-up for the whole statement, delivered when the caller commits
@@ -92,7 +93,9 @@ _ENQUEUE = """
 
 
 async def enqueue(conn: asyncpg.Connection, mails: Sequence[OutgoingMail], *, now: datetime) -> list[str]:
-    """Queue ``mails`` in the caller's transaction (one statement however many), due at once.
+    """Queue ``mails`` in the caller's transaction (one statement however many), due at once
+    (or at its ``not_before``: a deferred mail counts as created then, so the oldest-pending
+    age measures how late it is, not how long it was meant to wait).
 
     Idempotent on ``mail_id``: a mail already queued (in any state) is left as it is.
     The sender is woken by a NOTIFY that PostgreSQL delivers when the transaction
@@ -112,8 +115,20 @@ async def enqueue(conn: asyncpg.Connection, mails: Sequence[OutgoingMail], *, no
         [json.dumps(list(m.recipients)) for m in mails],
         [m.message for m in mails],
         now,
+        [m.not_before for m in mails],
     )
     return list(row["ids"])
+
+
+async def withdraw(conn: asyncpg.Connection, mail_ids: Sequence[str]) -> list[str]:
+    """Take back mails not sent yet and not being sent (``pending``): they are deleted and never
+    go out (e.g. the recipient unsubscribed while the mail waited for the end of quiet hours).
+    A mail being sent, or sent, stays. Returns the ids withdrawn."""
+    rows = await conn.fetch(
+        "DELETE FROM mail_queue WHERE mail_id = ANY ($1::text[]) AND state = 'pending' RETURNING mail_id",
+        list(mail_ids),
+    )
+    return [r["mail_id"] for r in rows]
 
 
 async def claim(

@@ -15,7 +15,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The same configuration as ServiceSettings': a mixin's own config would override it.
-_CONFIG = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+_CONFIG = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False, hide_input_in_errors=True)
 
 
 class SmtpRelaySettings(BaseSettings):

@@ -13,7 +13,7 @@ in two: old pseudonyms no longer match new ones).
 Erasure (``erasure.requested.v1``) and its plumbing live in :mod:`shared.privacy.erasure`;
 a service including :class:`PrivacySettings` gets the tables it needs (migration
 component ``privacy``: ``erasures``, ``erased_subjects``). What is stored where, and
-for how long, is ``docs/privacy.md``.
+for how long, is ``PRIVACY.md``.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 ContactKind = Literal["id", "email", "phone"]
 
 # The same configuration as ServiceSettings': a mixin's own config would override it.
-_CONFIG = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+_CONFIG = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False, hide_input_in_errors=True)
 
 DEV_PRIVACY_HASH_KEY = "dev-privacy-hash-key-not-for-production"
 

@@ -96,6 +96,7 @@ async def test_every_service_starts_from_the_image_tree_with_the_compose_environ
         assert step.returncode == 0, f"keymoment migrate {name}:\n{step.stdout}{step.stderr}"
 
     procs: dict[str, tuple[subprocess.Popen, int, Path]] = {}
+    tokens: dict[str, str | None] = {}
     try:
         for name in SERVICES:
             port = free_port()
@@ -127,6 +128,7 @@ async def test_every_service_starts_from_the_image_tree_with_the_compose_environ
                 stdout=log.open("wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             )
             procs[name] = (proc, port, log)
+            tokens[name] = compose_env.get("METRICS_TOKEN")  # reporting's /metrics serves the KPIs
 
         async with httpx.AsyncClient(timeout=2) as client:
             for name, (proc, port, log) in procs.items():
@@ -141,8 +143,12 @@ async def test_every_service_starts_from_the_image_tree_with_the_compose_environ
                     await wait_until(ready, timeout=60, interval=0.2, what=f"{name} /readyz")
                 except AssertionError as exc:
                     raise AssertionError(f"{name}: {exc}\n--- log ---\n{log.read_text(errors='replace')[-3000:]}") from exc
-                metrics = await client.get(f"http://127.0.0.1:{port}/metrics")
+                token = tokens[name]
+                metrics = await client.get(f"http://127.0.0.1:{port}/metrics",
+                                           headers={"Authorization": f"Bearer {token}"} if token else {})
                 assert metrics.status_code == 200 and "keymoment_" in metrics.text
+                if token:  # as Prometheus scrapes it; anyone else gets 401
+                    assert (await client.get(f"http://127.0.0.1:{port}/metrics")).status_code == 401
 
         for name, (proc, _, log) in procs.items():
             proc.send_signal(signal.SIGTERM)

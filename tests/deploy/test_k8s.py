@@ -336,10 +336,19 @@ def test_selectors_select_the_pods(rendered):
         assert selected(service["spec"]["selector"]) == {service["metadata"]["name"]}, "a migration pod must not be an endpoint"
     for pdb in kinds(objects, "PodDisruptionBudget"):
         assert selected(pdb["spec"]["selector"]) == {pdb["metadata"]["name"]}
+    scraped: list[str] = []
     for monitor in kinds(objects, "ServiceMonitor"):
         matched = {s["metadata"]["name"] for s in kinds(objects, "Service") if selects(monitor["spec"]["selector"], s["metadata"]["labels"])}
-        assert matched == set(SERVICES)
+        scraped += matched
         assert [(e["port"], e["path"]) for e in monitor["spec"]["endpoints"]] == [("http", "/metrics")]
+        # The scrape token goes where /metrics requires it (METRICS_TOKEN set), and only there.
+        token_refs = {s: container_env(objects, deployments(objects)[s]["spec"]["template"]["spec"]["containers"][0])[1]
+                      .get("METRICS_TOKEN") for s in matched}
+        for endpoint in monitor["spec"]["endpoints"]:
+            sent = endpoint.get("authorization", {}).get("credentials")
+            assert all(ref == sent for ref in token_refs.values()), (monitor["metadata"]["name"], token_refs, sent)
+    if kinds(objects, "ServiceMonitor"):
+        assert sorted(scraped) == sorted(SERVICES), "each service is scraped by exactly one ServiceMonitor"
 
 
 def test_network_policies_admit_only_from_where_each_route_is_used(rendered):

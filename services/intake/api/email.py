@@ -58,7 +58,7 @@ async def submit_email(request: Request, principal: ApiKey) -> Response:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "message/rfc822":
         return error_response(415, "send the raw message with Content-Type: message/rfc822")
-    raw = await request.body()  # bounded while reading by the BodyLimit middleware (413 above the limit)
+    raw = await request.body()  # bounded while reading by the RequestLimits middleware (413 above the limit)
     runtime = request.app.state.runtime
     try:
         outcome = await runtime.email_channel.receive(raw, pool=runtime.pool, via="http", source=principal.name)

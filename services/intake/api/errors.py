@@ -17,6 +17,7 @@ from starlette.responses import Response
 
 from services.intake.keys import AuthError, RateLimited
 from shared.errors import NotDurable
+from shared.http import MAX_ECHO_CHARS, MAX_ERRORS, excerpt
 
 RETRY_AFTER_UNAVAILABLE_S = 5
 UNAVAILABLE_DETAIL = ("feedback cannot be stored right now (broker and database unavailable); nothing was accepted, "
@@ -41,10 +42,16 @@ def _path(loc: Sequence[Any]) -> str:
 
 
 def field_errors(errors: Iterable[dict[str, Any]], *, strip: tuple[str, ...] = ("body",)) -> list[dict[str, str]]:
-    """pydantic/FastAPI error dicts as ``FieldError`` dicts."""
+    """pydantic/FastAPI error dicts as ``FieldError`` dicts, never repeating more of the input
+    than a bounded excerpt (a key sent as a field name is cut to :data:`~shared.http.MAX_ECHO_CHARS`),
+    at most :data:`~shared.http.MAX_ERRORS` of them (then one ``too_many_errors`` entry)."""
     out = []
+    hidden = 0
     for err in errors:
-        loc = list(err.get("loc", ()))
+        if len(out) >= MAX_ERRORS:
+            hidden += 1
+            continue
+        loc = [excerpt(part) for part in err.get("loc", ())]
         if loc and loc[0] in strip:
             loc = loc[1:]
         kind = err.get("type", "value_error")
@@ -54,7 +61,9 @@ def field_errors(errors: Iterable[dict[str, Any]], *, strip: tuple[str, ...] = (
             message = str(err.get("msg", "invalid"))
             if message.startswith("Value error, "):
                 message = message[len("Value error, "):]
-        out.append({"path": _path(loc), "message": message, "type": kind})
+        out.append({"path": _path(loc), "message": excerpt(message, 4 * MAX_ECHO_CHARS), "type": kind})
+    if hidden:
+        out.append({"path": "", "message": f"{hidden} more errors not listed", "type": "too_many_errors"})
     return out
 
 

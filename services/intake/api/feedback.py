@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 import orjson
@@ -17,6 +18,7 @@ from services.intake.api.deps import ApiKey, Ctx, Sink, api_key_header
 from services.intake.api.errors import FieldError, documented, error_response, field_errors, json_response
 from services.intake.api import submit
 from shared.contracts import FeedbackIn
+from shared.http import json_values_bound
 
 router = APIRouter(tags=["feedback"])
 
@@ -154,15 +156,29 @@ _BATCH_BODY = {
 }
 
 
-def _split(body: bytes, content_type: str, max_item: int) -> tuple[list[Any], dict[int, list[dict[str, str]]]] | Response:
-    """Items (decoded JSON) and per-index decoding errors, or an error response for the whole body."""
+VALUES_PER_ITEM = 256
+"""JSON values (keys included) a batch may hold per item allowed, on average, before it is
+refused unparsed: a body of millions of tiny items is never built (feedback has a few dozen)."""
+_LINE = re.compile(rb"\S[^\n]*")  # an NDJSON line from its first non-blank byte: blank lines skipped in C
+
+
+def _split(body: bytes, content_type: str, *, max_item: int, max_items: int
+           ) -> tuple[list[Any], dict[int, list[dict[str, str]]]] | Response:
+    """Items (decoded JSON) and per-index decoding errors, or an error response for the whole
+    body. Nothing is parsed when the body holds more values than ``max_items`` items may (a
+    count of separators at C speed), and parsing stops at item ``max_items + 1``; orjson's own
+    nesting limit (1024) bounds the rest."""
+    budget = max_items * VALUES_PER_ITEM
+    if json_values_bound(body, budget=budget) > budget:
+        return _too_many(max_items, f"more JSON values than {budget}")
     errors: dict[int, list[dict[str, str]]] = {}
     if content_type.split(";")[0].strip().lower() in NDJSON_TYPES:
         items: list[Any] = []
-        for line in body.split(b"\n"):
-            if not line.strip():
-                continue
+        for match in _LINE.finditer(body):
             index = len(items)
+            if index == max_items:
+                return _too_many(max_items, "more")
+            line = match.group()
             if len(line) > max_item:
                 items.append(None)
                 errors[index] = [{"path": "", "message": f"item larger than {max_item} bytes", "type": "too_large"}]
@@ -180,12 +196,18 @@ def _split(body: bytes, content_type: str, max_item: int) -> tuple[list[Any], di
     if not isinstance(items, list):
         return error_response(422, "a batch is a JSON array of feedback (or NDJSON)",
                               [{"path": "", "message": "expected an array", "type": "list_type"}])
+    if len(items) > max_items:
+        return _too_many(max_items, str(len(items)))
     if len(body) > max_item:  # only then can a single item exceed the limit
         for index, item in enumerate(items):
             if len(orjson.dumps(item)) > max_item:
                 items[index] = None
                 errors[index] = [{"path": "", "message": f"item larger than {max_item} bytes", "type": "too_large"}]
     return items, errors
+
+
+def _too_many(max_items: int, got: str) -> Response:
+    return error_response(413, f"a batch holds at most {max_items} items, got {got}")
 
 
 @router.post(
@@ -201,13 +223,12 @@ def _split(body: bytes, content_type: str, max_item: int) -> tuple[list[Any], di
 )
 async def submit_batch(request: Request, principal: ApiKey, sink: Sink, ctx: Ctx) -> Response:
     settings = ctx.settings
-    body = await request.body()
-    split = _split(body, request.headers.get("content-type", "application/json"), settings.intake_max_body_bytes)
+    body = await request.body()  # at most INTAKE_MAX_BATCH_BYTES (the request limits), read after the key is checked
+    split = _split(body, request.headers.get("content-type", "application/json"),
+                   max_item=settings.intake_max_body_bytes, max_items=settings.intake_max_batch_items)
     if isinstance(split, Response):
         return split
     items, errors = split
-    if len(items) > settings.intake_max_batch_items:
-        return error_response(413, f"a batch holds at most {settings.intake_max_batch_items} items, got {len(items)}")
     if len(items) > 1:
         principal.charge(len(items) - 1)  # the dependency took one already
     valid: list[FeedbackIn] = []
@@ -228,6 +249,9 @@ async def submit_batch(request: Request, principal: ApiKey, sink: Sink, ctx: Ctx
             feedback = FeedbackIn.model_validate(item)
         except ValidationError as exc:
             errors[index] = field_errors(exc.errors(include_url=False, include_input=False))
+            continue
+        if reserved := submit.reserved_field_errors(feedback):
+            errors[index] = reserved
             continue
         if not principal.may_use(feedback.channel):
             errors[index] = [{"path": "channel", "type": "channel_not_allowed",

@@ -30,7 +30,7 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 async def _body(receive: Receive) -> bytes | None:
-    """The whole body (its size is already bounded by the BodyLimit middleware); None on disconnect."""
+    """The whole body (its size is already bounded by the RequestLimits middleware); None on disconnect."""
     chunks = []
     while True:
         message = await receive()

@@ -1,5 +1,5 @@
 """Pure ASGI middleware (cheap on the hot path): CORS for keys' browser origins.
-Body size limits are the shared :class:`shared.http.BodyLimit`."""
+Body size limits are the shared :class:`shared.http.RequestLimits`."""
 
 from __future__ import annotations
 

@@ -10,7 +10,8 @@ carry its inputs in and its answer out, so the two cannot answer differently.
 Order of checks: API key (401), browser origin (403), rate limit (429) —
 :func:`authorize`, before anything of the body is parsed — then
 ``Content-Type`` (415 unless JSON), ``Idempotency-Key`` and body together
-(422), channel (403), durability (202, or 503 when nothing could store it).
+(422, reserved fields included: :func:`reserved_field_errors`), channel (403),
+durability (202, or 503 when nothing could store it).
 """
 
 from __future__ import annotations
@@ -45,6 +46,19 @@ async def authorize(keys: KeyStore, *, api_key: str | None, origin: str | None, 
     return principal
 
 
+RECOVERY_FIELD = "survey.recovery_for_alert_id"
+
+
+def reserved_field_errors(feedback: FeedbackIn) -> list[dict[str, str]]:
+    """Fields no API key may send (422): ``survey.recovery_for_alert_id`` claims the feedback
+    answers the recovery survey of an alert, which alerts honours by reopening or closing it;
+    only Keymoment's own survey service sets it (on its own events, which alerts checks)."""
+    if feedback.survey is not None and feedback.survey.recovery_for_alert_id is not None:
+        return [{"path": RECOVERY_FIELD, "type": "reserved_field",
+                 "message": "set only by Keymoment's survey service; an API key may not send it"}]
+    return []
+
+
 def is_json(content_type: str | None) -> bool:
     """``application/json`` or ``application/<anything>+json`` (parameters ignored)."""
     if not content_type:
@@ -75,6 +89,8 @@ async def submit_feedback(
             feedback = FeedbackIn.model_validate_json(body)
         except ValidationError as exc:
             errors += field_errors(exc.errors(include_url=False, include_input=False), strip=())
+        else:
+            errors += reserved_field_errors(feedback)
         if errors:
             return 422, {"detail": invalid_detail(errors), "errors": errors}, {}
         principal.require_channel(feedback.channel)

@@ -40,13 +40,29 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)  # a time without offset is read as UTC
 
 
+# What makes a spreadsheet read a cell as a formula (OWASP "CSV Injection"): = + - @, tab and
+# carriage return first, also after leading spaces, and the full-width forms CJK input methods type.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+
+
+def csv_cell(value: object) -> object:
+    """A value as a CSV cell a spreadsheet shows, never evaluates: text that could start a
+    formula gets a leading ``'`` (shown as text by Excel and LibreOffice); numbers stay numbers;
+    None is empty. Locations and touchpoints come from anyone holding an intake key."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.lstrip(" ").startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
 def _csv(rows: list[dict], start: datetime, end: datetime, group_by: GroupBy | None) -> Response:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\r\n")
     writer.writerow(["from", "to", "group_by", *CSV_COLUMNS])
     for row in rows:
         writer.writerow([start.isoformat(), end.isoformat(), group_by.value if group_by else "",
-                         *("" if row[c] is None else row[c] for c in CSV_COLUMNS)])
+                         *(csv_cell(row[c]) for c in CSV_COLUMNS)])
     name = f"kpis_{start:%Y%m%dT%H%M%SZ}_{end:%Y%m%dT%H%M%SZ}.csv"
     # UTF-8 with BOM: Excel (the usual reader of an export) then shows Chinese location names correctly.
     return Response("\ufeff" + buf.getvalue(), media_type="text/csv; charset=utf-8",

@@ -1,4 +1,4 @@
-"""docs/privacy.md lists every table of every service's schema: a table added without saying what
+"""PRIVACY.md lists every table of every service's schema: a table added without saying what
 personal data it holds, how long it stays and what an erasure does to it fails here."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from shared.db import migrate
 
 pytestmark = pytest.mark.integration
 
-DOC = Path(__file__).resolve().parents[3] / "docs" / "privacy.md"
+DOC = Path(__file__).resolve().parents[3] / "PRIVACY.md"
 
 
 def documented() -> dict[str, set[str]]:
@@ -50,5 +50,5 @@ async def test_every_table_is_in_the_inventory(database_url):
     assert set(listed) == set(SERVICES)
     missing = {s: sorted(actual[s] - listed[s]) for s in SERVICES if actual[s] - listed[s]}
     gone = {s: sorted(listed[s] - actual[s]) for s in SERVICES if listed[s] - actual[s]}
-    assert not missing, f"tables not in docs/privacy.md's inventory: {missing}"
-    assert not gone, f"docs/privacy.md lists tables that do not exist: {gone}"
+    assert not missing, f"tables not in PRIVACY.md's inventory: {missing}"
+    assert not gone, f"PRIVACY.md lists tables that do not exist: {gone}"

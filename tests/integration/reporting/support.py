@@ -12,7 +12,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from shared.contracts import AlertRaised, AlertUpdated, FeedbackReceived, FeedbackScored
-from shared.events import ALERT_RAISED, ALERT_UPDATED, FEEDBACK_RECEIVED, FEEDBACK_SCORED, Envelope
+from shared.events import ALERT_RAISED, ALERT_UPDATED, FEEDBACK_RECEIVED, FEEDBACK_SCORED, Envelope, event_source
 from shared.kafka import Publisher
 
 ADMIN = {"Authorization": "Bearer dev-admin-token"}  # the test environment's built-in admin token
@@ -26,20 +26,20 @@ def received(fid: str, *, channel: str = "kiosk", location: str | None = "store-
         rating={"scale": rating[0], "value": rating[1]} if rating else None,
         occurred_at=at, received_at=at, source="test",
     )
-    return Envelope.new(FEEDBACK_RECEIVED, data, source="test/intake", key=fid)
+    return Envelope.new(FEEDBACK_RECEIVED, data, source=event_source("intake"), key=fid)
 
 
 def scored(fid: str, mot: int, *, channel: str = "kiosk", location: str | None = "store-1",
            touchpoint: str | None = "checkout", at: datetime = T0) -> Envelope:
     data = FeedbackScored(feedback_id=fid, channel=channel, location=location, touchpoint=touchpoint,
                           occurred_at=at, received_at=at, mot=mot, negative=mot < 0, confidence=0.9)
-    return Envelope.new(FEEDBACK_SCORED, data, source="test/alerts", key=fid)
+    return Envelope.new(FEEDBACK_SCORED, data, source=event_source("alerts"), key=fid)
 
 
 def alert_raised(aid: str, *, severity: int = -2, at: datetime = T0, location: str = "store-1") -> Envelope:
     data = AlertRaised(alert_id=aid, feedback_id=f"fb-{aid}", severity=severity, channel="kiosk",
                        location=location, touchpoint="checkout", raised_at=at, sla_due_at=at + timedelta(hours=1))
-    return Envelope.new(ALERT_RAISED, data, source="test/alerts", key=f"alert:{aid}")
+    return Envelope.new(ALERT_RAISED, data, source=event_source("alerts"), key=f"alert:{aid}")
 
 
 def alert_updated(aid: str, status: str, *, severity: int = -2, raised_at: datetime = T0, at: datetime,
@@ -48,7 +48,7 @@ def alert_updated(aid: str, status: str, *, severity: int = -2, raised_at: datet
     data = AlertUpdated(alert_id=aid, status=status, previous_status=previous, severity=severity, channel="kiosk",
                         location="store-1", touchpoint="checkout", at=at, raised_at=raised_at,
                         acknowledged_at=acknowledged_at, resolved_at=resolved_at, sla_breached=sla_breached)
-    return Envelope.new(ALERT_UPDATED, data, source="test/alerts", key=f"alert:{aid}")
+    return Envelope.new(ALERT_UPDATED, data, source=event_source("alerts"), key=f"alert:{aid}")
 
 
 def new_id(prefix: str = "fb") -> str:

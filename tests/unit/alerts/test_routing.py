@@ -92,9 +92,10 @@ def test_missing_file_and_start_up_refuse_a_bad_file(tmp_path):
 
 
 def test_production_requires_a_routes_file_and_a_signing_key():
+    token = "4f0c2a9e7b1d8c3f6a5e0b9d2c7f1a8e"  # production refuses short or low-variety secrets
     with pytest.raises(ValueError, match="LINK_SIGNING_KEY"):
-        AlertsSettings(keymoment_env="production", database_url="postgresql://u:p@db/k", admin_token="a-real-token")
-    s = AlertsSettings(keymoment_env="production", database_url="postgresql://u:p@db/k", admin_token="a-real-token",
-                       link_signing_key="k" * 32, privacy_hash_key="p" * 32)
+        AlertsSettings(keymoment_env="production", database_url="postgresql://u:p@db/k", admin_token=token)
+    s = AlertsSettings(keymoment_env="production", database_url="postgresql://u:p@db/k", admin_token=token,
+                       link_signing_key=token[::-1], privacy_hash_key=token.upper())
     with pytest.raises(ValueError, match="ALERTS_ROUTES_FILE"):
         s.routes_path()

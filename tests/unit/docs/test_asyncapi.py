@@ -26,7 +26,9 @@ from shared.events import (
     EVENT_TYPES,
     FEEDBACK_RECEIVED,
     FEEDBACK_SCORED,
+    SURVEY_INVITATION,
     SURVEY_REQUESTED,
+    SURVEY_RESPONDED,
     Envelope,
     dlq_topic,
 )
@@ -156,8 +158,9 @@ def test_an_event_nobody_produces_is_an_error_and_unconsumed_topics_have_no_dead
         endpoints(only_intake)
     alerts = SimpleNamespace(produces=[FEEDBACK_SCORED, ALERT_RAISED, ALERT_UPDATED, SURVEY_REQUESTED],
                              consumes=[FEEDBACK_RECEIVED])
+    survey = SimpleNamespace(produces=[SURVEY_INVITATION, SURVEY_RESPONDED], consumes=[])  # what no other sends
     eraser = SimpleNamespace(produces=[ERASURE_REQUESTED, ERASURE_APPLIED], consumes=[])
-    doc = build({**only_intake, "alerts": alerts, "reporting": eraser})
+    doc = build({**only_intake, "alerts": alerts, "survey": survey, "reporting": eraser})
     assert "feedbackReceivedV1Dlq" in doc["channels"] and "alertRaisedV1Dlq" not in doc["channels"]
     assert {op["action"] for op in doc["operations"].values()} == {"send", "receive"}
     assert "alertsReceivesFeedbackReceivedV1" in doc["operations"]
