@@ -107,7 +107,7 @@ async def pseudonymise_backlog(pool: asyncpg.Pool, key: bytes, *, batch: int = 5
         )
         await conn.execute(
             """UPDATE survey_requests r
-               SET contact_keys = string_to_array(nullif(u.keys, ''), ' '), contact_keys_pending = false
+               SET contact_keys = coalesce(string_to_array(nullif(u.keys, ''), ' '), '{}'), contact_keys_pending = false
                FROM unnest($1::text[], $2::text[]) AS u (request_id, keys) WHERE r.request_id = u.request_id""",
             [r["request_id"] for r in rows],
             [" ".join(Customer.model_validate_json(r["customer"]).pseudonyms(key)) for r in rows],

@@ -10,13 +10,13 @@ from services.reporting import erasures
 from services.reporting.api.deps import Ctx, Pool
 from services.reporting.erasures import ErasureRecord
 from services.reporting.schemas import ErasureIn, ErasureOut, ServiceErasure
-from shared.auth import Principal, requires
+from shared.auth import AUTH_RESPONSES, UNREADABLE_BODY, Problem, Principal, requires
 from shared.events import ERASURE_REQUESTED
 
 PRIVACY_ERASE = "privacy:erase"
 """The scope of the erasure API (the admin token holds every scope)."""
 
-router = APIRouter(prefix="/v1/privacy", tags=["privacy"])
+router = APIRouter(prefix="/v1/privacy", tags=["privacy"], responses=AUTH_RESPONSES)
 Eraser = Annotated[Principal, Depends(requires(PRIVACY_ERASE))]
 
 
@@ -30,7 +30,7 @@ def _out(record: ErasureRecord) -> ErasureOut:
 
 
 @router.post(
-    "/erasures", status_code=status.HTTP_202_ACCEPTED, response_model=ErasureOut,
+    "/erasures", status_code=status.HTTP_202_ACCEPTED, response_model=ErasureOut, responses=UNREADABLE_BODY,
     summary="Erase a customer: every service deletes or anonymises what it holds about them",
     description="Publishes `erasure.requested.v1` carrying the contacts' pseudonyms (HMAC-SHA256 under "
     "PRIVACY_HASH_KEY), never the contacts. Every service applies it once and reports what it erased; follow "
@@ -49,7 +49,8 @@ async def request_erasure(body: ErasureIn, principal: Eraser, ctx: Ctx, pool: Po
     return _out(record)
 
 
-@router.get("/erasures/{erasure_id}", response_model=ErasureOut, summary="An erasure and what each service erased")
+@router.get("/erasures/{erasure_id}", response_model=ErasureOut, summary="An erasure and what each service erased",
+            responses={404: {"model": Problem, "description": "No such erasure."}})
 async def get_erasure(erasure_id: str, _: Eraser, pool: Pool) -> ErasureOut:
     record = await erasures.find(pool, erasure_id)
     if record is None:

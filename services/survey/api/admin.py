@@ -8,6 +8,7 @@ import uuid
 from datetime import datetime, timedelta
 
 from fastapi import APIRouter, HTTPException, Query, status
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 
 from services.survey import repository, service
@@ -55,7 +56,9 @@ def _url(ctx: Ctx, survey_id: str) -> str:
 
 
 @router.post("/surveys", status_code=status.HTTP_201_CREATED,
-             summary="Create a survey (version 1); both languages are required for every text")
+             summary="Create a survey (version 1); both languages are required for every text",
+             responses={409: {"model": Problem, "description": "A survey with this id exists (PUT stores a new "
+                                                               "version of it)."}})
 async def create_survey(survey: SurveyDefinition, pool: Pool, ctx: Ctx) -> SurveyOut:
     async with pool.acquire() as conn, conn.transaction():
         try:
@@ -71,7 +74,8 @@ async def create_survey(survey: SurveyDefinition, pool: Pool, ctx: Ctx) -> Surve
             "(responses record the version they answered)")
 async def edit_survey(survey_id: SurveyId, survey: SurveyDefinition, pool: Pool, ctx: Ctx) -> VersionOut:
     if survey.id != survey_id:
-        raise HTTPException(422, f"the body's id {survey.id!r} is not {survey_id!r}")
+        raise RequestValidationError([{"type": "value_error", "loc": ("body", "id"), "input": survey.id,
+                                       "msg": f"the body's id is not the path's {survey_id!r}"}])
     async with pool.acquire() as conn, conn.transaction():
         result = await service.edit_survey(ctx, conn, survey)
     if result is None:
@@ -131,10 +135,11 @@ class TokenOut(BaseModel):
 @router.post("/tokens", status_code=status.HTTP_201_CREATED, tags=["tokens"],
              summary="Issue a scoped API token (invitations:write, visits:write, surveys:admin, survey:<id>)")
 async def issue_token(body: TokenIn, pool: Pool, ctx: Ctx) -> TokenOut:
-    unknown = [s for s in body.scopes if s not in ISSUABLE and not _SURVEY_SCOPE.match(s)]
+    unknown = [(i, s) for i, s in enumerate(body.scopes) if s not in ISSUABLE and not _SURVEY_SCOPE.match(s)]
     if unknown:
-        raise HTTPException(422,
-                            f"unknown scopes {unknown}: use {sorted(ISSUABLE)} and survey:<survey id>")
+        raise RequestValidationError([
+            {"type": "value_error", "loc": ("body", "scopes", i), "input": s,
+             "msg": f"unknown scope: use {', '.join(sorted(ISSUABLE))} or survey:<survey id>"} for i, s in unknown])
     now = ctx.clock.now()
     record = repository.ApiToken(token_id=str(uuid.uuid4()), subject=body.subject, scopes=sorted(set(body.scopes)),
                                  created_at=now, expires_at=now + timedelta(days=body.days), revoked_at=None)

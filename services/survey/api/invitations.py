@@ -14,9 +14,11 @@ from pydantic import BaseModel, ValidationError
 from services.survey import bulk, invitations, inviting, repository
 from services.survey.api.deps import SURVEY_SCOPE, Ctx, Inviter, Pool, RowId, VisitReporter, check_survey
 from services.survey.schemas import SLUG, BulkReport, InvitationIn, InvitationOut, RowResult, VisitIn
+from shared.auth import AUTH_RESPONSES, UNREADABLE_BODY, Problem
 from shared.tabular import error_message
 
-router = APIRouter(tags=["invitations"])
+router = APIRouter(tags=["invitations"], responses=AUTH_RESPONSES)
+NO_SURVEY = {404: {"model": Problem, "description": "No such survey."}}
 
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200,
                                                description="The invitation's idempotency key (or `key` in the body).")]
@@ -31,7 +33,8 @@ async def _survey(pool: Pool, survey_id: str):  # noqa: ANN202 - (definition, ve
 
 @router.post("/v1/invitations", status_code=status.HTTP_202_ACCEPTED, response_model=InvitationOut,
              summary="Invite a customer to a survey (the contact rules decide: queued or skipped)",
-             responses={409: {"description": "The idempotency key names a different invitation."}})
+             responses={**NO_SURVEY, **UNREADABLE_BODY, 409: {"model": Problem,
+                                           "description": "The idempotency key names a different invitation."}})
 async def create_invitation(body: InvitationIn, principal: Inviter, pool: Pool, ctx: Ctx,
                             idempotency_key: IdempotencyKey = None) -> JSONResponse:
     check_survey(principal, body.survey_id)
@@ -63,7 +66,7 @@ BULK_BODY = {
 
 
 @router.post("/v1/invitations/bulk", status_code=status.HTTP_202_ACCEPTED, response_model=BulkReport,
-             openapi_extra=BULK_BODY, summary=f"Invite up to {bulk.MAX_ROWS:,} customers at once (NDJSON or CSV); "
+             openapi_extra=BULK_BODY, responses=NO_SURVEY, summary=f"Invite up to {bulk.MAX_ROWS:,} customers at once (NDJSON or CSV); "
              "a report per row")
 async def bulk_invitations(request: Request, principal: Inviter, pool: Pool, ctx: Ctx,
                            survey_id: str = Query(pattern=SLUG)) -> BulkReport:
@@ -126,7 +129,8 @@ class InvitationState(BaseModel):
     steps: dict[str, datetime]
 
 
-@router.get("/v1/invitations/{invitation_id}", summary="An invitation: its decision, delivery and funnel steps")
+@router.get("/v1/invitations/{invitation_id}", summary="An invitation: its decision, delivery and funnel steps",
+            responses={404: {"model": Problem, "description": "No such invitation."}})
 async def get_invitation(invitation_id: RowId, principal: Inviter, pool: Pool) -> InvitationState:
     async with pool.acquire() as conn:
         request = await repository.get_request(conn, invitation_id)
@@ -150,7 +154,7 @@ class VisitOut(BaseModel):
     send_at: datetime | None = None
 
 
-@router.post("/v1/visits", status_code=status.HTTP_202_ACCEPTED, tags=["visits"],
+@router.post("/v1/visits", status_code=status.HTTP_202_ACCEPTED, tags=["visits"], responses=UNREADABLE_BODY,
              summary="Report a customer's visit: every survey whose visit trigger matches invites them")
 async def report_visit(body: VisitIn, principal: VisitReporter, pool: Pool, ctx: Ctx) -> list[VisitOut]:
     async with pool.acquire() as conn, conn.transaction():

@@ -19,7 +19,11 @@ from services.survey.api.limits import too_many
 from services.survey.api.public import PAGE_HEADERS
 from services.survey.pages import pick_language, render_message
 
-router = APIRouter(tags=["unsubscribe"])
+_HTML = {"text/html": {}}
+router = APIRouter(tags=["unsubscribe"], responses={
+    404: {"content": _HTML, "description": "The link is not valid, or names no address."},
+    429: {"content": _HTML, "description": "Too many requests for this link (`Retry-After`)."},
+})
 
 MAX_BODY_BYTES = 4096
 """Largest body of an unsubscribe POST (a mail client sends ``List-Unsubscribe=One-Click``)."""

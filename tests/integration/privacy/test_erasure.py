@@ -163,6 +163,9 @@ async def _the_customers_story(intake, alerts, survey, smtp, db: asyncpg.Connect
             "channel": "web", "customer": CUSTOMER, **PLACE, "rating": {"scale": "mot", "value": -3},
             "text": f"收银员态度很差，我叫{NAME}，电话 139 1234 5678，请联系我"})
         assert web.status_code == 202, web.text
+        # the other customer's feedback joins her alert (posted after it: partitions keep no order between them)
+        await wait_until(lambda: db.fetchval("SELECT true FROM alerts.alerts WHERE feedback_id = $1", web.json()["id"]),
+                         timeout=60, what="her alert")
         other = await http.post("/v1/feedback", json={
             "channel": "web", "customer": {"name": OTHER_NAME, "email": "li.lei@example.com"}, **PLACE,
             "text": f"我是{OTHER_NAME}，排队四十分钟，收银员态度很差，非常失望"})

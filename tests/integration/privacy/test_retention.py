@@ -111,12 +111,14 @@ async def test_survey_clears_customers_text_answers_and_settled_mail(database_ur
     try:
         for request_id, at in (("r-old", OLD), ("r-new", RECENT)):
             await conn.execute(
-                """INSERT INTO survey.survey_requests (request_id, kind, survey_id, customer, requested_at, subjects)
-                   VALUES ($1, 'recovery', 'recovery', $2::jsonb, $3, '{id:x}')""", request_id, CUSTOMER, at)
+                """INSERT INTO survey.survey_requests (request_id, kind, survey_id, customer, requested_at, decided_at,
+                                                      contact_keys, context)
+                   VALUES ($1, 'recovery', 'recovery', $2::jsonb, $3, $3, '{id:x}', '{"agent": "王芳"}')""",
+                request_id, CUSTOMER, at)
             await conn.execute(
-                """INSERT INTO survey.survey_responses (response_id, survey_id, request_id, answers, feedback_ids,
-                       submitted_at)
-                   VALUES ($1, 'recovery', $1, '{"satisfaction": -2, "comment": "李伟：还是不行"}', '{}', $2)""",
+                """INSERT INTO survey.survey_responses (response_id, survey_id, survey_version, request_id, answers,
+                       feedback_ids, submitted_at)
+                   VALUES ($1, 'recovery', 1, $1, '{"satisfaction": -2, "comment": "李伟：还是不行"}', '{}', $2)""",
                 request_id, at)
             for state in ("sent", "failed", "pending"):
                 await conn.execute(
@@ -132,7 +134,7 @@ async def test_survey_clears_customers_text_answers_and_settled_mail(database_ur
 
     changed = await prune(runtime, database_url)
     assert changed == {"processed_events": 0, "outbox_dead_letters": 0, "mail_queue": 2, "erased_subjects": 0, "survey_requests": 1,
-                       "survey_responses": 1}
+                       "survey_responses": 1, "survey_drafts": 0}
     conn = await asyncpg.connect(database_url)
     try:
         customers = dict(await conn.fetch("SELECT request_id, customer::text FROM survey.survey_requests"))

@@ -87,10 +87,10 @@ async def test_alerts_rows_get_pseudonyms(database_url, tmp_path):
         await pool.close()
 
 
-async def test_survey_requests_get_pseudonyms(database_url, tmp_path):
+async def test_survey_requests_from_before_contact_keys_get_them(database_url, tmp_path):
     conn = await asyncpg.connect(database_url)
     try:
-        await _migrate(conn, "survey", SurveySettings, only="000*.sql", into=tmp_path)
+        await _migrate(conn, "survey", SurveySettings, only="000[1-6]_*.sql", into=tmp_path)
         await conn.execute(
             """INSERT INTO survey.survey_requests (request_id, kind, survey_id, customer, requested_at)
                VALUES ('r-1', 'recovery', 'recovery', $1::jsonb, $2), ('r-2', 'recovery', 'recovery', '{}', $2)""",
@@ -100,11 +100,12 @@ async def test_survey_requests_get_pseudonyms(database_url, tmp_path):
         await conn.close()
     pool = await create_pool(database_url, schema="survey", min_size=1, max_size=2)
     try:
-        assert await survey_privacy.pseudonymise_backlog(pool, KEY, batch=1) == 2
+        assert await survey_privacy.pseudonymise_backlog(pool, KEY, batch=1) == 1  # r-2 names no contact
         assert await survey_privacy.pseudonymise_backlog(pool, KEY) == 0
-        rows = {r["request_id"]: r["subjects"] for r in await pool.fetch("SELECT request_id, subjects FROM survey_requests")}
-        assert rows == {"r-1": [pseudonym(KEY, "id", "C-7"), pseudonym(KEY, "email", LI["email"]),
-                                pseudonym(KEY, "phone", LI["phone"])], "r-2": []}
+        rows = {r["request_id"]: (r["contact_keys"], r["contact_keys_pending"]) for r in await pool.fetch(
+            "SELECT request_id, contact_keys, contact_keys_pending FROM survey_requests")}
+        assert rows == {"r-1": ([pseudonym(KEY, "id", "C-7"), pseudonym(KEY, "email", LI["email"]),
+                                 pseudonym(KEY, "phone", LI["phone"])], False), "r-2": ([], False)}
     finally:
         await pool.close()
 

@@ -72,12 +72,12 @@ def post_visit(survey_id: str = "post-visit", **extra) -> dict:
 
 
 def survey_settings(service_env: dict, smtp_port: int | None = None, **extra) -> SurveySettings:
-    """Survey's settings for a test: the admin token above, quiet hours off unless asked for."""
-    values = {"admin_token": ADMIN_TOKEN, "survey_public_base_url": PUBLIC_BASE, "survey_quiet_hours": "",
+    """Survey's settings for a test: the admin token above, quiet hours off (``service_env``) unless asked for."""
+    values = {"admin_token": ADMIN_TOKEN, "survey_public_base_url": PUBLIC_BASE,
               "mail_poll_seconds": 0.2, "smtp_from": "Keymoment 客户关怀 <care@keymoment.example>"}
     if smtp_port is not None:
         values["smtp_port"] = smtp_port
-    return SurveySettings(**service_env, **(values | extra))
+    return SurveySettings(**(service_env | values | extra))
 
 
 def invitation(survey_id: str, email: str | None, *, key: str | None = None, customer_id: str | None = None,

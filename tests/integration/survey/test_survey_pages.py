@@ -13,6 +13,7 @@ from services.survey import tokens
 from services.survey.app import create_app
 from shared.contracts import FeedbackReceived
 from shared.events import FEEDBACK_RECEIVED, SURVEY_RESPONDED, Envelope
+from shared.privacy import DEV_PRIVACY_HASH_KEY
 from tests.integration.survey.support import (
     ADMIN,
     CollectingSmtp,
@@ -29,6 +30,7 @@ from tests.integration.survey.support import (
 from tests.support.services import running, wait_until
 
 pytestmark = pytest.mark.integration
+KEY = DEV_PRIVACY_HASH_KEY.encode()  # every service's key in the test environment
 
 
 def _hidden(page: str, name: str) -> str:
@@ -202,7 +204,8 @@ def _feedback(channel: str, touchpoint: str, email: str | None) -> Envelope:
         location="上海南京路店", rating={"scale": "stars", "value": 4},
         customer={"id": "C-7", "email": email} if email else None,
     )
-    return Envelope.new(FEEDBACK_RECEIVED, data, source="/keymoment/intake", key=data.partition_key(), id=data.id)
+    return Envelope.new(FEEDBACK_RECEIVED, data, source="/keymoment/intake", key=data.partition_key(KEY),
+                        id=data.id)
 
 
 async def test_triggers_invite_after_feedback_and_visits(service_env):

@@ -31,10 +31,9 @@ BASE = "https://survey.example.cn"
 
 
 def settings(service_env: dict, smtp_port: int, **extra) -> SurveySettings:
-    return SurveySettings(
-        **service_env, smtp_host="127.0.0.1", smtp_port=smtp_port, survey_public_base_url=BASE,
-        smtp_from="Keymoment 客户关怀 <care@keymoment.example>", **({"survey_quiet_hours": ""} | extra),
-    )
+    return SurveySettings(**(service_env | {
+        "smtp_host": "127.0.0.1", "smtp_port": smtp_port, "survey_public_base_url": BASE,
+        "smtp_from": "Keymoment 客户关怀 <care@keymoment.example>"} | extra))
 
 
 async def test_recovery_survey_email_form_and_feedback_event(service_env, database_url, kafka_bootstrap):
