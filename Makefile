@@ -29,11 +29,13 @@ $(STAMP): $(BIN)/python pyproject.toml constraints.txt
 install: $(STAMP)
 
 # Binaries the tests drive for real: Prometheus/promtool (rules, scrapes),
-# Chromium (kiosk browser test) and Node.js/npm (custom-resource schema validation). Debian packages; installed once if missing.
+# Chromium (kiosk and survey browser tests) with fonts-noto-cjk (Chinese glyphs in its screenshots) and
+# Node.js/npm (custom-resource schema validation, the kiosk's face drawing). Debian packages; installed once if missing.
 system-deps:
 	@missing=""; \
 	command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	dpkg -s fonts-noto-cjk >/dev/null 2>&1 || missing="$$missing fonts-noto-cjk"; \
 	command -v npm >/dev/null 2>&1 || missing="$$missing nodejs npm"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing system packages:$$missing"; \

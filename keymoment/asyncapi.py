@@ -43,11 +43,12 @@ SCHEMAS = "#/components/schemas/{model}"
 # How each topic's Kafka key is built (the key decides the partition: events sharing it stay in order).
 FEEDBACK_KEY = {
     "type": "string",
-    "pattern": "^(customer:(id|email|phone):.+|place:.+/.+)$",
-    "description": "the customer when the feedback names one - `customer:id:<id>`, else `customer:email:<lower-case "
-                   "address>`, else `customer:phone:<digits>` - otherwise the place, `place:<location>/<touchpoint>` "
-                   "(`-` for a missing part): one customer's feedback stays in order.",
-    "examples": ["customer:id:C-1029", "place:store-12/checkout"],
+    "pattern": "^(customer:(id|email|phone):[0-9a-f]{32}|place:.+/.+)$",
+    "description": "the customer when the feedback names one, as a pseudonym (never the contact): "
+                   "`customer:<kind>:<HMAC-SHA256 of the id, else the lower-case email, else the phone's digits, under "
+                   "PRIVACY_HASH_KEY, 32 hex digits>` - the same in every service; otherwise the place, "
+                   "`place:<location>/<touchpoint>` (`-` for a missing part): one customer's feedback stays in order.",
+    "examples": ["customer:id:5f2b8e61c0a94d7e8b13a6f0d2c4e9b7", "place:store-12/checkout"],
 }
 ALERT_KEY = {
     "type": "string",
@@ -55,12 +56,30 @@ ALERT_KEY = {
     "description": "`alert:<alert_id>`: everything about one alert stays in order.",
     "examples": ["alert:8c1c0f6e-3f39-4a8e-9a51-2f0d1b0f4a11"],
 }
+ERASURE_KEY = {
+    "type": "string",
+    "pattern": "^erasure:.+$",
+    "description": "`erasure:<erasure_id>`: a request and its reports stay in order.",
+    "examples": ["erasure:0b6f3c1e-8a52-4b4f-b1c7-7e2a9d4c6f80"],
+}
 KEYS: dict[str, dict[str, Any]] = {
     "feedback.received.v1": FEEDBACK_KEY,
     "feedback.scored.v1": {**FEEDBACK_KEY, "description": "the same as the feedback's key on `feedback.received.v1`."},
     "alert.raised.v1": ALERT_KEY,
     "alert.updated.v1": ALERT_KEY,
     "survey.requested.v1": {**ALERT_KEY, "description": "`alert:<alert_id>` of the alert whose recovery is surveyed."},
+    "erasure.requested.v1": ERASURE_KEY,
+    "erasure.applied.v1": ERASURE_KEY,
+    "survey.invitation.v1": {
+        "type": "string", "pattern": "^invitation:.+$",
+        "description": "`invitation:<invitation_id>`: the steps of one invitation stay in order.",
+        "examples": ["invitation:3f0c2a9e-5b1d-5c47-9d1e-0a6b2f8c4d17"],
+    },
+    "survey.responded.v1": {
+        "type": "string", "pattern": "^survey:.+$",
+        "description": "`survey:<survey_id>`: one survey's responses stay in order.",
+        "examples": ["survey:post-visit"],
+    },
 }
 SUBJECTS = {
     "feedback.received.v1": "The feedback id.",
@@ -68,6 +87,10 @@ SUBJECTS = {
     "alert.raised.v1": "The alert id.",
     "alert.updated.v1": "The alert id.",
     "survey.requested.v1": "The alert id.",
+    "erasure.requested.v1": "The erasure id.",
+    "erasure.applied.v1": "The erasure id.",
+    "survey.invitation.v1": "The invitation id.",
+    "survey.responded.v1": "The response id.",
 }
 # Headers the consumer runner (shared.kafka) adds to the original ones when it dead-letters a message.
 DLQ_HEADERS = {

@@ -19,9 +19,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
                 "scoring model: keymoment scoring export-verdicts | train --data verdicts.jsonl | train --from-database"),
     "keys": ("services.intake.cli:keys_main", "create, list or revoke intake API keys"),
     "import": ("services.intake.cli:import_main", "import feedback files: keymoment import suggestion-box FILE.csv"),
+    "survey": ("services.survey.cli:main", "survey invitations: keymoment survey invite SURVEY FILE.csv"),
     "demo": ("services.reporting.demo:main", "send a realistic stream of feedback into a running system"),
     "asyncapi": ("keymoment.asyncapi:main", "print (or --write) the AsyncAPI document of the events"),
     "dlq": ("keymoment.dlq:main", "list, show and replay dead letters (Kafka .dlq topics, outbox rows set aside)"),
+    "privacy": ("services.reporting.cli:main", "erase a customer everywhere, or show an erasure: keymoment privacy "
+                "erase --email ADDR"),
 }
 
 

@@ -40,6 +40,8 @@ from pydantic import (
     model_validator,
 )
 
+from shared.privacy import PSEUDONYM_PATTERN, pseudonyms_of
+
 MAX_TEXT_CHARS = 20_000
 MAX_ATTRIBUTES = 50
 MAX_ATTRIBUTES_JSON_BYTES = 4096
@@ -157,15 +159,16 @@ class Customer(Strict):
                               description="Control characters are refused.")
     phone: str | None = Field(None, max_length=40, pattern=r"^\+?[0-9 ()\-.]{3,40}$")
 
-    def key(self) -> str | None:
-        """A stable identity for ordering and grouping: id, else email, else phone."""
-        if self.id:
-            return f"id:{self.id}"
-        if self.email:
-            return f"email:{self.email.lower()}"
-        if self.phone:
-            return "phone:" + "".join(ch for ch in self.phone if ch.isdigit() or ch == "+")
-        return None
+    def pseudonyms(self, privacy_key: bytes) -> list[str]:
+        """Every contact's pseudonym (``shared.privacy.pseudonym``): id, email, phone, those given.
+        What an erasure of this customer by any of them matches."""
+        return pseudonyms_of(privacy_key, (("id", self.id), ("email", self.email), ("phone", self.phone)))
+
+    def key(self, privacy_key: bytes) -> str | None:
+        """A stable identity for ordering and grouping, never a plaintext contact: the pseudonym
+        of the id, else of the email, else of the phone (the same in every service)."""
+        found = self.pseudonyms(privacy_key)
+        return found[0] if found else None
 
 
 class Attachment(Strict):
@@ -319,9 +322,10 @@ class FeedbackIn(Strict):
             )
         return self
 
-    def partition_key(self) -> str:
-        """Events about one customer stay in order; anonymous ones by place."""
-        if self.customer and (key := self.customer.key()):
+    def partition_key(self, privacy_key: bytes) -> str:
+        """Events about one customer stay in order (``customer:<pseudonym>``, no plaintext contact);
+        anonymous ones by place."""
+        if self.customer and (key := self.customer.key(privacy_key)):
             return f"customer:{key}"
         return f"place:{self.location or '-'}/{self.touchpoint or '-'}"
 
@@ -427,3 +431,118 @@ class SurveyRequested(BaseModel):
     location: Key | None = None
     touchpoint: Key | None = None
     requested_at: Timestamp
+
+
+Pseudonym = Annotated[str, Field(pattern=PSEUDONYM_PATTERN, description="`shared.privacy.pseudonym` of a contact: "
+                                 "`<id|email|phone>:<32 hex digits>` (HMAC-SHA256 under PRIVACY_HASH_KEY).")]
+
+
+class ErasureRequested(BaseModel):
+    """Payload of ``erasure.requested.v1``: erase everything about a customer (PIPL / GDPR).
+
+    Carries the customer's contacts only as pseudonyms; every service finds its rows by them
+    (and by the other contacts of the rows it finds) and deletes or anonymises them."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    erasure_id: Key = Field(max_length=200)
+    subjects: list[Pseudonym] = Field(min_length=1, max_length=30,
+                                      description="Pseudonyms of the contacts the request named.")
+    requested_at: Timestamp = Field(description="Events about the customer from before this are covered by the "
+                                    "erasure, also when they arrive later.")
+
+
+class ErasureApplied(BaseModel):
+    """Payload of ``erasure.applied.v1``: what one service erased for an erasure request."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    erasure_id: Key = Field(max_length=200)
+    service: Key = Field(max_length=100)
+    erased: dict[Annotated[Key, Field(max_length=100)], Annotated[int, Field(ge=0)]] = Field(
+        default_factory=dict, description="Per table (or place), the rows deleted or anonymised.")
+    applied_at: Timestamp
+
+
+class FunnelStep(StrEnum):
+    """The steps of one survey invitation, each at most once (``survey.invitation.v1``)."""
+
+    INVITED = "invited"  # the contact rules allowed it: its mail is queued (perhaps deferred)
+    SKIPPED = "skipped"  # the contact rules refused it (``reason``); nothing is sent
+    DELIVERED = "delivered"  # the SMTP relay accepted the mail
+    OPENED = "opened"  # the personal link was opened (a mail scanner following it counts too)
+    STARTED = "started"  # a first answer was saved or submitted
+    COMPLETED = "completed"  # the response was stored
+    UNSUBSCRIBED = "unsubscribed"  # the customer unsubscribed from this invitation's mail
+
+
+class SkipReason(StrEnum):
+    """Why the contact rules skipped an invitation, strongest first: an unsubscribe outranks the rest."""
+
+    UNSUBSCRIBED = "unsubscribed"  # the address unsubscribed
+    SUPPRESSED = "suppressed"  # the address bounced, complained or was erased (or listed by hand)
+    NO_ADDRESS = "no_address"  # no email address mail can be sent to
+    FREQUENCY = "frequency"  # N invitations in the window already
+    MIN_INTERVAL = "min_interval"  # the last invitation is less than D days old
+    QUIET_HOURS = "quiet_hours"  # inside the customer's quiet hours (rule mode "skip")
+
+
+class SurveyInvitationStep(BaseModel):
+    """Payload of ``survey.invitation.v1``: one step of a survey invitation's funnel (its id derives
+    from the invitation and the step, so a step is counted once however often it is sent)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    invitation_id: Key = Field(max_length=200)
+    survey_id: Key = Field(max_length=200)
+    step: FunnelStep
+    reason: SkipReason | None = Field(None, description="Why it was skipped (step `skipped` only).")
+    recovery: bool = Field(False, description="A recovery survey asked after an alert was resolved.")
+    location: Key | None = Field(None, max_length=120)
+    touchpoint: Key | None = Field(None, max_length=120)
+    at: Timestamp
+
+
+class SurveyAnswer(BaseModel):
+    """One answered question of a survey response."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    question_id: Key = Field(max_length=64)
+    type: Key = Field(max_length=16, description="mot, nps, csat, stars, ces, choice or text.")
+    value: int | Text = Field(description="The number of a scale, the option id of a choice, the text of a text "
+                              "question.")
+
+
+class SurveyInvitationContext(BaseModel):
+    """What a response's invitation said about the moment it asks about."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    invitation_id: Key = Field(max_length=200)
+    kind: Key = Field(max_length=32, description="api, trigger or recovery (a survey.requested.v1).")
+    recovery_for_alert_id: Key | None = Field(None, max_length=200)
+    customer: Customer | None = None
+    locale: Key | None = Field(None, max_length=35)
+    location: Key | None = Field(None, max_length=120)
+    touchpoint: Key | None = Field(None, max_length=120)
+    context: dict[AttributeName, AttributeValue] = Field(
+        default_factory=dict, description="The free context of the invitation (order id, visit id, agent ...).")
+
+
+class SurveyResponded(BaseModel):
+    """Payload of ``survey.responded.v1``: a whole survey response (every answer, the version it
+    answered, the invitation's context); its ``feedback.received.v1`` events are ``feedback_ids``."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    response_id: Key = Field(max_length=200)
+    survey_id: Key = Field(max_length=200)
+    survey_version: int = Field(ge=1)
+    language: Key | None = Field(None, max_length=35)
+    answers: list[SurveyAnswer] = Field(max_length=100)
+    feedback_ids: list[Key] = Field(default_factory=list, max_length=100)
+    location: Key | None = Field(None, max_length=120)
+    touchpoint: Key | None = Field(None, max_length=120)
+    invitation: SurveyInvitationContext | None = None
+    submitted_at: Timestamp

@@ -12,7 +12,7 @@ import asyncio
 import hashlib
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -193,6 +193,19 @@ async def wait_for_migrations(
         logger.info("waiting for migrations", extra={"schema": schema, "pending": pending})
         await asyncio.sleep(delay)
         delay = min(delay * 2, 5.0)
+
+
+async def in_batches(pool: asyncpg.Pool, step: Callable[[asyncpg.Connection], Awaitable[int]]) -> int:
+    """Run ``step`` in a transaction of its own again and again until it handles nothing; how many
+    it handled in all. For work done in bounded batches at start (an upgrade's backlog) that
+    replicas share: a step takes its rows with ``FOR UPDATE SKIP LOCKED``."""
+    done = 0
+    while True:
+        async with pool.acquire() as conn, conn.transaction():
+            handled = await step(conn)
+        if not handled:
+            return done
+        done += handled
 
 
 async def migrate_dsn(

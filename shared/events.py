@@ -22,9 +22,13 @@ from pydantic import BaseModel, ValidationError
 from shared.contracts import (
     AlertRaised,
     AlertUpdated,
+    ErasureApplied,
+    ErasureRequested,
     FeedbackReceived,
     FeedbackScored,
+    SurveyInvitationStep,
     SurveyRequested,
+    SurveyResponded,
 )
 from shared.errors import PermanentError
 
@@ -59,10 +63,19 @@ ALERT_RAISED = EventType("com.keymoment.alert.raised.v1", "alert.raised.v1", Ale
 ALERT_UPDATED = EventType("com.keymoment.alert.updated.v1", "alert.updated.v1", AlertUpdated, producers=("alerts",))
 SURVEY_REQUESTED = EventType("com.keymoment.survey.requested.v1", "survey.requested.v1", SurveyRequested,
                              producers=("alerts",))
+SURVEY_INVITATION = EventType("com.keymoment.survey.invitation.v1", "survey.invitation.v1", SurveyInvitationStep,
+                              producers=("survey",))
+SURVEY_RESPONDED = EventType("com.keymoment.survey.responded.v1", "survey.responded.v1", SurveyResponded,
+                             producers=("survey",))
+ERASURE_REQUESTED = EventType("com.keymoment.erasure.requested.v1", "erasure.requested.v1", ErasureRequested,
+                              producers=("reporting",))
+ERASURE_APPLIED = EventType("com.keymoment.erasure.applied.v1", "erasure.applied.v1", ErasureApplied,
+                            producers=("intake", "survey", "alerts", "reporting"))
 
 EVENT_TYPES: dict[str, EventType] = {
     et.type: et
-    for et in (FEEDBACK_RECEIVED, FEEDBACK_SCORED, ALERT_RAISED, ALERT_UPDATED, SURVEY_REQUESTED)
+    for et in (FEEDBACK_RECEIVED, FEEDBACK_SCORED, ALERT_RAISED, ALERT_UPDATED, SURVEY_REQUESTED, SURVEY_INVITATION,
+               SURVEY_RESPONDED, ERASURE_REQUESTED, ERASURE_APPLIED)
 }
 
 

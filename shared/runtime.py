@@ -32,7 +32,7 @@ import time
 import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from functools import partial
 from pathlib import Path
@@ -63,6 +63,36 @@ from shared.settings import ServiceSettings
 logger = logging.getLogger(__name__)
 
 Hook = Callable[["ServiceRuntime"], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How long rows of one table are kept (:meth:`ServiceRuntime.retain`)."""
+
+    table: str
+    column: str  # a column of the row, or an SQL expression over it (e.g. its parent row's time)
+    days: int
+    # column -> SQL expression: rows past retention are kept with these values (anonymised) instead
+    # of deleted. Expressions are code, never input; they may use $2, the runtime clock's now.
+    anonymise: Mapping[str, str] | None = None
+    where: str | None = None  # an extra SQL condition rows must meet to be pruned
+
+    def statement(self) -> str:
+        """The SQL pruning the rows past retention (``$1``: the cutoff; ``$2``, if used: now)."""
+        where = f"{self.column} < $1" + (f" AND ({self.where})" if self.where else "")
+        if not self.anonymise:
+            return f"DELETE FROM {self.table} WHERE {where}"
+        columns, values = ", ".join(self.anonymise), ", ".join(self.anonymise.values())
+        assignments = ", ".join(f"{c} = {v}" for c, v in self.anonymise.items())
+        # rows anonymised before are left alone (no rewrite every hour)
+        return f"UPDATE {self.table} SET {assignments} WHERE {where} AND ROW({columns}) IS DISTINCT FROM ROW({values})"
+
+    async def apply(self, conn: asyncpg.Connection | asyncpg.Pool, *, now: datetime) -> int:
+        """Prune once; the rows deleted or anonymised."""
+        sql = self.statement()
+        cutoff = now - timedelta(days=self.days)
+        result = await (conn.execute(sql, cutoff, now) if "$2" in sql else conn.execute(sql, cutoff))
+        return int(result.split()[-1])
 
 
 class Readiness(StrEnum):
@@ -148,7 +178,7 @@ class ServiceRuntime:
     _consumes: dict[EventType, Handler] = field(default_factory=dict)
     _consumes_batches: dict[EventType, BatchHandler] = field(default_factory=dict)
     _on_start: list[Hook] = field(default_factory=list)
-    _retention: list[tuple[str, str, int]] = field(default_factory=list)
+    _retention: list[Retention] = field(default_factory=list)
     _on_stop: list[Hook] = field(default_factory=list)
     _checks: list[Callable[[], Awaitable[str | None]]] = field(default_factory=list)
     _on_scrape: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
@@ -204,10 +234,17 @@ class ServiceRuntime:
         events of that type at once (a one-event handler is called for each in turn)."""
         return {**{et: _one_by_one(h) for et, h in self._consumes.items()}, **self._consumes_batches}
 
-    def retain(self, table: str, column: str, days: int) -> None:
+    def retain(self, table: str, column: str, days: int, *, anonymise: Mapping[str, str] | None = None,
+               where: str | None = None) -> None:
         """Keep rows of ``table`` (in the service's schema) for ``days`` after ``column`` (by the
-        runtime's clock); older ones are deleted hourly. The one pruning mechanism of every service."""
-        self._retention.append((table, column, days))
+        runtime's clock; a column, or an SQL expression over the row such as its parent's time);
+        older ones are deleted hourly. The one pruning mechanism of every service.
+
+        With ``anonymise`` (``{column: SQL expression}``, e.g. ``{"customer": "NULL"}``) older rows
+        are kept with those columns set instead (an alert kept for the KPIs, its customer's details
+        cleared); expressions may use ``$2``, the clock's now. ``where``: an extra SQL condition a
+        row must meet to be pruned (e.g. only mail that was sent or given up)."""
+        self._retention.append(Retention(table, column, days, anonymise=anonymise, where=where))
 
     def on_scrape(self, refresh: Callable[[], Awaitable[None]]) -> None:
         """Refresh database-backed gauges when ``/metrics`` is scraped (errors are logged, not raised)."""
@@ -301,21 +338,29 @@ class ServiceRuntime:
         for service code (call it once started)."""
         return await publish_durably(self.publisher, self.pool, events, relay=self.relay)
 
-    async def prune_once(self) -> None:
-        """Delete rows past their retention: consumed event ids older than
-        ``PROCESSED_EVENTS_RETENTION_DAYS`` (Kafka cannot redeliver them) and
-        whatever the service asked for with :meth:`retain`."""
-        for table, column, days in [
-            ("processed_events", "processed_at", self.settings.processed_events_retention_days),
-            *self._retention,
-        ]:
+    @property
+    def retention(self) -> list[Retention]:
+        """Every table's retention: consumed event ids for ``PROCESSED_EVENTS_RETENTION_DAYS`` (Kafka
+        cannot redeliver them), outbox dead letters as long (they are whole events, personal data
+        like a ``.dlq`` topic's copies, which Kafka keeps 7 days), then whatever the service and its
+        components asked for."""
+        days = self.settings.processed_events_retention_days
+        return [Retention("processed_events", "processed_at", days), Retention("outbox_dead_letters", "failed_at", days),
+                *self._retention]
+
+    async def prune_once(self) -> dict[str, int]:
+        """Delete (or anonymise) rows past their retention; rows changed per table."""
+        now = self.clock.now()
+        changed: dict[str, int] = {}
+        for rule in self.retention:
             try:
-                deleted = await self.pool.execute(
-                    f"DELETE FROM {table} WHERE {column} < $1", self.clock.now() - timedelta(days=days)
-                )
-                logger.info("pruned old rows", extra={"table": table, "result": deleted})
+                count = await rule.apply(self.pool, now=now)
+                changed[rule.table] = changed.get(rule.table, 0) + count
+                logger.info("pruned old rows", extra={"table": rule.table, "rows": count,
+                                                      "how": "anonymised" if rule.anonymise else "deleted"})
             except Exception as exc:  # database briefly away: try again next round
-                logger.warning("pruning failed", extra={"table": table, "error": repr(exc)})
+                logger.warning("pruning failed", extra={"table": rule.table, "error": repr(exc)})
+        return changed
 
     async def _prune(self, every_s: float = 3600.0) -> None:
         while True:

@@ -120,7 +120,9 @@ class ServiceSettings(BaseSettings):
         None, description="Schema the service owns; defaults to the service name."
     )
     processed_events_retention_days: int = Field(
-        14, ge=1, description="How long consumed event ids are kept for dedupe; keep above Kafka's retention."
+        14, ge=1, description="How long consumed event ids are kept for dedupe, outbox dead letters (whole events) "
+        "for a person, and erased customers' pseudonyms to drop their older events arriving late; keep above "
+        "Kafka's retention."
     )
     database_pool_min: int = Field(2, ge=1, description="Connections the pool keeps open.")
     database_pool_max: int = Field(10, ge=1, description="Most connections the pool opens.")

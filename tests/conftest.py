@@ -96,6 +96,9 @@ def service_env(kafka_bootstrap, database_url, topic_prefix) -> dict:
         "kafka_consumer_group": None,
         # Tansu delays a group join by half the session timeout: keep tests quick.
         "kafka_session_timeout_ms": KAFKA_TEST_SESSION_TIMEOUT_MS,
+        # Survey's default quiet hours (21:00-08:00 Asia/Shanghai) would defer every invitation a test
+        # waits for, depending on when it runs; the contact-rule tests set them on a manual clock.
+        "survey_quiet_hours": "",
     }
 
 

@@ -27,9 +27,10 @@ class Result:
         return percentile(self.latencies, p)
 
 
-def build_request(host: str, path: str, body: bytes, headers: dict[str, str]) -> bytes:
-    lines = [f"POST {path} HTTP/1.1", f"Host: {host}", "Content-Type: application/json",
-             f"Content-Length: {len(body)}", *(f"{k}: {v}" for k, v in headers.items())]
+def build_request(host: str, path: str, body: bytes, headers: dict[str, str], *, method: str = "POST") -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}",
+             *(["Content-Type: application/json", f"Content-Length: {len(body)}"] if method != "GET" else []),
+             *(f"{k}: {v}" for k, v in headers.items())]
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 

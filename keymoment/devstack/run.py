@@ -77,23 +77,40 @@ def build(var: Path, ports: Ports) -> Stack:
         else:
             line(name, stack.url(name), "ready")
 
+    env = {"ADMIN_TOKEN": admin_token, "INTAKE_DEV_API_KEY": api_key, "LINK_SIGNING_KEY": signing_key}
+    if "SURVEY_QUIET_HOURS" not in os.environ:
+        env["SURVEY_QUIET_HOURS"] = ""  # invitations go out at once at any hour while you try them
     stack = Stack(
         var, smtp=True, services=tuple(ports.services), intake_smtp=True, ports=ports,
-        external=external_components(), database="keymoment", on_ready=ready,
-        env={"ADMIN_TOKEN": admin_token, "INTAKE_DEV_API_KEY": api_key, "LINK_SIGNING_KEY": signing_key},
+        external=external_components(), database="keymoment", on_ready=ready, env=env,
     )
     return stack
 
 
-def banner(stack: Stack, var: Path) -> None:
+def banner(stack: Stack, var: Path, demo_survey: str | None) -> None:
     print(f"\nall components ready in {stack.startup_seconds:.1f}s", flush=True)
     print(f"dev API key (all channels, unlimited): {stack.env['INTAKE_DEV_API_KEY']}   [{var / 'dev-api-key'}]",
           flush=True)
     print(f"dev admin token (management APIs):    {stack.env['ADMIN_TOKEN']}   [{var / 'dev-admin-token'}]",
           flush=True)
-    print(f"kiosk page: {stack.url('intake')}/kiosk?location=demo-store&touchpoint=checkout", flush=True)
-    print(f"API docs:   {stack.url('intake')}/docs", flush=True)
+    # The key travels in the fragment: the kiosk keeps it on the device and never sends it in a URL.
+    print(f"kiosk page: {stack.url('intake')}/kiosk?location=demo-store&touchpoint=checkout"
+          f"#key={stack.env['INTAKE_DEV_API_KEY']}", flush=True)
+    if demo_survey:
+        print(f"demo survey: {demo_survey}", flush=True)
+    print(f"API docs:   {stack.url('intake')}/docs  {stack.url('survey')}/docs", flush=True)
     print("Ctrl-C stops everything.", flush=True)
+
+
+def seed_demo_survey(stack: Stack) -> str | None:
+    """The demo survey's public link (created on first start; kept in ./var/pg across restarts)."""
+    from services.survey.demo import seed  # noqa: PLC0415 - dev only
+
+    try:
+        return seed(stack.url("survey"), stack.env["ADMIN_TOKEN"])
+    except Exception as exc:  # the stack works without it: say so and go on
+        print(f"keymoment dev: the demo survey was not created: {exc}", file=sys.stderr, flush=True)
+        return None
 
 
 def line(name: str, where: str, state: str) -> None:
@@ -117,7 +134,7 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, on_signal)
     try:
         stack.start()
-        banner(stack, var)
+        banner(stack, var, seed_demo_survey(stack))
         while True:
             for name, code in stack.exited():
                 print(f"keymoment dev: {name} exited (code {code}); stopping", file=sys.stderr)

@@ -16,7 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.responses import JSONResponse, Response
 
-from services.alerts import admin, handlers, scheduler
+from services.alerts import admin, handlers, privacy, scheduler
 from services.alerts.api import alerts as alerts_api
 from services.alerts.api import links as links_api
 from services.alerts.api.deps import bearer_auth
@@ -30,8 +30,10 @@ from services.alerts.scoring import Scorer
 from services.alerts.settings import AlertsSettings
 from shared import auth
 from shared.clock import Clock, SystemClock
-from shared.events import ALERT_RAISED, ALERT_UPDATED, FEEDBACK_RECEIVED, FEEDBACK_SCORED, SURVEY_REQUESTED
+from shared.events import (ALERT_RAISED, ALERT_UPDATED, ERASURE_REQUESTED, FEEDBACK_RECEIVED, FEEDBACK_SCORED,
+                           SURVEY_REQUESTED)
 from shared.mail.runtime import use_mail_queue
+from shared.privacy.runtime import use_erasure
 from shared.runtime import ServiceRuntime, install, invalid_request
 
 
@@ -50,8 +52,8 @@ def create_app(settings: AlertsSettings, *, clock: Clock | None = None, scorer: 
         consumer_max_records=settings.alerts_consumer_max_records,
         clock=clock,
     )
-    # A customer's "recent contacts" reach back ALERTS_HISTORY_DAYS; older moments are deleted.
-    runtime.retain("customer_moments", "at", settings.alerts_history_days)
+    privacy.retain(runtime, settings)  # customers' details and words, their contact history
+    use_erasure(runtime)
     mail = use_mail_queue(runtime, purposes=[PURPOSE])
     ctx = Context(
         settings=settings,
@@ -65,9 +67,11 @@ def create_app(settings: AlertsSettings, *, clock: Clock | None = None, scorer: 
                          pool=lambda: runtime.pool),
     )
     runtime.consume_batches(FEEDBACK_RECEIVED, partial(handlers.on_feedback_received, ctx))
+    runtime.consume(ERASURE_REQUESTED, partial(handlers.on_erasure_requested, ctx))
 
     async def start_tasks(rt: ServiceRuntime) -> None:
         await queue_backlog(rt.pool, sender=settings.smtp_from, clock=clock)
+        await privacy.pseudonymise_backlog(rt.pool, settings.privacy_key())  # rows from before migration 0100
         if settings.alerts_scheduler_enabled:
             rt.spawn(scheduler.run(rt.pool, ctx), "alerts-sla-scheduler")
 

@@ -55,6 +55,10 @@ class Context:
         """When an alert of this severity and team, (re)armed ``now``, escalates unless acknowledged."""
         return now + timedelta(seconds=self.router.sla_seconds(severity, team))
 
+    def subjects(self, fb: FeedbackReceived) -> list[str]:
+        """Pseudonyms of every contact of the feedback's customer, the grouping key first (none: anonymous)."""
+        return fb.customer.pseudonyms(self.settings.privacy_key()) if fb.customer else []
+
 
 @dataclass(frozen=True)
 class Actor:
@@ -70,7 +74,7 @@ class Actor:
 
 
 # ------------------------------------------------------------------------------------------ rows
-def feedback_link(fb: FeedbackReceived, score: ScoreResult, *, alert_id: str, role: str,
+def feedback_link(ctx: Context, fb: FeedbackReceived, score: ScoreResult, *, alert_id: str, role: str,
                   now: datetime) -> FeedbackLink:
     return FeedbackLink(
         feedback_id=fb.id, alert_id=alert_id, role=role, mot=score.mot, confidence=score.confidence,
@@ -78,6 +82,7 @@ def feedback_link(fb: FeedbackReceived, score: ScoreResult, *, alert_id: str, ro
         touchpoint=fb.touchpoint, text=fb.text, rating=fb.rating.model_dump(mode="json") if fb.rating else None,
         language=fb.language or score.lang, occurred_at=fb.occurred_at, received_at=fb.received_at, linked_at=now,
         p_negative=score.p_negative, forced_by=score.forced_by,
+        subjects=ctx.subjects(fb),
     )
 
 
@@ -101,7 +106,8 @@ def scored_event(ctx: Context, fb: FeedbackReceived, score: ScoreResult, now: da
         negative=score.negative, confidence=score.confidence, cues=score.cues[:20],
         language=fb.language or (score.lang if score.lang in ("zh", "en") else None), escalation=score.escalation,
     )
-    return ctx.topic(FEEDBACK_SCORED), _event(FEEDBACK_SCORED, scored, key=fb.partition_key(), subject=fb.id,
+    return ctx.topic(FEEDBACK_SCORED), _event(FEEDBACK_SCORED, scored, key=fb.partition_key(ctx.settings.privacy_key()),
+                                              subject=fb.id,
                                               event_id=derived_id("scored", fb.id), at=now)
 
 

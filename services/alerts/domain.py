@@ -115,6 +115,7 @@ class Alert:
     last_notified_at: datetime | None
     updated_at: datetime
     state_version: int = 0  # one up at every change of status: links name the state they were made for
+    subjects: list[str] = field(default_factory=list)  # pseudonyms of every contact of the customer
 
     def move_to(self, status: str) -> None:
         """Change the status (a new state version)."""
@@ -153,6 +154,7 @@ class FeedbackLink:
     linked_at: datetime
     p_negative: float | None = None  # the scorer's calibrated P(text is negative); None without text
     forced_by: str | None = None  # escalation | rating: what forced the alert whatever the text's P(negative)
+    subjects: list[str] = field(default_factory=list)  # pseudonyms of every contact of its customer
 
 
 VERDICTS = ("correct", "false_alarm")
@@ -247,13 +249,14 @@ def delivery_state(notification: Notification, deliveries: list[Delivery]) -> st
 class Moment:
     """A scored feedback of a known customer: their contact history."""
 
-    customer_key: str
+    customer_key: str  # the pseudonym of the customer's id, else email, else phone
     feedback_id: str
     mot: int
     channel: str
     location: str | None
     touchpoint: str | None
     at: datetime
+    subjects: tuple[str, ...] = ()  # pseudonyms of every contact the feedback gave
 
 
 @dataclass(frozen=True, slots=True)

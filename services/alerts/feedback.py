@@ -69,10 +69,12 @@ async def score_batch(uow: UnitOfWork, ctx: Context, events: list[Envelope]) -> 
         fb = event.data
         score = _score(ctx, fb)
         published.append(scored_event(ctx, fb, score, now))
-        customer_key = fb.customer.key() if fb.customer else None
+        subjects = ctx.subjects(fb)
+        customer_key = subjects[0] if subjects else None  # a pseudonym: the same key in every service
         if customer_key:
             moments.append(Moment(customer_key=customer_key, feedback_id=fb.id, mot=score.mot, channel=fb.channel.value,
-                                  location=fb.location, touchpoint=fb.touchpoint, at=fb.occurred_at or fb.received_at))
+                                  location=fb.location, touchpoint=fb.touchpoint, at=fb.occurred_at or fb.received_at,
+                                  subjects=tuple(subjects)))
         recovery_for = _recovery_for(fb, event.source)
         alerts = alerting(ctx, fb, score)
         if alerts or recovery_for:
@@ -221,12 +223,13 @@ async def _raise(uow: UnitOfWork, ctx: Context, fb: FeedbackReceived, score: Sco
         raised_at=now, sla_due_at=ctx.sla_due(severity, decision.team_name, now), escalation_level=1,
         sla_breached=False, acknowledged_at=None, acknowledged_by=None, resolved_at=None, resolved_by=None,
         reopen_count=0, feedback_count=1, last_feedback_at=now, last_notified_at=None, updated_at=now,
+        subjects=ctx.subjects(fb),
     )
     alert.silence_id = await silence_for(uow, alert, now)
     if alert.silence_id is None:
         alert.last_notified_at = now
     uow.add_alert(alert)
-    uow.link_feedback(feedback_link(fb, score, alert_id=alert.alert_id, role="raised", now=now))
+    uow.link_feedback(feedback_link(ctx, fb, score, alert_id=alert.alert_id, role="raised", now=now))
     uow.add_event(history_step(
         alert, action="raised", actor="system", at=now, previous=None,
         note=f"route {decision.route}" + (f"; silenced by {alert.silence_id}" if alert.silence_id else ""),
@@ -241,7 +244,7 @@ async def _raise(uow: UnitOfWork, ctx: Context, fb: FeedbackReceived, score: Sco
 
 async def _group(uow: UnitOfWork, ctx: Context, alert: Alert, fb: FeedbackReceived, score: ScoreResult,
                  reason: str, now: datetime) -> None:
-    uow.link_feedback(feedback_link(fb, score, alert_id=alert.alert_id, role="grouped", now=now))
+    uow.link_feedback(feedback_link(ctx, fb, score, alert_id=alert.alert_id, role="grouped", now=now))
     worse = score.mot < alert.severity
     alert.feedback_count += 1
     alert.last_feedback_at = now

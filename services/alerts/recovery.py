@@ -130,7 +130,7 @@ async def answer(uow: UnitOfWork, ctx: Context, fb: FeedbackReceived, score: Sco
     if alert is None:
         logger.warning("recovery answer for an unknown alert", extra={"feedback_id": fb.id, "alert_id": alert_id})
         return False
-    uow.link_feedback(feedback_link(fb, score, alert_id=alert.alert_id, role="recovery_answer", now=now))
+    uow.link_feedback(feedback_link(ctx, fb, score, alert_id=alert.alert_id, role="recovery_answer", now=now))
     if not score.negative:
         uow.add_event(history_step(alert, action="recovery_answer", actor="customer", at=now,
                                    previous=alert.status, note=f"MOT {score.mot:+d}"))

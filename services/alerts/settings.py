@@ -71,7 +71,15 @@ class AlertsSettings(ServiceSettings, MailSettings, PrivacySettings, SigningSett
         description="Feedback events per consumer transaction: smaller commits each alert sooner, larger costs less per event.",
     )
     alerts_scheduler_interval_seconds: float = Field(5.0, gt=0, description="How often SLA timers are checked.")
-    alerts_history_days: int = Field(90, ge=1, description="How far back a customer's contact history goes.")
+    alerts_history_days: int = Field(90, ge=1, description="How far back a customer's contact history goes "
+                                     "(older moments are deleted).")
+    alerts_personal_data_days: int = Field(
+        180, ge=1,
+        description="Days after which an alert's customer details and words are cleared: the customer's contacts "
+        "and the summary (after the alert's last change), feedback texts and cues (after they joined), managers' "
+        "notes and notification subjects (after they were written); notification mails follow MAIL_CONTENT_DAYS. "
+        "The alerts stay, with their times and states, for the KPIs.",
+    )
     alerts_scheduler_enabled: bool = Field(True, description="Run the SLA scheduler in this process.")
 
     required_secrets: ClassVar[tuple[str, ...]] = (

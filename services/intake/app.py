@@ -1,11 +1,12 @@
 """Intake: every channel's feedback in, onto ``feedback.received.v1``."""
 
 import logging
+from functools import partial
 from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.intake import repository
+from services.intake import handlers, privacy, repository
 from services.intake.api import email as email_api
 from services.intake.api import feedback, kiosk, suggestion_box
 from services.intake.api.errors import install_error_handlers
@@ -17,8 +18,9 @@ from services.intake.service import Context, FeedbackSink
 from services.intake.settings import IntakeSettings
 from services.intake.suggestion_box import MAX_FILE_BYTES as SUGGESTION_BOX_MAX_BYTES
 from shared.contracts import FeedbackIn
-from shared.events import FEEDBACK_RECEIVED
+from shared.events import ERASURE_REQUESTED, FEEDBACK_RECEIVED
 from shared.http import RouteLimit
+from shared.privacy.runtime import use_erasure
 from shared.runtime import Readiness, ServiceRuntime, install
 
 # Every router of the service; channel routes are appended here.
@@ -55,8 +57,12 @@ def create_app(settings: IntakeSettings, *, hot_path: bool = True) -> FastAPI:
     ctx = Context(
         settings=settings,
         keys=KeyStore(ttl=settings.intake_key_cache_ttl_seconds),
-        sink=FeedbackSink(publish=runtime.publish_durably, topic=settings.topic(FEEDBACK_RECEIVED.topic)),
+        sink=FeedbackSink(publish=runtime.publish_durably, topic=settings.topic(FEEDBACK_RECEIVED.topic),
+                          privacy_key=settings.privacy_key()),
+        clock=runtime.clock,
     )
+    use_erasure(runtime)
+    runtime.consume(ERASURE_REQUESTED, partial(handlers.on_erasure_requested, ctx))
     app = FastAPI(title="Keymoment intake", version="1.0", description=DESCRIPTION)
     for router in ROUTERS:
         app.include_router(router)
@@ -92,6 +98,7 @@ def create_app(settings: IntakeSettings, *, hot_path: bool = True) -> FastAPI:
             )
         await ctx.keys.open(rt.pool)
         rt.spawn(ctx.keys.watch(), "intake-api-keys")
+        await privacy.pseudonymise_senders(rt.pool, settings.privacy_key())  # upgrade: before the listener starts
 
     async def keys_ready() -> str | None:
         return None if ctx.keys.listening.is_set() else "api keys not loaded"

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from shared.cli import credential
 from shared.contracts import Channel
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -43,6 +44,7 @@ async def _connect():
     from pydantic import SecretStr
     from pydantic_settings import BaseSettings, SettingsConfigDict
 
+    from services.intake.settings import IntakeSettings
     from shared.db import create_pool, migrate
 
     class CliSettings(BaseSettings):  # only what the command needs (no service secrets)
@@ -54,7 +56,8 @@ async def _connect():
     dsn = settings.database_url.get_secret_value()
     conn = await asyncpg.connect(dsn)
     try:
-        await migrate(conn, schema=settings.database_schema, directory=MIGRATIONS)
+        await migrate(conn, schema=settings.database_schema, directory=MIGRATIONS,
+                      components=IntakeSettings.migration_components())
     finally:
         await conn.close()
     return await create_pool(dsn, schema=settings.database_schema, min_size=1, max_size=1)
@@ -147,15 +150,6 @@ def _import_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _api_key(explicit: str | None) -> str | None:
-    import os
-
-    if explicit:
-        return explicit
-    if env := os.environ.get("KEYMOMENT_API_KEY"):
-        return env
-    dev_key = Path("var") / "dev-api-key"
-    return dev_key.read_text().strip() if dev_key.is_file() else None
 
 
 def import_main(argv: list[str]) -> int:
@@ -168,7 +162,7 @@ def import_main(argv: list[str]) -> int:
 
     args = _import_parser().parse_args(argv)
     url = (args.url or os.environ.get("KEYMOMENT_INTAKE_URL") or "http://127.0.0.1:8001").rstrip("/")
-    key = _api_key(args.api_key)
+    key = credential(args.api_key, env="KEYMOMENT_API_KEY", dev_file="dev-api-key")
     if not key:
         print("keymoment import: no API key (use --api-key, KEYMOMENT_API_KEY or run `make dev` for ./var/dev-api-key)",
               file=sys.stderr)

@@ -27,7 +27,10 @@ import asyncpg
 from services.intake import repository
 from shared import auth
 from shared.contracts import Channel
+from shared.ratelimit import TokenBucket
 from shared.retry import Backoff, honour_cancel, retry_forever
+
+__all__ = ["TokenBucket"]  # re-exported: intake's limits are shared.ratelimit's buckets
 
 logger = logging.getLogger(__name__)
 
@@ -81,30 +84,6 @@ def new_key() -> tuple[str, str]:
     """``(key_id, key)`` for a new key; the id has no underscore."""
     key_id = secrets.token_hex(6)
     return key_id, f"{PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
-
-
-class TokenBucket:
-    """``rate`` tokens per second up to ``burst``; ``take`` never waits."""
-
-    __slots__ = ("rate", "burst", "tokens", "stamp")
-
-    def __init__(self, rate: float, burst: int) -> None:
-        self.rate = rate
-        self.burst = burst
-        self.tokens = float(burst)
-        self.stamp = time.monotonic()
-
-    def take(self, n: int = 1) -> float:
-        """Take ``n`` tokens; returns 0 when granted, else seconds until they would be."""
-        now = time.monotonic()
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens >= n:
-            self.tokens -= n
-            return 0.0
-        if n > self.burst:
-            return math.inf
-        return (n - self.tokens) / self.rate
 
 
 @dataclass

@@ -12,12 +12,13 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from services.intake.keys import KeyStore, Principal
 from services.intake.language import detect
 from services.intake.settings import IntakeSettings
+from shared.clock import Clock, SystemClock
 from shared.contracts import FeedbackIn, FeedbackReceived
 from shared.errors import NotDurable
 from shared.events import FEEDBACK_RECEIVED, Envelope, event_source
@@ -37,10 +38,12 @@ __all__ = ["Context", "FeedbackSink", "NotDurable", "accept", "accept_many", "fe
 @dataclass(frozen=True)
 class FeedbackSink:
     """Where accepted feedback goes: ``publish`` makes events durable (the runtime's
-    ``publish_durably``: a Kafka acknowledgement, else an outbox row) on ``topic``."""
+    ``publish_durably``: a Kafka acknowledgement, else an outbox row) on ``topic``, keyed by
+    the customer's pseudonym under ``privacy_key`` (PRIVACY_HASH_KEY)."""
 
     publish: DurablePublish
     topic: str
+    privacy_key: bytes
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,7 @@ class Context:
     settings: IntakeSettings
     keys: KeyStore
     sink: FeedbackSink
+    clock: Clock = field(default_factory=SystemClock)
 
 
 class _RandomIds:
@@ -84,9 +88,10 @@ def feedback_id_for(principal: Principal, idempotency_key: str | None) -> str:
 
 
 def to_event(
-    feedback: FeedbackIn, *, feedback_id: str, source: str, received_at: datetime | None = None
+    feedback: FeedbackIn, *, feedback_id: str, source: str, privacy_key: bytes, received_at: datetime | None = None
 ) -> Envelope:
-    """The ``feedback.received.v1`` event of validated feedback (language detected when absent)."""
+    """The ``feedback.received.v1`` event of validated feedback (language detected when absent),
+    keyed by the customer's pseudonym (``privacy_key``: PRIVACY_HASH_KEY), never a plaintext contact."""
     fields = dict(feedback.__dict__)  # the field values (pydantic v2 keeps them there)
     if fields["language"] is None:
         fields["language"] = detect(feedback.text)
@@ -94,7 +99,7 @@ def to_event(
     # Already validated as FeedbackIn: construct without validating the same data twice.
     data = FeedbackReceived.model_construct(**fields, id=feedback_id, received_at=received_at, source=source)
     return Envelope.new(
-        FEEDBACK_RECEIVED, data, source=SOURCE, key=feedback.partition_key(), subject=feedback_id,
+        FEEDBACK_RECEIVED, data, source=SOURCE, key=feedback.partition_key(privacy_key), subject=feedback_id,
         id=feedback_id, time=received_at,
     )
 
@@ -120,7 +125,7 @@ async def accept_many(
     keys = idempotency_keys or [None] * len(feedback_items)
     ids = [feedback_id_for(principal, k) for k in keys]
     events = [
-        (sink.topic, to_event(f, feedback_id=i, source=principal.name, received_at=now))
+        (sink.topic, to_event(f, feedback_id=i, source=principal.name, privacy_key=sink.privacy_key, received_at=now))
         for f, i in zip(feedback_items, ids, strict=True)
     ]
     await sink.publish(events)

@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import ValidationError
 
 from shared.contracts import Channel, Customer, FeedbackIn, Rating, RatingScale, SuggestionBoxDetails
+from shared.tabular import UndecodableFile, decode_text, delimiter, error_message
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
 MAX_ROWS = 10_000
@@ -74,27 +75,11 @@ class ParsedFile:
 
 
 def decode(data: bytes) -> tuple[str, str]:
-    """The file's text and the encoding it was read as."""
-    if data.startswith(b"\xef\xbb\xbf"):
-        return data[3:].decode("utf-8", errors="strict"), "utf-8-sig"
+    """The file's text and the encoding it was read as (``shared.tabular.decode_text``)."""
     try:
-        return data.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        pass
-    try:
-        return data.decode("gb18030"), "gbk"
-    except UnicodeDecodeError as exc:
-        raise CsvImportError(f"the file is neither UTF-8 nor GBK (byte {exc.start})") from exc
-
-
-def _delimiter(text: str) -> str:
-    """The separator of the header line: comma, semicolon (European Excel) or tab.
-
-    Judged on the header only: card texts are full of commas and semicolons."""
-    header = text.split("\n", 1)[0]
-    counts = {d: header.count(d) for d in (",", ";", "\t")}
-    best = max(counts, key=counts.get)
-    return best if counts[best] else ","
+        return decode_text(data)
+    except UndecodableFile as exc:
+        raise CsvImportError(str(exc)) from exc
 
 
 def _norm_header(name: str) -> str:
@@ -111,7 +96,7 @@ def parse_csv(data: bytes, *, source_key: str, timezone: str = "UTC", default_sc
         raise CsvImportError(f"unknown timezone {timezone!r}") from exc
     text, encoding = decode(data)
     import_id = "csv-" + hashlib.sha256(data).hexdigest()[:16]  # names the file, not the cards
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text))
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter(text))
     try:
         header = next(reader)
     except StopIteration:
@@ -146,7 +131,7 @@ def parse_csv(data: bytes, *, source_key: str, timezone: str = "UTC", default_sc
             details = SuggestionBoxDetails(import_id=import_id, line=start, card_id=values.get("card_id"))
             feedback = _feedback(values, details, tz=tz, default_scale=default_scale, errors=errors)
         except ValidationError as exc:
-            errors += [_message(e) for e in exc.errors()]
+            errors += [error_message(e) for e in exc.errors()]
             feedback = None
         if errors or feedback is None:
             parsed.rejected.append(RejectedRow(start, errors or ["row has no usable values"]))
@@ -156,12 +141,6 @@ def parse_csv(data: bytes, *, source_key: str, timezone: str = "UTC", default_sc
         key = _idempotency_key(source_key, identity, seen[identity], values.get("card_id"))
         parsed.cards.append(Card(start, feedback, key))
     return parsed
-
-
-def _message(error: dict) -> str:
-    where = ".".join(str(p) for p in error.get("loc", ()) if p != "__root__")
-    text = error.get("msg", "invalid").removeprefix("Value error, ")
-    return f"{where}: {text}" if where else text
 
 
 def card_identity(values: dict[str, str]) -> str:
@@ -237,7 +216,7 @@ def _feedback(
         try:
             rating = parse_rating(values["rating"], values.get("scale"), default_scale)
         except ValidationError as exc:
-            errors += ["rating: " + _message({**e, "loc": ()}) for e in exc.errors()]
+            errors += ["rating: " + error_message({**e, "loc": ()}) for e in exc.errors()]
         except ValueError as exc:
             errors.append(str(exc))
     if errors:

@@ -9,22 +9,31 @@ from fastapi import FastAPI
 
 from services.reporting import handlers
 from services.reporting.api import kpis
+from services.reporting.api import privacy as privacy_api
 from services.reporting.exposition import KpiRefresher
 from services.reporting.service import Context, label_folder
 from services.reporting.settings import ReportingSettings
 from shared.auth import BearerAuth, StaticToken
+from shared.events import (ALERT_RAISED, ALERT_UPDATED, ERASURE_APPLIED, ERASURE_REQUESTED, FEEDBACK_RECEIVED,
+                           FEEDBACK_SCORED)
+from shared.privacy.runtime import use_erasure
 from shared.runtime import ServiceRuntime, install
 
 
 def create_app(settings: ReportingSettings) -> FastAPI:
-    runtime = ServiceRuntime(settings, migrations=Path(__file__).parent / "migrations")
+    # Publishes erasure.requested.v1: reporting hosts the erasure register (services/reporting/erasures.py).
+    runtime = ServiceRuntime(settings, migrations=Path(__file__).parent / "migrations", produces=[ERASURE_REQUESTED])
     labels = label_folder(settings)
     ctx = Context(
         settings=settings,
         labels=labels,
         refresher=KpiRefresher(labels, runtime.registry, every=settings.reporting_refresh_seconds),
         auth=BearerAuth(StaticToken.admin(settings.admin_token)),
+        clock=runtime.clock,
     )
+    use_erasure(runtime)
+    runtime.consume(ERASURE_REQUESTED, partial(handlers.on_erasure_requested, ctx))
+    runtime.consume(ERASURE_APPLIED, partial(handlers.on_erasure_applied, ctx))
     runtime.consume_batches(handlers.CONSUMED, partial(handlers.on_events, ctx))
 
     async def start_refresher(rt: ServiceRuntime) -> None:
@@ -42,5 +51,6 @@ def create_app(settings: ReportingSettings) -> FastAPI:
 
     app = FastAPI(title="Keymoment reporting", version="1.0")
     app.include_router(kpis.router)
+    app.include_router(privacy_api.router)
     install(app, runtime, context=ctx)
     return app

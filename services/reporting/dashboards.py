@@ -144,6 +144,7 @@ def overview() -> dict:
         target(f"sum by (severity) ({rate('cx_alerts_raised_total', '')}) * 3600", "raised {{severity}}"),
         target(f"sum({rate('cx_alert_sla_breaches_total', '')}) * 3600", "SLA breaches", ref="B")],
         w=12, h=8, unit="short", description="Per hour.")
+    surveys(lay)
     variables = [
         variable("channel", "Channel", "label_values(cx_mot_responses_total, channel)"),
         variable("location", "Location", 'label_values(cx_feedback_total{channel=~"$channel"}, location)'),
@@ -151,6 +152,40 @@ def overview() -> dict:
     return dashboard("keymoment-cx-overview", "Keymoment · Customer experience",
                      "How satisfied customers are, per channel and location, and how fast negative moments are "
                      "recovered.", lay, variables, "now-24h")
+
+
+def surveys(lay: Layout) -> None:
+    """The survey funnel and recovery effectiveness (issue 15)."""
+    lay.add("Survey funnel", "barchart", [target(
+        f"sum by (step) ({inc('cx_survey_invitations_total', '')})", "{{step}}", instant=True)], w=8, h=8,
+        extra={"options": {"xField": "step"}},
+        description="Invitations in the time range by the step they reached: invited (the contact rules let it go), "
+                    "delivered, opened, started, completed, unsubscribed.")
+    lay.add("Survey response rate", "timeseries", [target(
+        "survey:cx_survey_response_rate:1d", "{{survey}}")], w=8, h=8, unit="percentunit",
+        description="Per survey, completed / delivered invitations over the last day (recording rule).")
+    lay.add("Invitations skipped by reason", "barchart", [target(
+        f"sum by (reason) ({inc('cx_survey_skipped_total', '')})", "{{reason}}", instant=True)], w=8, h=8,
+        extra={"options": {"xField": "reason"}},
+        description="Invitations the contact rules skipped in the time range: unsubscribed, suppressed, no_address, "
+                    "frequency, min_interval, quiet_hours.")
+    recovery = 'location=~"$location"'
+    answers = f"sum by (team) ({inc('cx_recovery_answers_total', recovery)})"
+    lay.add("Recovery: share recovered to MOT ≥ +1, by team", "bargauge", [target(
+        f"sum by (team) ({inc('cx_recovery_answers_total', recovery + ', score=~' + chr(34) + '1|2|3' + chr(34))})"
+        f" / ({answers} > 0)", "{{team}}", instant=True)], w=12, h=8, unit="percentunit",
+        description="Of the answers to recovery surveys in the time range, the share at MOT +1 or better.")
+    def weighted(label: str, values: tuple[int, ...]) -> str:
+        return " + ".join(
+            f"({v}) * sum by (location) ({inc('cx_recovery_answers_total', f'{recovery}, {label}={chr(34)}{v}{chr(34)}')})"
+            for v in values)
+
+    after, before = weighted("score", (3, 2, 1, -1, -2, -3)), weighted("severity", (-1, -2, -3))
+    lay.add("Recovery: mean MOT change, by location", "bargauge", [target(
+        f"(({after}) - ({before})) / (sum by (location) ({inc('cx_recovery_answers_total', recovery)}) > 0)",
+        "{{location}}", instant=True)], w=12, h=8, decimals=2,
+        description="Mean of (the recovery answer's MOT - the MOT of the negative feedback that raised the alert) "
+                    "in the time range.")
 
 
 def operations() -> dict:

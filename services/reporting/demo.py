@@ -26,8 +26,9 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
+
+from shared.cli import credential
 
 # Locations and their touchpoints: a bank, an airline, restaurants, a telecom shop, a retailer.
 PLACES: list[tuple[str, list[str]]] = [
@@ -189,15 +190,6 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _api_key(explicit: str | None) -> str | None:
-    if explicit:
-        return explicit
-    if env := os.environ.get("KEYMOMENT_API_KEY"):
-        return env
-    path = Path("var") / "dev-api-key"
-    return path.read_text().strip() if path.is_file() else None
-
-
 @dataclass
 class Totals:
     sent: int = 0
@@ -261,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
         for _, item in zip(range(args.count or 10), stream, strict=False):
             sys.stdout.write(json.dumps(item, ensure_ascii=False) + "\n")
         return 0
-    key = _api_key(args.api_key)
+    key = credential(args.api_key, env="KEYMOMENT_API_KEY", dev_file="dev-api-key")
     if not key:
         print("keymoment demo: no API key (use --api-key, KEYMOMENT_API_KEY or run `make dev` for ./var/dev-api-key)",
               file=sys.stderr)

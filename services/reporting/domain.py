@@ -7,6 +7,12 @@
   feedback (``feedback.scored.v1``); mean MOT and the share of negative MOTs.
 * Alerts: time from raised to first acknowledgement / first resolution, SLA
   breaches (counted once per alert), alerts not yet resolved.
+* Survey funnel: per survey, the invitations at each step (invited, delivered,
+  opened, started, completed, unsubscribed) and those skipped by reason;
+  response rate = completed / delivered.
+* Recovery effectiveness: each answer to a recovery survey against the MOT of
+  the negative feedback that raised its alert (the alert's severity), per team
+  and location: the share recovered to >= +1, and the mean MOT change.
 """
 
 from __future__ import annotations
@@ -15,13 +21,16 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from shared.contracts import Channel, RatingScale
+from shared.contracts import Channel, FunnelStep, RatingScale, SkipReason
 
 CHANNELS: tuple[str, ...] = tuple(c.value for c in Channel)
 MOT_SCORES: tuple[str, ...] = tuple(str(s) for s in range(-3, 4))
 NPS_CATEGORIES: tuple[str, ...] = ("promoter", "passive", "detractor")
 CSAT_SCORES: tuple[str, ...] = ("1", "2", "3", "4", "5")
 SEVERITIES: tuple[str, ...] = ("-1", "-2", "-3")
+FUNNEL_STEPS: tuple[str, ...] = tuple(s.value for s in FunnelStep if s is not FunnelStep.SKIPPED)
+SKIP_REASONS: tuple[str, ...] = tuple(r.value for r in SkipReason)
+RECOVERED_FROM = 1  # a recovery answer with this MOT or better: the moment was put right
 
 OTHER = "other"
 UNKNOWN = "unknown"  # feedback without a location / touchpoint
@@ -41,6 +50,9 @@ ALERTS_RAISED = "alerts_raised"
 SLA_BREACHES = "alert_sla_breaches"
 ACK = "alert_ack_seconds"
 RESOLVE = "alert_resolve_seconds"
+SURVEY_FUNNEL = "survey_invitations"  # survey, key = step
+SURVEY_SKIPPED = "survey_skipped"  # survey, key = reason
+RECOVERY = "recovery_answers"  # team, location, severity = MOT that raised the alert, key = the answer's MOT
 SUM_KEY = "sum"  # kpi_counters.key of a histogram's sum; bucket keys are the upper bounds
 
 
@@ -54,11 +66,14 @@ class Increment:
     touchpoint: str = ""
     severity: str = ""
     key: str = ""
+    survey: str = ""
+    team: str = ""
     delta: float = 1.0
 
     @property
-    def series(self) -> tuple[str, str, str, str, str, str]:
-        return (self.metric, self.channel, self.location, self.touchpoint, self.severity, self.key)
+    def series(self) -> tuple[str, str, str, str, str, str, str, str]:
+        return (self.metric, self.channel, self.location, self.touchpoint, self.severity, self.key, self.survey,
+                self.team)
 
 
 def nps_category(value: int) -> str:
@@ -85,6 +100,18 @@ def scored_increments(*, channel: str, location: str, touchpoint: str, mot: int,
     if negative:
         incs.append(Increment(NEGATIVE, channel, location, touchpoint))
     return incs
+
+
+def funnel_increment(*, survey: str, step: str, reason: str | None) -> Increment:
+    """One invitation reaching a step (or skipped, by reason) of a survey's funnel (survey label folded)."""
+    if step == FunnelStep.SKIPPED.value:
+        return Increment(SURVEY_SKIPPED, survey=survey, key=reason or "unknown")
+    return Increment(SURVEY_FUNNEL, survey=survey, key=step)
+
+
+def recovery_increment(*, team: str, location: str, raised_mot: int, answer_mot: int) -> Increment:
+    """One recovery answer (its MOT) to the alert raised by a negative MOT (team, location folded)."""
+    return Increment(RECOVERY, team=team, location=location, severity=str(raised_mot), key=str(answer_mot))
 
 
 def bucket_key(seconds: float, buckets: Sequence[float]) -> str:

@@ -47,6 +47,16 @@ SEVERITY_COUNTERS = {
     domain.ALERTS_RAISED: ("cx_alerts_raised", "Alerts raised for negative moments of truth, by severity."),
     domain.SLA_BREACHES: ("cx_alert_sla_breaches", "Alerts not acknowledged within their SLA (once per alert)."),
 }
+SURVEY_COUNTERS = {
+    domain.SURVEY_FUNNEL: ("cx_survey_invitations", "Survey invitations by the steps they reached: invited (the contact "
+                           "rules let it go), delivered, opened, started, completed, unsubscribed.", "step",
+                           domain.FUNNEL_STEPS),
+    domain.SURVEY_SKIPPED: ("cx_survey_skipped", "Survey invitations the contact rules skipped, by reason.", "reason",
+                            domain.SKIP_REASONS),
+}
+RECOVERY_NAME = "cx_recovery_answers"
+RECOVERY_HELP = ("Answers to recovery surveys, by team and location of the alert, the MOT of the negative feedback "
+                 "that raised it (severity -1..-3) and the answer's MOT (score -3..3): recovered when score >= 1.")
 HISTOGRAMS = {
     domain.ACK: ("cx_alert_ack_seconds", "Time from an alert being raised to its first acknowledgement.",
                  domain.ACK_BUCKETS),
@@ -74,6 +84,10 @@ def build_text(counter_rows: Iterable[asyncpg.Record | dict], open_rows: Iterabl
     }
     severity: dict[str, dict[str, float]] = {m: dict.fromkeys(domain.SEVERITIES, 0.0) for m in SEVERITY_COUNTERS}
     hist: dict[str, dict[str, dict[str, float]]] = {m: {s: {} for s in domain.SEVERITIES} for m in HISTOGRAMS}
+    surveys: dict[str, dict[tuple[str, str], float]] = {m: {} for m in SURVEY_COUNTERS}
+    seen_surveys: set[str] = set()
+    recovery: dict[tuple[str, str, str, str], float] = {}
+    seen_places: set[tuple[str, str]] = set()
 
     for r in counter_rows:
         metric = r["metric"]
@@ -89,6 +103,12 @@ def build_text(counter_rows: Iterable[asyncpg.Record | dict], open_rows: Iterabl
             severity[metric][r["severity"]] = r["value"]
         elif metric in hist:
             hist[metric].setdefault(r["severity"], {})[r["key"]] = r["value"]
+        elif metric in surveys:
+            surveys[metric][(r["survey"], r["key"])] = r["value"]
+            seen_surveys.add(r["survey"])
+        elif metric == domain.RECOVERY:
+            recovery[(r["team"], r["location"], r["severity"], r["key"])] = r["value"]
+            seen_places.add((r["team"], r["location"]))
 
     out: list[str] = []
     for m, (name, doc) in PLACE_COUNTERS.items():
@@ -110,6 +130,16 @@ def build_text(counter_rows: Iterable[asyncpg.Record | dict], open_rows: Iterabl
                 out.append(f'{name}_bucket{{severity="{_escape(sev)}",le="{le}"}} {_num(cumulative)}')
             out.append(f'{name}_count{{severity="{_escape(sev)}"}} {_num(cumulative)}')
             out.append(f'{name}_sum{{severity="{_escape(sev)}"}} {_num(cells.get(domain.SUM_KEY, 0.0))}')
+    # Per survey (and per team and location) seen, every step, reason and score combination is exposed,
+    # at 0 until counted: rates and weighted means over them never lose a term.
+    for m, (name, doc, label, keys) in SURVEY_COUNTERS.items():
+        out += [f"# HELP {name}_total {doc}", f"# TYPE {name}_total counter"]
+        out += [f'{name}_total{{survey="{_escape(sv)}",{label}="{k}"}} {_num(surveys[m].get((sv, k), 0.0))}'
+                for sv in sorted(seen_surveys) for k in keys]
+    out += [f"# HELP {RECOVERY_NAME}_total {RECOVERY_HELP}", f"# TYPE {RECOVERY_NAME}_total counter"]
+    out += [f'{RECOVERY_NAME}_total{{team="{_escape(team)}",location="{_escape(loc)}",severity="{sev}",'
+            f'score="{score}"}} {_num(recovery.get((team, loc, sev, score), 0.0))}'
+            for team, loc in sorted(seen_places) for sev in domain.SEVERITIES for score in domain.MOT_SCORES]
     counts = dict.fromkeys(domain.SEVERITIES, 0)
     for r in open_rows:
         counts[str(r["severity"])] = r["n"]

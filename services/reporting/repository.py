@@ -8,7 +8,7 @@ from datetime import datetime
 import asyncpg
 
 from services.reporting.domain import Increment
-from shared.contracts import AlertRaised, AlertUpdated, FeedbackReceived, FeedbackScored
+from shared.contracts import AlertRaised, AlertUpdated, FeedbackReceived, FeedbackScored, SurveyInvitationStep
 from shared.db import advisory_key
 
 
@@ -93,10 +93,10 @@ async def add_to_counters(conn: asyncpg.Connection, increments: Sequence[Increme
     if not increments:
         return
     await conn.execute(
-        """INSERT INTO kpi_counters AS k (metric, channel, location, touchpoint, severity, key, value)
+        """INSERT INTO kpi_counters AS k (metric, channel, location, touchpoint, severity, key, survey, team, value)
            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                                $7::float8[])
-           ON CONFLICT (metric, channel, location, touchpoint, severity, key)
+                                $8::text[], $9::text[], $7::float8[])
+           ON CONFLICT (metric, channel, location, touchpoint, severity, key, survey, team)
                DO UPDATE SET value = k.value + EXCLUDED.value""",
         [i.metric for i in increments],
         [i.channel for i in increments],
@@ -105,12 +105,19 @@ async def add_to_counters(conn: asyncpg.Connection, increments: Sequence[Increme
         [i.severity for i in increments],
         [i.key for i in increments],
         [i.delta for i in increments],
+        [i.survey for i in increments],
+        [i.team for i in increments],
     )
 
 
 # ------------------------------------------------------------------------------------------ label slots
 async def label_slots(conn: asyncpg.Connection | asyncpg.Pool) -> list[asyncpg.Record]:
     return await conn.fetch("SELECT dimension, value, label FROM label_slots")
+
+
+async def label_of(conn: asyncpg.Connection, *, dimension: str, value: str) -> str | None:
+    """The label a raw value was given, if any (a read: no lock)."""
+    return await conn.fetchval("SELECT label FROM label_slots WHERE dimension = $1 AND value = $2", dimension, value)
 
 
 async def claim_label(conn: asyncpg.Connection, *, dimension: str, value: str, limit: int, other: str) -> str:
@@ -137,11 +144,13 @@ async def claim_label(conn: asyncpg.Connection, *, dimension: str, value: str, l
 async def upsert_alert_raised(conn: asyncpg.Connection, a: AlertRaised) -> asyncpg.Record:
     """Create the alert (or leave a newer state alone); returns the stored row."""
     return await conn.fetchrow(
-        """INSERT INTO alerts AS a (alert_id, severity, channel, location, touchpoint, status, raised_at, state_at)
-           VALUES ($1, $2, $3, $4, $5, 'open', $6, $6)
-           ON CONFLICT (alert_id) DO UPDATE SET alert_id = a.alert_id
+        """INSERT INTO alerts AS a (alert_id, severity, channel, location, touchpoint, status, raised_at, state_at,
+                                    team, raised_mot)
+           VALUES ($1, $2, $3, $4, $5, 'open', $6, $6, $7, $2)
+           ON CONFLICT (alert_id) DO UPDATE SET team = coalesce(a.team, EXCLUDED.team),
+                                                raised_mot = coalesce(a.raised_mot, EXCLUDED.raised_mot)
            RETURNING *, (xmax = 0) AS inserted""",
-        a.alert_id, a.severity, a.channel.value, a.location, a.touchpoint, a.raised_at,
+        a.alert_id, a.severity, a.channel.value, a.location, a.touchpoint, a.raised_at, a.team,
     )
 
 
@@ -180,13 +189,61 @@ async def mark_counted(conn: asyncpg.Connection, alert_id: str, *, ack: bool, re
 # ------------------------------------------------------------------------------------------ exposition
 async def counters(conn: asyncpg.Connection | asyncpg.Pool) -> list[asyncpg.Record]:
     return await conn.fetch(
-        "SELECT metric, channel, location, touchpoint, severity, key, value FROM kpi_counters"
+        "SELECT metric, channel, location, touchpoint, severity, key, survey, team, value FROM kpi_counters"
     )
 
 
 async def open_alerts(conn: asyncpg.Connection | asyncpg.Pool) -> list[asyncpg.Record]:
     return await conn.fetch(
         "SELECT severity, count(*) AS n FROM alerts WHERE status <> 'resolved' GROUP BY severity"
+    )
+
+
+# ------------------------------------------------------------------------------------------ surveys
+async def add_funnel_steps(conn: asyncpg.Connection, steps: Sequence[SurveyInvitationStep]) -> set[tuple[str, str]]:
+    """Store invitation steps (one statement); returns the ``(invitation id, step)`` pairs seen for the
+    first time."""
+    if not steps:
+        return set()
+    rows = await conn.fetch(
+        """INSERT INTO survey_funnel (invitation_id, step, survey_id, reason, at)
+           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[])
+           ON CONFLICT (invitation_id, step) DO NOTHING
+           RETURNING invitation_id, step""",
+        [s.invitation_id for s in steps], [s.step.value for s in steps], [s.survey_id for s in steps],
+        [s.reason.value if s.reason else None for s in steps], [s.at for s in steps],
+    )
+    return {(r["invitation_id"], r["step"]) for r in rows}
+
+
+async def add_recovery_answers(conn: asyncpg.Connection, answers: dict[str, str]) -> None:
+    """Recovery-survey answers (feedback id -> the alert it answers), to count once their MOT and their
+    alert's raising MOT are known."""
+    if answers:
+        await conn.execute(
+            """INSERT INTO recovery_answers (feedback_id, alert_id)
+               SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING""",
+            list(answers), list(answers.values()),
+        )
+
+
+async def settle_recovery_answers(conn: asyncpg.Connection, *, feedback_ids: Sequence[str] = (),
+                                  alert_ids: Sequence[str] = ()) -> list[asyncpg.Record]:
+    """The recovery answers among these feedback or alerts that can now be counted (their MOT and
+    their alert's raising MOT are known), marked counted: ``mot, raised_mot, team, location``."""
+    return await conn.fetch(
+        """WITH ready AS (
+               SELECT r.feedback_id, f.mot, a.raised_mot, a.team, a.location
+               FROM recovery_answers r
+               JOIN feedback_facts f USING (feedback_id)
+               JOIN alerts a ON a.alert_id = r.alert_id
+               WHERE NOT r.counted AND f.mot IS NOT NULL AND a.raised_mot IS NOT NULL
+                 AND (r.feedback_id = ANY ($1::text[]) OR r.alert_id = ANY ($2::text[]))
+               ORDER BY r.feedback_id
+               FOR UPDATE OF r)
+           UPDATE recovery_answers r SET counted = true FROM ready WHERE r.feedback_id = ready.feedback_id
+           RETURNING ready.mot, ready.raised_mot, ready.team, ready.location""",
+        list(feedback_ids), list(alert_ids),
     )
 
 

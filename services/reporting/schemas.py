@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
+
+from shared.contracts import Key, Strict
 
 
 class GroupBy(StrEnum):
@@ -46,3 +49,41 @@ class KpiReport(BaseModel):
 
 
 CSV_COLUMNS: tuple[str, ...] = tuple(KpiRow.model_fields)
+
+
+# --- the erasure register (POST/GET /v1/privacy/erasures) -------------------------------------------------------
+Email = Annotated[Key, Field(max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")]
+Phone = Annotated[str, Field(max_length=40, pattern=r"^\+?[0-9 ()\-.]{3,40}$")]
+CustomerId = Annotated[Key, Field(min_length=1, max_length=200)]
+
+
+class ErasureIn(Strict):
+    """Whom to erase: every contact you know of the customer (each is matched on its own, and rows
+    found by one lead to the others they name). Contacts are compared as the channels record them:
+    email case-insensitively, phone numbers by their digits (and a leading +), ids exactly."""
+
+    emails: list[Email] = Field(default_factory=list, max_length=10)
+    phones: list[Phone] = Field(default_factory=list, max_length=10)
+    customer_ids: list[CustomerId] = Field(default_factory=list, max_length=10)
+
+    @model_validator(mode="after")
+    def _names_someone(self) -> Self:
+        if not (self.emails or self.phones or self.customer_ids):
+            raise ValueError("name at least one email, phone or customer id")
+        return self
+
+
+class ServiceErasure(BaseModel):
+    applied_at: datetime
+    erased: dict[str, int] = Field(description="Rows deleted or anonymised, per table.")
+
+
+class ErasureOut(BaseModel):
+    id: str
+    status: Literal["pending", "done"] = Field(description="done: every service has applied it.")
+    requested_at: datetime
+    requested_by: str
+    contacts: dict[str, int] = Field(description="Which kinds of contact the request named, and how many (never the "
+                                                 "contacts themselves).")
+    services: dict[str, ServiceErasure] = Field(description="What each service erased, once it has.")
+    waiting_for: list[str] = Field(description="Services that have not reported yet.")

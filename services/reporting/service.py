@@ -19,7 +19,8 @@ from services.reporting import domain
 from services.reporting import repository as repo
 from services.reporting.settings import ReportingSettings
 from shared.auth import BearerAuth
-from shared.contracts import AlertRaised, AlertUpdated, FeedbackReceived, FeedbackScored
+from shared.clock import Clock, SystemClock
+from shared.contracts import AlertRaised, AlertUpdated, FeedbackReceived, FeedbackScored, SurveyInvitationStep
 
 if TYPE_CHECKING:
     from services.reporting.exposition import KpiRefresher
@@ -28,6 +29,8 @@ logger = logging.getLogger(__name__)
 
 LOCATION = "location"
 TOUCHPOINT = "touchpoint"
+SURVEY = "survey"
+TEAM = "team"
 
 
 @dataclass
@@ -61,9 +64,18 @@ class LabelFolder:
             return domain.OTHER  # slots are never freed: once full, full for good
         return await repo.claim_label(conn, dimension=dimension, value=value, limit=limit, other=domain.OTHER)
 
+    async def existing(self, conn: asyncpg.Connection, dimension: str, value: str | None) -> str:
+        """The label a value has, never claiming one (no lock): ``other`` when it has none."""
+        if not value:
+            return domain.UNKNOWN
+        if (label := self.known.get((dimension, value))) is not None:
+            return label
+        return await repo.label_of(conn, dimension=dimension, value=value) or domain.OTHER
+
 
 def label_folder(settings: ReportingSettings) -> LabelFolder:
-    return LabelFolder({LOCATION: settings.reporting_max_locations, TOUCHPOINT: settings.reporting_max_touchpoints})
+    return LabelFolder({LOCATION: settings.reporting_max_locations, TOUCHPOINT: settings.reporting_max_touchpoints,
+                        SURVEY: settings.reporting_max_surveys, TEAM: settings.reporting_max_teams})
 
 
 @dataclass(frozen=True)
@@ -73,7 +85,8 @@ class Context:
     settings: ReportingSettings
     labels: LabelFolder
     refresher: KpiRefresher  # the cx_* snapshot served at /metrics
-    auth: BearerAuth  # the KPI API
+    auth: BearerAuth  # the KPI and erasure APIs
+    clock: Clock = field(default_factory=SystemClock)
 
 
 @dataclass
@@ -83,6 +96,8 @@ class Batch:
     received: list[FeedbackReceived] = field(default_factory=list)
     scored: list[tuple[FeedbackScored, datetime]] = field(default_factory=list)  # with each event's time
     alerts: list[AlertRaised | AlertUpdated] = field(default_factory=list)
+    steps: list[SurveyInvitationStep] = field(default_factory=list)  # survey funnels
+    from_survey: set[str] = field(default_factory=set)  # ids of the received feedback survey published
 
 
 async def apply(conn: asyncpg.Connection, ctx: Context, batch: Batch) -> None:
@@ -93,18 +108,28 @@ async def apply(conn: asyncpg.Connection, ctx: Context, batch: Batch) -> None:
        order, before either upsert touches a row (two replicas holding received and scored events of the
        same feedback would otherwise lock the same rows in two passes, in opposite orders);
     3. alerts, likewise per alert id;
-    4. every series the batch moves, merged and sorted, in one statement.
+    4. survey funnel steps, then the recovery answers the batch completes (their rows in key order);
+    5. every series the batch moves, merged and sorted, in one statement.
+
+    The labels a recovery answer is counted under (its alert's team and location) are looked up, never
+    claimed, after phase 1: a team gets its label when its alert is raised (phase 1 of that batch), a
+    location when feedback there is counted; one that never got one counts as ``other``.
 
     Each transaction goes through these phases in this order and, within a phase, in sorted order, so
     two replicas wait for each other but never deadlock (tests/integration/reporting/test_replicas.py)."""
     places = sorted({(LOCATION, v) for v in _values(batch, "location")}
-                    | {(TOUCHPOINT, v) for v in _values(batch, "touchpoint")})
+                    | {(TOUCHPOINT, v) for v in _values(batch, "touchpoint")}
+                    | {(SURVEY, step.survey_id) for step in batch.steps}
+                    | {(TEAM, a.team) for a in batch.alerts if isinstance(a, AlertRaised) and a.team})
     labels = {key: await ctx.labels.label(conn, *key) for key in places}
 
     await repo.lock_keys(conn, repo.FEEDBACK_LOCKS,
                          [fb.id for fb in batch.received] + [s.feedback_id for s, _ in batch.scored])
     increments = await _feedback_received(conn, batch.received, labels)
     increments += await _feedback_scored(conn, batch.scored, labels)
+    answers = {fb.id: fb.survey.recovery_for_alert_id for fb in batch.received
+               if fb.survey and fb.survey.recovery_for_alert_id and fb.id in batch.from_survey}
+    await repo.add_recovery_answers(conn, {k: answers[k] for k in sorted(answers)})
 
     await repo.lock_keys(conn, repo.ALERT_LOCKS, [a.alert_id for a in batch.alerts])
     for alert in batch.alerts:  # in order: either kind may come first, the newest snapshot wins
@@ -114,6 +139,9 @@ async def apply(conn: asyncpg.Connection, ctx: Context, batch: Batch) -> None:
             row = await repo.upsert_alert_updated(conn, alert)
         increments += await _count_alert(conn, row)
 
+    increments += await _survey_steps(conn, batch.steps, labels)
+    increments += await _recovery(conn, ctx, feedback_ids=sorted(set(answers) | {s.feedback_id for s, _ in batch.scored}),
+                                  alert_ids=sorted({a.alert_id for a in batch.alerts if isinstance(a, AlertRaised)}))
     await repo.add_to_counters(conn, domain.merge(increments))
 
 
@@ -163,6 +191,33 @@ async def _feedback_scored(conn: asyncpg.Connection, scored: list[tuple[Feedback
         increments += domain.scored_increments(
             channel=s.channel.value, location=location, touchpoint=touchpoint, mot=s.mot, negative=s.negative,
         )
+    return increments
+
+
+async def _survey_steps(conn: asyncpg.Connection, steps: list[SurveyInvitationStep],
+                        labels: dict[tuple[str, str], str]) -> list[domain.Increment]:
+    """Invitation funnel steps: each (invitation, step) counted once however often it arrives."""
+    first: dict[tuple[str, str], SurveyInvitationStep] = {}
+    for step in steps:
+        first.setdefault((step.invitation_id, step.step.value), step)
+    new = await repo.add_funnel_steps(conn, [first[k] for k in sorted(first)])
+    return [domain.funnel_increment(survey=labels[(SURVEY, step.survey_id)], step=step.step.value,
+                                    reason=step.reason.value if step.reason else None)
+            for key, step in first.items() if key in new]
+
+
+async def _recovery(conn: asyncpg.Connection, ctx: Context, *, feedback_ids: list[str],
+                    alert_ids: list[str]) -> list[domain.Increment]:
+    """The recovery answers these feedback or alerts complete (answer scored, alert raised), once each,
+    under the labels their alert's team and location already have."""
+    if not feedback_ids and not alert_ids:
+        return []
+    increments = []
+    for row in await repo.settle_recovery_answers(conn, feedback_ids=feedback_ids, alert_ids=alert_ids):
+        team = await ctx.labels.existing(conn, TEAM, row["team"])
+        location = await ctx.labels.existing(conn, LOCATION, row["location"])
+        increments.append(domain.recovery_increment(team=team, location=location, raised_mot=row["raised_mot"],
+                                                    answer_mot=row["mot"]))
     return increments
 
 

@@ -2,12 +2,35 @@
 
 from __future__ import annotations
 
+import logging
+
 import asyncpg
 
-from services.survey import service
+from services.survey import inviting, privacy
 from services.survey.service import Context
+from shared.contracts import SurveyRequested
 from shared.events import Envelope
+from shared.privacy import erasure
+
+logger = logging.getLogger(__name__)
 
 
 async def on_survey_requested(ctx: Context, conn: asyncpg.Connection, event: Envelope) -> None:
-    await service.record_request(ctx, conn, event.data)  # type: ignore[arg-type]
+    request: SurveyRequested = event.data  # type: ignore[assignment]
+    subjects = request.customer.pseudonyms(ctx.settings.privacy_key())
+    if erasure.covered(await erasure.erased_since(conn, subjects), subjects, request.requested_at):
+        logger.info("survey request for an erased customer dropped", extra={"request_id": request.request_id})
+        return
+    await inviting.record_request(ctx, conn, request)
+
+
+async def on_feedback_received(ctx: Context, conn: asyncpg.Connection, events: list[Envelope]) -> None:
+    """A batch's feedback: the surveys whose trigger names it invite its customer (never a
+    customer erased since the feedback: a late or replayed event must not bring them back)."""
+    await inviting.on_feedback(ctx, conn, await privacy.not_erased(ctx.settings.privacy_key(), conn,
+                                                                    [e.data for e in events]))  # type: ignore[misc]
+
+
+async def on_erasure_requested(ctx: Context, conn: asyncpg.Connection, event: Envelope) -> None:
+    await erasure.apply(conn, event.data, settings=ctx.settings, erase=privacy.erase,  # type: ignore[arg-type]
+                        now=ctx.clock.now())

@@ -17,7 +17,7 @@ from shared.metrics import PREFIX
 
 P = f"{PREFIX}_survey"
 INVITATION_PURPOSE = "survey_invitation"
-DELIVERY_STATES = ("pending", "sending", "sent", "uncertain", "failed", "unsendable")
+DELIVERY_STATES = ("pending", "sending", "sent", "uncertain", "failed", "unsendable", "skipped", "withdrawn")
 
 
 class SurveyMetrics:
@@ -33,8 +33,29 @@ class SurveyMetrics:
         )
         self.invitations = Gauge(
             f"{P}_invitations",
-            "Survey requests by invitation delivery state (the mail queue's; unsendable: no usable email address).",
+            "Survey requests by invitation delivery state (the mail queue's; unsendable: no usable email address; "
+            "skipped: by another contact rule; withdrawn: unsubscribed before it was sent).",
             ["state"], registry=registry,
+        )
+        self.invitations_decided = Counter(
+            f"{P}_invitations_decided_total",
+            "Invitations decided by the contact rules: status queued or skipped, with the skip reason "
+            "(unsubscribed, suppressed, no_address, frequency, min_interval, quiet_hours).",
+            ["survey", "status", "reason"], registry=registry,
+        )
+        self.unsubscribes = Counter(
+            f"{P}_unsubscribes_total", "Addresses unsubscribed from invitation mail (one-click or the page).",
+            registry=registry,
+        )
+        self.rate_limited = Counter(
+            f"{P}_rate_limited_total",
+            "Public page requests refused with 429, by the limit hit: client (address), link (personal link) "
+            "or survey (answers to one public survey).",
+            ["limit"], registry=registry,
+        )
+        self.drafts = Counter(
+            f"{P}_drafts_saved_total", "Partial answers saved (a page left and reopened keeps them).",
+            ["survey"], registry=registry,
         )
         registry.register(_InvitationCounters(mail))
 

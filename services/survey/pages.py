@@ -1,9 +1,14 @@
 """Server-rendered survey pages: bilingual (zh-CN / en), accessible, mobile-first,
-self-contained (inline CSS, no JavaScript, no external resources).
+self-contained (inline CSS, no external resources), working without JavaScript.
 
 Both languages are on every page — the preferred one first and larger, the
 other beneath it — because many customers read both and a link is often
 forwarded. Every text part carries its ``lang`` attribute for screen readers.
+
+Partial answers: the form has a "save and finish later" button (a plain form
+post, no JavaScript needed); where JavaScript runs, ``static/survey.js`` also
+saves each answer as it is given and when the page is left (progressive
+enhancement). Reopening the page shows what was saved.
 """
 
 from __future__ import annotations
@@ -11,19 +16,13 @@ from __future__ import annotations
 import html
 from collections.abc import Mapping, Sequence
 
+from services.survey.faces import NAMES as FACE_NAMES
+from services.survey.faces import face_svg
 from services.survey.schemas import LANGS, Issue, Lang, Question, QuestionType, SurveyDefinition, Text
 
 e = html.escape
 
-MOT_FACES: list[tuple[int, str, dict[str, str]]] = [
-    (-3, "😡", {"zh-CN": "非常糟糕", "en": "Terrible"}),
-    (-2, "😠", {"zh-CN": "很差", "en": "Very poor"}),
-    (-1, "🙁", {"zh-CN": "较差", "en": "Poor"}),
-    (0, "😐", {"zh-CN": "一般", "en": "Neutral"}),
-    (1, "🙂", {"zh-CN": "较好", "en": "Good"}),
-    (2, "😊", {"zh-CN": "很好", "en": "Very good"}),
-    (3, "😍", {"zh-CN": "非常出色", "en": "Excellent"}),
-]
+SCRIPT_PATH = "/s/static/survey.js"
 CSAT_LABELS = {
     1: {"zh-CN": "非常不满意", "en": "Very dissatisfied"},
     2: {"zh-CN": "不满意", "en": "Dissatisfied"},
@@ -34,6 +33,10 @@ CSAT_LABELS = {
 NPS_ENDS = {
     0: {"zh-CN": "完全不可能", "en": "Not at all likely"},
     10: {"zh-CN": "极有可能", "en": "Extremely likely"},
+}
+CES_ENDS = {
+    1: {"zh-CN": "非常困难", "en": "Very difficult"},
+    7: {"zh-CN": "非常容易", "en": "Very easy"},
 }
 UI = {
     "submit": {"zh-CN": "提交", "en": "Submit"},
@@ -46,6 +49,11 @@ UI = {
     "privacy": {
         "zh-CN": "您的回答仅用于改进我们的服务。",
         "en": "Your answers are used only to improve our service.",
+    },
+    "save": {"zh-CN": "保存，稍后继续", "en": "Save and finish later"},
+    "saved": {
+        "zh-CN": "已保存。您可以随时通过同一链接回来继续填写。",
+        "en": "Saved. Come back through the same link any time to finish.",
     },
 }
 
@@ -66,8 +74,17 @@ legend,.qlabel{font-weight:600;padding:0;margin-bottom:8px;display:block}
 .opt input{position:absolute;opacity:0;width:1px;height:1px}
 .opt label{display:flex;flex-direction:column;align-items:center;justify-content:center;min-width:44px;min-height:44px;padding:6px 8px;border:2px solid #c7cbd1;border-radius:10px;cursor:pointer;background:#fff;text-align:center;font-size:.8rem;line-height:1.2}
 .opt .face{font-size:1.9rem;line-height:1.1}
+.opt .face svg{width:36px;height:36px;display:block}
+.choice{display:flex;flex-direction:column;gap:6px}
+.choice .opt label{flex-direction:row;justify-content:flex-start;gap:8px;text-align:left;font-size:1rem;padding:10px 12px}
+.choice .opt label .alt{display:inline;margin-left:6px}
+.ces .opt{flex:1 1 0;min-width:44px}
+.notice{border:2px solid #188038;border-radius:10px;padding:12px;margin:16px 0;background:#e6f4ea}
+button.secondary{background:#e3e7ee;color:#1a1a1a}
 .opt .num{font-size:1.05rem;font-weight:600}
-.mot .opt{flex:1 1 0;min-width:64px}
+.mot{flex-wrap:nowrap;gap:4px}
+.mot .opt{flex:1 1 0;min-width:0}
+.mot .opt label{min-width:0;padding:6px 2px;font-size:.72rem}
 .nps .opt{flex:1 1 0;min-width:44px}
 .opt input:checked+label{border-color:#0b57d0;background:#e8f0fe;box-shadow:inset 0 0 0 1px #0b57d0}
 .opt input:focus-visible+label{outline:3px solid #f9ab00;outline-offset:2px}
@@ -106,8 +123,9 @@ def pick_language(query_lang: str | None, request_lang: str | None, accept_langu
     return "zh-CN"
 
 
-def _both(text: Text | Mapping[str, str], lang: Lang, *, tag: str = "span", fmt: Mapping[str, object] | None = None) -> str:
-    """Primary language, then the other one (when different) as a secondary line."""
+def _both(text: Text | Mapping[str, str], lang: Lang, *, tag: str = "span", fmt: Mapping[str, object] | None = None,
+          after: str = "") -> str:
+    """Primary language (then ``after``, markup), then the other one (when different) as a secondary line."""
     first, second = lang, lang_order("zh" if lang == "en" else "en")[0]
 
     def get(code: Lang) -> str:
@@ -115,30 +133,47 @@ def _both(text: Text | Mapping[str, str], lang: Lang, *, tag: str = "span", fmt:
         return raw.format(**fmt) if fmt else raw
 
     main_text, alt_text = get(first), get(second)
-    out = f'<{tag} lang="{first}">{e(main_text)}</{tag}>'
+    out = f'<{tag} lang="{first}">{e(main_text)}</{tag}>{after}'
     if alt_text and alt_text != main_text:
         out += f'<span class="alt" lang="{second}">{e(alt_text)}</span>'
     return out
 
 
-def _page(title: str, body: str, lang: Lang) -> str:
+def _page(title: str, body: str, lang: Lang, *, script: bool = False) -> str:
+    head_script = f'<script src="{SCRIPT_PATH}" defer></script>' if script else ""
     return (
         f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         '<meta name="robots" content="noindex">'
-        f"<title>{e(title)}</title><style>{CSS}</style></head>"
+        f"<title>{e(title)}</title><style>{CSS}</style>{head_script}</head>"
         f'<body><main><div class="card">{body}</div></main></body></html>'
     )
 
 
+def _option(q: Question, v: object, value: object, inner: str, extra_attrs: str) -> str:
+    checked = " checked" if str(value) == str(v) else ""
+    req = " required" if q.required else ""
+    iid = f"q-{q.id}-{v}"
+    return (f'<div class="opt"><input type="radio" id="{e(iid)}" name="q.{e(q.id)}" value="{e(str(v))}"{checked}{req}'
+            f'{extra_attrs}><label for="{e(iid)}">{inner}</label></div>')
+
+
+def _ends(labels: dict[int, dict[str, str]], lang: Lang) -> str:
+    (low, low_text), (high, high_text) = sorted(labels.items())
+    return (f'<div class="ends" aria-hidden="true"><span lang="{lang}">{low} = {e(low_text[lang])}</span>'
+            f'<span lang="{lang}">{high} = {e(high_text[lang])}</span></div>')
+
+
 def _choices(q: Question, lang: Lang, value: object, extra_attrs: str) -> str:
+    if q.type is QuestionType.CHOICE:
+        options = "".join(_option(q, o.id, value, _both(o.label, lang), extra_attrs) for o in q.options or ())
+        return f'<div class="scale choice">{options}</div>'
     low, high = q.type.range
     options = []
     for v in range(low, high + 1):
         if q.type is QuestionType.MOT:
-            _, emoji, names = MOT_FACES[v + 3]
-            inner = (f'<span class="face" aria-hidden="true">{emoji}</span>'
-                     f'<span lang="{lang}">{e(names[lang])}</span>'
+            inner = (f'<span class="face" aria-hidden="true">{face_svg(v)}</span>'
+                     f'<span lang="{lang}">{e(FACE_NAMES[v][lang])}</span>'
                      f'<span class="sr">{v:+d}</span>')
         elif q.type is QuestionType.CSAT:
             names = CSAT_LABELS[v]
@@ -146,21 +181,17 @@ def _choices(q: Question, lang: Lang, value: object, extra_attrs: str) -> str:
         elif q.type is QuestionType.STARS:
             inner = (f'<span class="face" aria-hidden="true">{"★" * v}</span>'
                      f'<span lang="{lang}">{e(UI["stars"][lang].format(n=v))}</span>')
-        else:  # nps
+        else:  # nps, ces
+            ends = NPS_ENDS if q.type is QuestionType.NPS else CES_ENDS
             inner = f'<span class="num">{v}</span>'
-            if v in NPS_ENDS:
-                inner += f'<span class="sr" lang="{lang}">{e(NPS_ENDS[v][lang])}</span>'
-        checked = " checked" if str(value) == str(v) else ""
-        req = " required" if q.required else ""
-        iid = f"q-{q.id}-{v}"
-        options.append(
-            f'<div class="opt"><input type="radio" id="{iid}" name="q.{e(q.id)}" value="{v}"{checked}{req}'
-            f'{extra_attrs}><label for="{iid}">{inner}</label></div>'
-        )
+            if v in ends:
+                inner += f'<span class="sr" lang="{lang}">{e(ends[v][lang])}</span>'
+        options.append(_option(q, v, value, inner, extra_attrs))
     ends = ""
     if q.type is QuestionType.NPS:
-        ends = (f'<div class="ends" aria-hidden="true"><span lang="{lang}">0 = {e(NPS_ENDS[0][lang])}</span>'
-                f'<span lang="{lang}">10 = {e(NPS_ENDS[10][lang])}</span></div>')
+        ends = _ends(NPS_ENDS, lang)
+    elif q.type is QuestionType.CES:
+        ends = _ends(CES_ENDS, lang)
     return f'<div class="scale {q.type.value}">{"".join(options)}</div>{ends}'
 
 
@@ -177,7 +208,7 @@ def _question(q: Question, lang: Lang, value: object, issue: Issue | None) -> st
     if q.type is QuestionType.TEXT:
         hint_text = (_both(q.help, lang) + " · " if q.help else "") + _both(UI["chars"], lang, fmt={"n": q.max_length})
         return (
-            f'<div{cls} style="margin:24px 0"><label class="qlabel" for="q-{q.id}">{_both(q.label, lang)}{marker}</label>'
+            f'<div{cls} style="margin:24px 0"><label class="qlabel" for="q-{q.id}">{_both(q.label, lang, after=marker)}</label>'
             f'<p class="hint" id="{hint_id}">{hint_text}</p>'
             f'<textarea id="q-{q.id}" name="q.{e(q.id)}" maxlength="{q.max_length}"'
             f'{" required" if q.required else ""}{described}{invalid}>{e(str(value or ""))}</textarea>{error}</div>'
@@ -185,9 +216,18 @@ def _question(q: Question, lang: Lang, value: object, issue: Issue | None) -> st
     hint = f'<p class="hint" id="{hint_id}">{_both(q.help, lang)}</p>' if q.help else ""
     return (
         f'<fieldset{cls}{described}>'
-        f'<legend>{_both(q.label, lang)}{marker}</legend>{hint}'
+        f'<legend>{_both(q.label, lang, after=marker)}</legend>{hint}'
         f'{_choices(q, lang, value, invalid)}{error}</fieldset>'
     )
+
+
+def _first_input(survey: SurveyDefinition, question_id: str) -> str:
+    """The id of the element a summary entry links to (the first option, or the text area)."""
+    q = survey.question(question_id)
+    if q.type is QuestionType.TEXT:
+        return f"q-{q.id}"
+    first = q.options[0].id if q.type is QuestionType.CHOICE else q.type.range[0]
+    return f"q-{q.id}-{first}"
 
 
 def render_form(
@@ -200,13 +240,16 @@ def render_form(
     submission_id: str,
     values: Mapping[str, object] | None = None,
     issues: Sequence[Issue] = (),
+    version: int | None = None,
+    draft_action: str | None = None,
+    saved: bool = False,
 ) -> str:
     values = values or {}
     by_question = {i.question_id: i for i in issues if i.question_id}
     summary = ""
     if issues:
         items = "".join(
-            f'<li><a href="#q-{e(i.question_id)}{"" if survey.question(i.question_id).type is QuestionType.TEXT else "-" + str(survey.question(i.question_id).type.range[0])}">'
+            f'<li><a href="#{e(_first_input(survey, i.question_id))}">'
             f'{e(survey.question(i.question_id).label.get(lang))}</a>: <span lang="{lang}">{e(i.zh if lang == "zh-CN" else i.en)}</span></li>'
             if i.question_id and survey.question(i.question_id)
             else f'<li lang="{lang}">{e(i.zh if lang == "zh-CN" else i.en)}</li>'
@@ -214,21 +257,32 @@ def render_form(
         )
         summary = (f'<div class="summary" role="alert" tabindex="-1"><strong>{_both(UI["errors"], lang)}</strong>'
                    f"<ul>{items}</ul></div>")
+    notice = f'<p class="notice" role="status">{_both(UI["saved"], lang)}</p>' if saved else ""
     hidden = f'<input type="hidden" name="lang" value="{lang}">'
     hidden += f'<input type="hidden" name="submission_id" value="{e(submission_id)}">'
+    if version is not None:
+        hidden += f'<input type="hidden" name="v" value="{version}">'
     if token:
         hidden += f'<input type="hidden" name="t" value="{e(token)}">'
+    other: Lang = "en" if lang == "zh-CN" else "zh-CN"
+    save = ""
+    if draft_action:
+        save = (f'<button type="submit" class="secondary" formaction="{e(draft_action)}" formnovalidate>'
+                f'{e(UI["save"][lang])} / {e(UI["save"][other])}</button>')
+    draft_attr = f' data-draft="{e(draft_action)}"' if draft_action else ""
     body = (
-        f'<p class="top"><a href="{e(switch_url)}" lang="{"en" if lang == "zh-CN" else "zh-CN"}">{UI["switch"][lang]}</a></p>'
+        f'<p class="top"><a href="{e(switch_url)}" lang="{other}">{UI["switch"][lang]}</a></p>'
         f"<h1>{_both(survey.title, lang)}</h1>"
         + (f'<p class="hint">{_both(survey.intro, lang)}</p>' if survey.intro else "")
+        + notice
         + summary
-        + f'<form method="post" action="{e(action)}" accept-charset="utf-8" novalidate>{hidden}'
+        + f'<form method="post" action="{e(action)}" accept-charset="utf-8" novalidate{draft_attr}>{hidden}'
         + "".join(_question(q, lang, values.get(q.id), by_question.get(q.id)) for q in survey.questions)
-        + f'<button type="submit">{e(UI["submit"][lang])} / {e(UI["submit"]["en" if lang == "zh-CN" else "zh-CN"])}</button>'
+        + f'<button type="submit">{e(UI["submit"][lang])} / {e(UI["submit"][other])}</button>'
+        + save
         + f'</form><p class="foot">{_both(UI["privacy"], lang)}</p>'
     )
-    return _page(survey.title.get(lang), body, lang)
+    return _page(survey.title.get(lang), body, lang, script=draft_action is not None)
 
 
 MESSAGES: dict[str, dict[str, dict[str, str]]] = {
@@ -260,16 +314,41 @@ MESSAGES: dict[str, dict[str, dict[str, str]]] = {
         "title": {"zh-CN": "暂时无法提交", "en": "We could not save your answers"},
         "body": {"zh-CN": "请稍后再试。", "en": "Please try again in a moment."},
     },
+    "too_many": {
+        "title": {"zh-CN": "请求过于频繁", "en": "Too many requests"},
+        "body": {"zh-CN": "请稍等片刻再试。", "en": "Please wait a moment and try again."},
+    },
+    "too_large": {
+        "title": {"zh-CN": "内容过长", "en": "Too much text"},
+        "body": {"zh-CN": "请缩短您的回答后再提交。", "en": "Please shorten your answers and submit again."},
+    },
+    "unsubscribe": {
+        "title": {"zh-CN": "退订问卷邀请", "en": "Unsubscribe from survey invitations"},
+        "body": {"zh-CN": "确认后，我们将不再向 {address} 发送任何问卷邀请。",
+                 "en": "Once you confirm, we will send no more survey invitations to {address}."},
+    },
+    "unsubscribed": {
+        "title": {"zh-CN": "您已退订", "en": "You are unsubscribed"},
+        "body": {"zh-CN": "我们不会再向 {address} 发送问卷邀请。", "en": "We will send no more survey invitations to {address}."},
+    },
 }
 
+UNSUBSCRIBE_BUTTON = {"zh-CN": "确认退订", "en": "Unsubscribe"}
 
-def render_message(kind: str, lang: Lang, *, survey: SurveyDefinition | None = None) -> str:
+
+def render_message(kind: str, lang: Lang, *, survey: SurveyDefinition | None = None,
+                   fmt: Mapping[str, object] | None = None, form_action: str | None = None) -> str:
+    """A bilingual message page; ``form_action``: with a confirm button posting there (unsubscribe)."""
     msg = MESSAGES[kind]
     body_text: Text | Mapping[str, str] = msg["body"]
     if kind == "thanks" and survey is not None and survey.thanks is not None:
         body_text = survey.thanks
-    body = f'<h1 role="status">{_both(msg["title"], lang)}</h1><p>{_both(body_text, lang)}</p>'
+    body = f'<h1 role="status">{_both(msg["title"], lang)}</h1><p>{_both(body_text, lang, fmt=fmt)}</p>'
+    if form_action:
+        other: Lang = "en" if lang == "zh-CN" else "zh-CN"
+        body += (f'<form method="post" action="{e(form_action)}"><input type="hidden" name="confirm" value="1">'
+                 f'<button type="submit">{e(UNSUBSCRIBE_BUTTON[lang])} / {e(UNSUBSCRIBE_BUTTON[other])}</button></form>')
     return _page(msg["title"][lang], body, lang)
 
 
-__all__ = ["LANGS", "MOT_FACES", "lang_order", "pick_language", "render_form", "render_message"]
+__all__ = ["LANGS", "lang_order", "pick_language", "render_form", "render_message"]

@@ -1,13 +1,23 @@
-"""Survey use cases: plain async functions over a connection; no web or Kafka code.
+"""Survey use cases: surveys and their versions, partial answers, responses. Plain async
+functions over a connection; no web or Kafka code. (Invitations: ``inviting.py``.)
 
-How answers become ``feedback.received.v1`` events
---------------------------------------------------
-Every answered rating question (mot, nps, csat, stars) is one event carrying
-that rating with its scale. A free-text answer is the ``text`` of the event of
-the rating question it follows (the usual "How was it? / Tell us why" pair);
-text before any answered rating goes with the first answered rating; when no
-rating was answered at all, each text answer is a text-only event. So one
-comment is never counted twice, and the rating it explains travels with it.
+How a response travels downstream
+---------------------------------
+``survey.responded.v1`` carries the whole response: every answer with its question
+type, the survey version answered, the language, and the invitation's context (its
+id, the customer, touchpoint, location and the free ``context``), so any consumer
+can rebuild it. Beside it, every answered rating question on a shared scale (mot,
+nps, csat, stars) is one ``feedback.received.v1`` carrying that rating, which is what
+alerts scores and reporting counts. A free-text answer is the ``text`` of the event
+of the rating question it follows (the usual "How was it? / Tell us why" pair); text
+before any answered rating goes with the first answered rating; when no rating was
+answered at all, each text answer is a text-only event. So one comment is never
+counted twice, and the rating it explains travels with it. CES and single-choice
+answers are in ``survey.responded.v1`` only (they are on no shared rating scale).
+
+Feedback from a public survey always names a place: the survey's location, else
+``survey:<id>``. Alerts groups negative feedback by place, so a flood of negative
+answers to a public link joins one open alert instead of raising one per answer.
 """
 
 from __future__ import annotations
@@ -15,23 +25,32 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 import asyncpg
 
-from services.survey import invitations, repository
+from services.survey import repository
+from services.survey.funnel import step_event
 from services.survey.metrics import SurveyMetrics
 from services.survey.repository import SurveyRequest
-from services.survey.schemas import Answer, SurveyDefinition
+from services.survey.schemas import Answer, QuestionType, SurveyDefinition
 from services.survey.settings import SurveySettings
-from shared.auth import BearerAuth
+from shared.auth import BearerAuth, SignedTokens
 from shared.clock import Clock
-from shared.contracts import Channel, FeedbackReceived, Rating, SurveyDetails, SurveyRequested
-from shared.events import FEEDBACK_RECEIVED, Envelope
-from shared.errors import PermanentError
-from shared.mail import queue
+from shared.contracts import (
+    Channel,
+    FeedbackReceived,
+    FunnelStep,
+    Rating,
+    SurveyAnswer,
+    SurveyDetails,
+    SurveyInvitationContext,
+    SurveyResponded,
+)
+from shared.events import FEEDBACK_RECEIVED, SURVEY_RESPONDED, Envelope
 from shared.mail.sender import MailSender
 from shared.outbox import enqueue
+from shared.ratelimit import KeyedLimiter
 from shared.signing import Signer
 
 logger = logging.getLogger(__name__)
@@ -41,15 +60,35 @@ FEEDBACK_SOURCE = "survey"
 
 
 @dataclass(frozen=True)
+class PublicLimits:
+    """Rate limits of the public pages, per process (``SURVEY_*_PER_MINUTE``)."""
+
+    clients: KeyedLimiter  # per client address, every request
+    links: KeyedLimiter  # per personal link (its invitation), every request
+    surveys: KeyedLimiter  # per public survey, answers and drafts
+
+    @classmethod
+    def of(cls, settings: SurveySettings) -> PublicLimits:
+        return cls(
+            clients=KeyedLimiter(settings.survey_client_requests_per_minute),
+            links=KeyedLimiter(settings.survey_link_requests_per_minute),
+            surveys=KeyedLimiter(settings.survey_public_submissions_per_minute),
+        )
+
+
+@dataclass(frozen=True)
 class Context:
     """Survey's components, built whole in ``create_app``."""
 
     settings: SurveySettings
     clock: Clock
     metrics: SurveyMetrics
-    links: Signer  # personal survey links (services.survey.tokens)
-    auth: BearerAuth  # the management API
+    links: Signer  # personal survey links, unsubscribe links, API tokens (services.survey.tokens)
+    auth: BearerAuth  # the management and invitation APIs: the admin token and api_tokens
+    api_tokens: SignedTokens  # scoped, revocable tokens (POST /v1/tokens)
     mail: MailSender  # sends the queued invitations (runs on the runtime's start/stop hooks)
+    limits: PublicLimits  # the public pages' rate limits
+    definitions: repository.Definitions  # parsed definitions by survey and version (versions never change)
 
     @property
     def feedback_topic(self) -> str:
@@ -57,7 +96,7 @@ class Context:
 
 
 class SurveyExists(Exception):
-    """A survey with this id exists; surveys are immutable."""
+    """A survey with this id exists (a new version is a PUT)."""
 
 
 class AlreadyAnswered(Exception):
@@ -78,12 +117,31 @@ class Submitted:
     feedback_ids: list[str]
 
 
-async def create_survey(conn: asyncpg.Connection, survey: SurveyDefinition) -> datetime:
-    created_at = await repository.create_survey(conn, survey)
+async def create_survey(ctx: Context, conn: asyncpg.Connection, survey: SurveyDefinition) -> datetime:
+    created_at = await repository.create_survey(conn, survey, now=ctx.clock.now())
     if created_at is None:
         raise SurveyExists(survey.id)
     logger.info("survey created", extra={"survey_id": survey.id, "questions": len(survey.questions)})
     return created_at
+
+
+async def edit_survey(ctx: Context, conn: asyncpg.Connection, survey: SurveyDefinition) -> tuple[int, bool] | None:
+    """Store ``survey`` as the next version of its id (nothing when it equals the current one);
+    ``(version, created)``, or None when there is no such survey."""
+    result = await repository.add_version(conn, survey, now=ctx.clock.now())
+    if result and result[1]:
+        logger.info("survey version created", extra={"survey_id": survey.id, "version": result[0]})
+    return result
+
+
+def place(survey: SurveyDefinition, request: SurveyRequest | None) -> tuple[str | None, str | None]:
+    """Where a response's moment happened: the invitation's place, else the survey's; a public
+    survey's feedback always has a location (``survey:<id>``) so that alerts groups it."""
+    location = (request.location if request else None) or survey.location
+    touchpoint = (request.touchpoint if request else None) or survey.touchpoint
+    if location is None and request is None and survey.access == "public":
+        location = f"survey:{survey.id}"
+    return location, touchpoint
 
 
 def build_feedback(
@@ -94,6 +152,7 @@ def build_feedback(
     request: SurveyRequest | None,
     language: str | None,
     received_at: datetime,
+    version: int = 1,
 ) -> list[FeedbackReceived]:
     """The feedback events of one response (see the module docstring for the rules)."""
     ratings: list[str] = []  # answered rating question ids, in survey order
@@ -106,6 +165,8 @@ def build_feedback(
         if q.is_rating:
             ratings.append(q.id)
             last_rating = q.id
+        elif q.type is not QuestionType.TEXT:
+            continue  # ces, choice: in survey.responded.v1 only
         elif last_rating is None:
             loose.append((q.id, str(answers[q.id])))
         else:
@@ -114,14 +175,21 @@ def build_feedback(
         texts_for[ratings[0]] = [t for _, t in loose] + texts_for.get(ratings[0], [])
         loose = []
 
+    attributes: dict[str, object] = {"survey_version": version}
+    if language:
+        attributes["survey_language"] = language
+    if request is not None:
+        attributes["invitation_id"] = request.request_id
+        attributes |= {f"context.{k}": v for k, v in request.context.items()}
+    location, touchpoint = place(survey, request)
     common = {
         "channel": Channel.SURVEY,
         "customer": request.customer if request else None,
-        "location": (request.location if request else None) or survey.location,
-        "touchpoint": (request.touchpoint if request else None) or survey.touchpoint,
+        "location": location,
+        "touchpoint": touchpoint,
         "received_at": received_at,
         "source": FEEDBACK_SOURCE,
-        "attributes": {"survey_language": language} if language else {},
+        "attributes": attributes,
     }
     alert_id = request.alert_id if request else None
 
@@ -148,18 +216,51 @@ def build_feedback(
     return events
 
 
+def build_response(
+    survey: SurveyDefinition, answers: dict[str, Answer], *, response_id: str, version: int,
+    request: SurveyRequest | None, language: str | None, submitted_at: datetime, feedback_ids: list[str],
+) -> SurveyResponded:
+    """The ``survey.responded.v1`` of one response: the whole of it."""
+    location, touchpoint = place(survey, request)
+    invitation = None
+    if request is not None:
+        invitation = SurveyInvitationContext(
+            invitation_id=request.request_id, kind=request.kind, recovery_for_alert_id=request.alert_id,
+            customer=request.customer, locale=request.language, location=request.location,
+            touchpoint=request.touchpoint, context=request.context,
+        )
+    return SurveyResponded(
+        response_id=response_id, survey_id=survey.id, survey_version=version, language=language,
+        answers=[SurveyAnswer(question_id=q.id, type=q.type.value, value=answers[q.id])
+                 for q in survey.questions if q.id in answers],
+        feedback_ids=feedback_ids, location=location, touchpoint=touchpoint, invitation=invitation,
+        submitted_at=submitted_at,
+    )
+
+
+def draft_key(survey_id: str, *, request_id: str | None, submission_id: str | None) -> str | None:
+    """Where a page's partial answers are kept: its personal link, else its browser's submission id."""
+    if request_id:
+        return f"r:{request_id}"
+    if submission_id:
+        return f"s:{survey_id}:{submission_id}"
+    return None
+
+
 async def submit_response(
     ctx: Context,
     conn: asyncpg.Connection,
     *,
     survey: SurveyDefinition,
+    version: int,
     answers: dict[str, Answer],
     request_id: str | None,
     submission_id: str | None,
     language: str | None,
-    now: datetime | None = None,
 ) -> Submitted:
-    """Store a response and enqueue its feedback events in the caller's transaction.
+    """Store a response and enqueue its events in the caller's transaction: its
+    ``feedback.received.v1`` events, its ``survey.responded.v1`` and, for an invitation, the
+    ``completed`` funnel step. Its partial answers are dropped.
 
     A personal link is answered once (unique request id); an anonymous
     submission is deduplicated by its ``submission_id``. Raises
@@ -171,71 +272,72 @@ async def submit_response(
         request = await repository.get_request(conn, request_id)
         if request is None or request.survey_id != survey.id:
             raise UnknownRequest(request_id)
+    now = ctx.clock.now()
     response_id = str(uuid.uuid4())
     events = build_feedback(
-        survey, answers, response_id=response_id, request=request, language=language,
-        received_at=now or datetime.now(UTC),
+        survey, answers, response_id=response_id, request=request, language=language, received_at=now,
+        version=version,
     )
+    feedback_ids = [e.id for e in events]
     stored = await repository.add_response(
         conn,
         response_id=response_id,
         survey_id=survey.id,
+        survey_version=version,
         request_id=request_id,
         submission_id=submission_id,
         answers=answers,
         language=language,
-        feedback_ids=[e.id for e in events],
+        feedback_ids=feedback_ids,
+        submitted_at=now,
+        draft_key=draft_key(survey.id, request_id=request_id, submission_id=submission_id),
     )
     if not stored:
         previous = await repository.response_for_request(conn, request_id) if request_id else None
         raise AlreadyAnswered(previous)
-    source = ctx.settings.event_source
-    await enqueue(
-        conn,
-        [(ctx.feedback_topic, Envelope.new(FEEDBACK_RECEIVED, e, source=source, key=e.partition_key(), id=e.id))
-         for e in events],
-    )
+    source, key = ctx.settings.event_source, ctx.settings.privacy_key()
+    whole = build_response(survey, answers, response_id=response_id, version=version, request=request,
+                           language=language, submitted_at=now, feedback_ids=feedback_ids)
+    outgoing = [(ctx.feedback_topic,
+                 Envelope.new(FEEDBACK_RECEIVED, e, source=source, key=e.partition_key(key), id=e.id))
+                for e in events]
+    outgoing.append((ctx.settings.topic(SURVEY_RESPONDED.topic), Envelope.new(
+        SURVEY_RESPONDED, whole, source=source, key=f"survey:{survey.id}", subject=response_id, id=response_id,
+        time=now)))
+    if request is not None:
+        for step in (FunnelStep.STARTED, FunnelStep.COMPLETED):  # answered at once: started then too
+            marked = await repository.mark_step(conn, request.request_id, step.value, at=now)
+            if marked is not None:
+                outgoing.append(step_event(ctx.settings, marked, step, at=now))
+    await enqueue(conn, outgoing)
     logger.info(
         "survey response stored",
-        extra={"survey_id": survey.id, "response_id": response_id, "request_id": request_id,
+        extra={"survey_id": survey.id, "version": version, "response_id": response_id, "request_id": request_id,
                "answers": len(answers), "events": len(events)},
     )
-    return Submitted(response_id, [e.id for e in events])
+    return Submitted(response_id, feedback_ids)
 
 
-async def record_request(ctx: Context, conn: asyncpg.Connection, req: SurveyRequested) -> bool:
-    """Record a ``survey.requested.v1`` and queue its invitation mail in the same transaction.
+async def save_draft(
+    ctx: Context, conn: asyncpg.Connection, *, survey: SurveyDefinition, version: int, answers: dict[str, Answer],
+    request_id: str | None, submission_id: str | None,
+) -> bool:
+    """Keep a page's partial answers (replacing what was kept); for an invitation the first one
+    is its ``started`` step. False when there is nowhere to keep them or the page was answered."""
+    key = draft_key(survey.id, request_id=request_id, submission_id=submission_id)
+    if key is None:
+        return False
+    if request_id is not None:
+        if await repository.response_for_request(conn, request_id):
+            return False
+    elif await repository.response_for_submission(conn, survey.id, submission_id):
+        return False
+    now = ctx.clock.now()
+    await repository.save_draft(conn, key, survey_id=survey.id, version=version, request_id=request_id,
+                                answers=answers, now=now)
+    if request_id is not None and answers:
+        marked = await repository.mark_step(conn, request_id, FunnelStep.STARTED.value, at=now)
+        if marked is not None:
+            await enqueue(conn, [step_event(ctx.settings, marked, FunnelStep.STARTED, at=now)])
+    return True
 
-    ``kind`` names the survey to ask (``recovery`` is built in). A kind without
-    a survey can never succeed: it is dead-lettered (replayable once the
-    survey exists). A customer without a usable email address is recorded
-    with no invitation (``unsendable``).
-    """
-    survey = await repository.survey_definition(conn, req.kind)
-    if survey is None:
-        raise PermanentError(f"no survey {req.kind!r} for survey request kind {req.kind!r}")
-    address = invitations.usable_address(req.customer)
-    inserted = await repository.add_request(
-        conn,
-        request_id=req.request_id,
-        survey_id=survey.id,
-        kind=req.kind,
-        alert_id=req.alert_id,
-        customer=req.customer,
-        language=req.language,
-        location=req.location,
-        touchpoint=req.touchpoint,
-        requested_at=req.requested_at,
-        mail_id=invitations.invitation_mail_id(req.request_id) if address else None,
-    )
-    if inserted and address:
-        now = ctx.clock.now()
-        mail = invitations.invitation(ctx.settings, request_id=req.request_id, customer=req.customer,
-                                      address=address, language=req.language, survey=survey, now=now)
-        await queue.enqueue(conn, [mail], now=now)
-    logger.info(
-        "survey request recorded" if inserted else "survey request already recorded",
-        extra={"request_id": req.request_id, "survey_id": survey.id, "alert_id": req.alert_id,
-               "invitation": "queued" if address else "unsendable"},
-    )
-    return inserted

@@ -26,11 +26,21 @@ def address_hash(key: bytes, address: str) -> str:
 async def suppress(conn: asyncpg.Connection, key: bytes, address: str, *, reason: Reason, at: datetime,
                    source: str | None = None) -> bool:
     """List an address (idempotent: the first reason stays); True when it was not listed before."""
+    return await suppress_hashes(conn, [address_hash(key, address)], reason=reason, at=at, source=source) == 1
+
+
+async def suppress_hashes(conn: asyncpg.Connection, hashes: list[str], *, reason: Reason, at: datetime,
+                          source: str | None = None) -> int:
+    """List addresses known only by their pseudonym (an erasure names its customer that way);
+    how many were not listed before."""
     return await conn.fetchval(
-        """INSERT INTO suppressions (address_hash, reason, created_at, source) VALUES ($1, $2, $3, $4)
-           ON CONFLICT (address_hash) DO NOTHING RETURNING true""",
-        address_hash(key, address), reason, at, source,
-    ) is True
+        """WITH added AS (
+               INSERT INTO suppressions (address_hash, reason, created_at, source)
+               SELECT DISTINCT h, $2::text, $3::timestamptz, $4::text FROM unnest($1::text[]) AS h
+               ON CONFLICT (address_hash) DO NOTHING RETURNING 1)
+           SELECT count(*) FROM added""",
+        hashes, reason, at, source,
+    )
 
 
 async def suppressed(conn: asyncpg.Connection, key: bytes, addresses: list[str]) -> dict[str, Reason]:

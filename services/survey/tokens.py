@@ -14,7 +14,8 @@ from datetime import UTC, datetime, timedelta
 
 from shared.signing import Purpose, Signer, TokenExpired, TokenInvalid
 
-__all__ = ["SURVEY_LINK", "LinkClaims", "TokenError", "TokenExpired", "sign", "verify"]
+__all__ = ["SURVEY_API_TOKEN", "SURVEY_LINK", "SURVEY_UNSUBSCRIBE", "LinkClaims", "TokenError", "TokenExpired", "sign",
+           "sign_unsubscribe", "verify", "verify_unsubscribe"]
 
 SURVEY_LINK = Purpose("survey-link")
 MAX_TOKEN_CHARS = 1024
@@ -57,3 +58,30 @@ def verify(key: Signer | str, token: str, *, survey_id: str, now: datetime | Non
     if link.survey_id != survey_id:
         raise TokenError("survey link belongs to another survey")
     return link
+
+
+# --- unsubscribe links -------------------------------------------------------------------------
+SURVEY_UNSUBSCRIBE = Purpose("survey-unsubscribe")
+UNSUBSCRIBE_TTL = timedelta(days=400)
+"""An unsubscribe link outlives the survey link: it works for a year and more after the mail."""
+
+
+def sign_unsubscribe(key: Signer | str, *, request_id: str, now: datetime) -> str:
+    """The token of an invitation's unsubscribe link (``/u/<token>``)."""
+    return _signer(key).sign(SURVEY_UNSUBSCRIBE, {"r": request_id}, expires_at=now + UNSUBSCRIBE_TTL)
+
+
+def verify_unsubscribe(key: Signer | str, token: str, *, now: datetime) -> str:
+    """The invitation (request id) of an unsubscribe token; raises :class:`TokenError`."""
+    if len(token) > MAX_TOKEN_CHARS:
+        raise TokenError("malformed unsubscribe link")
+    claims = _signer(key).verify(SURVEY_UNSUBSCRIBE, token, now=now)
+    request_id = claims.get("r")
+    if not isinstance(request_id, str) or not request_id:
+        raise TokenError("malformed unsubscribe link payload")
+    return request_id
+
+
+# --- scoped API tokens -------------------------------------------------------------------------
+SURVEY_API_TOKEN = Purpose("survey-api-token", tag="kmsv")
+"""Bearer tokens for the invitation API (shared.auth.SignedTokens); revocable (``api_tokens``)."""

@@ -72,6 +72,7 @@ def make_message_id(local: str, domain: str) -> str:
     return f"<{local}@{domain}>"
 
 
+@functools.lru_cache(maxsize=64)
 def sender_domain(sender: str) -> str:
     """The domain of a From value such as ``Keymoment <care@example.cn>``."""
     return parseaddr(sender)[1].rpartition("@")[2] or "keymoment.invalid"

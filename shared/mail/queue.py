@@ -44,6 +44,7 @@ class OutgoingMail:
     message_id: str  # the Message-ID header inside ``message``
     recipients: tuple[str, ...]  # SMTP envelope recipients (normalized addresses)
     message: bytes  # RFC 5322 bytes, e.g. from shared.mail.message.build_message
+    not_before: datetime | None = None  # deferred: not sent before this (e.g. the end of quiet hours)
 
 
 @dataclass(frozen=True)
@@ -80,9 +81,9 @@ _ENQUEUE = """
         INSERT INTO mail_queue (mail_id, purpose, ref, message_id, recipients, message, state, next_attempt_at,
                                 created_at)
         SELECT m.mail_id, m.purpose, m.ref, m.message_id, ARRAY(SELECT jsonb_array_elements_text(m.recipients)),
-               m.message, 'pending', $7, $7
-        FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::bytea[])
-             AS m (mail_id, purpose, ref, message_id, recipients, message)
+               m.message, 'pending', greatest($7, m.not_before), greatest($7, m.not_before)
+        FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::bytea[], $8::timestamptz[])
+             AS m (mail_id, purpose, ref, message_id, recipients, message, not_before)
         ON CONFLICT (mail_id) DO NOTHING
         RETURNING mail_id)
     -- one wake-up for the whole statement, delivered when the caller commits
@@ -92,7 +93,9 @@ _ENQUEUE = """
 
 
 async def enqueue(conn: asyncpg.Connection, mails: Sequence[OutgoingMail], *, now: datetime) -> list[str]:
-    """Queue ``mails`` in the caller's transaction (one statement however many), due at once.
+    """Queue ``mails`` in the caller's transaction (one statement however many), due at once
+    (or at its ``not_before``: a deferred mail counts as created then, so the oldest-pending
+    age measures how late it is, not how long it was meant to wait).
 
     Idempotent on ``mail_id``: a mail already queued (in any state) is left as it is.
     The sender is woken by a NOTIFY that PostgreSQL delivers when the transaction
@@ -112,8 +115,20 @@ async def enqueue(conn: asyncpg.Connection, mails: Sequence[OutgoingMail], *, no
         [json.dumps(list(m.recipients)) for m in mails],
         [m.message for m in mails],
         now,
+        [m.not_before for m in mails],
     )
     return list(row["ids"])
+
+
+async def withdraw(conn: asyncpg.Connection, mail_ids: Sequence[str]) -> list[str]:
+    """Take back mails not sent yet and not being sent (``pending``): they are deleted and never
+    go out (e.g. the recipient unsubscribed while the mail waited for the end of quiet hours).
+    A mail being sent, or sent, stays. Returns the ids withdrawn."""
+    rows = await conn.fetch(
+        "DELETE FROM mail_queue WHERE mail_id = ANY ($1::text[]) AND state = 'pending' RETURNING mail_id",
+        list(mail_ids),
+    )
+    return [r["mail_id"] for r in rows]
 
 
 async def claim(
@@ -121,11 +136,14 @@ async def claim(
 ) -> list[ClaimedMail]:
     """Move up to ``limit`` due mails to ``sending`` for ``worker`` (committed before any SMTP
     traffic). Several senders never claim the same mail (``FOR UPDATE SKIP LOCKED``)."""
+    # MATERIALIZED: the due rows are picked once. As ``mail_id IN (SELECT ... LIMIT n FOR UPDATE SKIP
+    # LOCKED)`` the planner may rescan the subquery per row (a nested-loop semi join) and claim more than n.
     rows = await conn.fetch(
-        """UPDATE mail_queue q SET state = 'sending', attempts = q.attempts + 1, claimed_by = $2, lease_until = $3
-           WHERE q.state = 'pending' AND q.mail_id IN (
+        """WITH due AS MATERIALIZED (
                SELECT mail_id FROM mail_queue WHERE state = 'pending' AND next_attempt_at <= $1
                ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED)
+           UPDATE mail_queue q SET state = 'sending', attempts = q.attempts + 1, claimed_by = $2, lease_until = $3
+           FROM due WHERE q.mail_id = due.mail_id AND q.state = 'pending'
            RETURNING q.mail_id, q.purpose, q.ref, q.message_id, q.message, q.attempts, q.delivered_to,
                      ARRAY(SELECT r FROM unnest(q.recipients) r
                            WHERE r <> ALL (q.delivered_to) AND NOT q.refused ? r) AS targets""",
@@ -230,6 +248,38 @@ async def requeue(conn: asyncpg.Connection, mail_ids: Sequence[str], *, now: dat
         list(mail_ids), now,
     )
     return [r["mail_id"] for r in rows]
+
+
+# Forgetting a mail (its content's retention, a customer's erasure): the bytes, recipients,
+# delivery lists and last error go, the record stays; a mail not yet sent is given up with it,
+# so it never goes out. SQL assignments (``runtime.retain``'s ``anonymise``); $2 is now.
+FORGET: dict[str, str] = {
+    "message": "NULL",
+    "recipients": "'{}'",
+    "delivered_to": "'{}'",
+    "refused": "'{}'",
+    "state": "CASE WHEN state = 'sent' THEN 'sent' ELSE 'failed' END",
+    "claimed_by": "NULL",
+    "lease_until": "NULL",
+    "last_error": "CASE WHEN state = 'sent' THEN NULL ELSE 'not sent; its content was forgotten' END",
+    "forgotten_at": "coalesce(forgotten_at, $2)",
+}
+SETTLED = "state IN ('sent', 'failed')"
+"""The mails whose content's retention runs: delivered or given up."""
+
+
+async def forget(conn: asyncpg.Connection, *, purpose: str, refs: Sequence[str], now: datetime) -> int:
+    """Forget the mails of these domain rows (a customer's erasure), whatever their state: a
+    mail not yet sent is given up and never goes out (one being sent this instant may still
+    reach the relay; its outcome is then not recorded). Returns how many were forgotten."""
+    if not refs:
+        return 0
+    result = await conn.execute(
+        f"""UPDATE mail_queue SET {', '.join(f'{c} = {v}' for c, v in FORGET.items())}
+            WHERE purpose = $1 AND ref = ANY($3::text[]) AND forgotten_at IS NULL""",
+        purpose, now, list(refs),
+    )
+    return int(result.split()[-1])
 
 
 async def next_due_in(conn: asyncpg.Connection, *, now: datetime) -> float | None:

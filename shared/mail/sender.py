@@ -33,6 +33,7 @@ import socket
 import time
 import uuid
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import parseaddr
@@ -94,11 +95,19 @@ def decide(
     return Outcome(MailState.FAILED, (), answer.refused, error=f"refused permanently: {refusals}", counter="failed")
 
 
+SettledHook = Callable[[asyncpg.Connection, ClaimedMail, Outcome], Awaitable[None]]
+"""Called with the outcome of an attempt that delivered to or refused someone (``sent``, ``failed``,
+or ``pending`` with some recipients settled), inside the transaction that records it: the owner of
+the mail records what it means (an invitation delivered, an address that bounced) exactly once."""
+
+
 class MailSender:
     """Sends what is due in ``mail_queue``; :meth:`run` until :meth:`stop`."""
 
-    def __init__(self, settings: MailSettings, *, schema: str, metrics: MailMetrics, clock: Clock) -> None:
+    def __init__(self, settings: MailSettings, *, schema: str, metrics: MailMetrics, clock: Clock,
+                 on_settled: SettledHook | None = None) -> None:
         self._s = settings
+        self._on_settled = on_settled
         self._channel = queue.channel(schema)
         self.metrics = metrics
         self._clock = clock
@@ -294,17 +303,20 @@ class MailSender:
         await asyncio.shield(recording)
 
     async def _record(self, mail: ClaimedMail, outcome: Outcome) -> None:
-        async with self._pool.acquire() as conn:
+        async with self._pool.acquire() as conn, conn.transaction():
             ours = await queue.finish(
                 conn, mail.mail_id, worker=self.worker, state=outcome.state, now=self._clock.now(),
                 delivered=outcome.delivered, refused=outcome.refused, next_attempt_at=outcome.next_attempt_at,
                 error=outcome.error,
             )
+            if ours and self._on_settled is not None and (outcome.delivered or outcome.refused):
+                await self._on_settled(conn, mail, outcome)
         log = {"mail_id": mail.mail_id, "purpose": mail.purpose, "ref": mail.ref, "attempt": mail.attempts,
                "outcome": outcome.state.value}
         if not ours:
-            logger.warning("mail outcome not recorded: its lease ran out and another sender took it over "
-                           "(it may be sent twice, with the same Message-ID)", extra=log)
+            logger.warning("mail outcome not recorded: it is no longer this sender's (its lease ran out and another "
+                           "sender took it over, so it may be sent twice with the same Message-ID; or it was "
+                           "forgotten meanwhile)", extra=log)
             return
         if outcome.refused:
             self.metrics.refused_recipients.labels(mail.purpose).inc(len(outcome.refused))

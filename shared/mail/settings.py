@@ -82,6 +82,12 @@ class MailSettings(SmtpRelaySettings):
     mail_poll_seconds: float = Field(
         5.0, gt=0, description="How often the sender looks for due mail without a wake-up (NOTIFY after enqueue)."
     )
+    mail_content_days: int = Field(
+        30, ge=1,
+        description="Days a sent or given-up mail keeps its content (bytes, recipients, refusals, last error); "
+        "then only its record stays (purpose, domain row, Message-ID, state, times). Mail not yet settled keeps "
+        "everything until it is.",
+    )
     mail_shutdown_grace_seconds: float = Field(
         15.0, ge=0,
         description="On shutdown, how long SMTP exchanges in flight may take to finish (a DATA exchange cut off is "

@@ -5,6 +5,7 @@ How long start-up and stop take is a benchmark figure (``python -m bench.devstac
 not asserted here: the timeouts below are generous so a busy machine is no failure.
 """
 
+import re
 import socket
 import subprocess
 import sys
@@ -58,6 +59,18 @@ def test_dev_stack_starts_ready_and_stops_clean(tmp_path):
         admin = (tmp_path / "var" / "dev-admin-token").read_text().strip()
         assert api_key and admin and api_key != admin
         assert f"dev API key (all channels, unlimited): {api_key}" in text
+        # the kiosk link carries its key (in the fragment), so the kiosk is set up when opened
+        kiosk = re.search(r"kiosk page: (\S+)", text).group(1)
+        intake = f"http://127.0.0.1:{dev.ports.services['intake']}"
+        assert kiosk.startswith(f"{intake}/kiosk?location=") and kiosk.endswith(f"#key={api_key}")
+        with urllib.request.urlopen(kiosk.split("#")[0], timeout=10) as r:
+            assert r.status == 200
+        # the seeded demo survey answers
+        demo = re.search(r"demo survey: (\S+)", text).group(1)
+        assert demo == f"http://127.0.0.1:{dev.ports.services['survey']}/s/demo"
+        with urllib.request.urlopen(demo, timeout=10) as r:
+            page = r.read().decode()
+        assert r.status == 200 and 'name="q.feeling"' in page and page.count("<svg") == 7
         children = dev.descendants()
         assert len(children) >= 7, children  # broker, PostgreSQL, SMTP sink, four services
     finally:

@@ -87,8 +87,24 @@ def test_intake_events_carry_its_source():
     from services.intake.service import to_event
     from shared.contracts import Channel, FeedbackIn
 
-    event = to_event(FeedbackIn(channel=Channel.WEB, text="ok"), feedback_id="f-1", source="dev")
+    event = to_event(FeedbackIn(channel=Channel.WEB, text="ok"), feedback_id="f-1", source="dev", privacy_key=b"k")
     assert event.source == "/keymoment/intake" and event.data.source == "dev"
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_service_applies_erasures_and_reports_them(service):
+    """Each service of shared.privacy.ERASING_SERVICES (all of them) consumes erasure.requested.v1,
+    publishes erasure.applied.v1 and has the privacy key and tables."""
+    from shared.events import ERASURE_APPLIED, ERASURE_REQUESTED
+    from shared.privacy import ERASING_SERVICES, PRIVACY_COMPONENT, PrivacySettings
+
+    settings_cls = _settings_class(service)
+    runtime = importlib.import_module(f"services.{service}.app").create_app(settings_cls(keymoment_env="test")).state.runtime
+    assert service in ERASING_SERVICES and set(ERASING_SERVICES) == set(SERVICES)
+    assert ERASURE_REQUESTED in runtime.consumes and ERASURE_APPLIED in runtime.produces
+    assert issubclass(settings_cls, PrivacySettings) and "privacy_hash_key" in settings_cls.required_secrets
+    assert PRIVACY_COMPONENT in settings_cls.migration_components()
+    assert any(rule.table == "erased_subjects" for rule in runtime.retention)
 
 
 def test_alerts_modules_stay_small_rooms():

@@ -40,6 +40,7 @@ def _alert(row: asyncpg.Record) -> Alert:
     if values["customer"] is not None:
         values["customer"] = json.loads(values["customer"])
     values["recipients"] = list(values["recipients"])
+    values["subjects"] = list(values["subjects"] or ())
     return Alert(**values)
 
 
@@ -47,11 +48,14 @@ def _link(row: asyncpg.Record) -> FeedbackLink:
     values = dict(row)
     for key in ("cues", "escalation", "rating"):
         values[key] = json.loads(values[key]) if values[key] is not None else None
+    values["subjects"] = list(values["subjects"] or ())
     return FeedbackLink(**values)
 
 
 def _moment(row: asyncpg.Record | None) -> Moment | None:
-    return Moment(**{c: row[c] for c in _MOMENT_COLUMNS}) if row is not None else None
+    if row is None:
+        return None
+    return Moment(**{c: row[c] for c in _MOMENT_COLUMNS} | {"subjects": tuple(row["subjects"] or ())})
 
 
 def _notification(row: asyncpg.Record) -> Notification:
@@ -178,12 +182,12 @@ class AlertsRepository(SilencesAndTokens, VerdictRecords):
             await self.conn.executemany(
                 f"""INSERT INTO alert_feedback ({_LINK_SELECT})
                     VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9, $10, $11, $12::jsonb, $13, $14, $15, $16,
-                            $17, $18)
+                            $17, $18, $19)
                     ON CONFLICT (feedback_id) DO NOTHING""",
                 [(link.feedback_id, link.alert_id, link.role, link.mot, link.confidence, json.dumps(link.cues, ensure_ascii=False), json.dumps(link.escalation),
                   link.channel, link.location, link.touchpoint, link.text,
                   json.dumps(link.rating) if link.rating is not None else None, link.language, link.occurred_at,
-                  link.received_at, link.linked_at, link.p_negative, link.forced_by) for link in links],
+                  link.received_at, link.linked_at, link.p_negative, link.forced_by, link.subjects) for link in links],
             )
 
     async def add_events(self, events: list[AlertEvent]) -> None:
@@ -212,7 +216,7 @@ class AlertsRepository(SilencesAndTokens, VerdictRecords):
                  WHERE customer_key = $1 AND at >= $2 AND NOT feedback_id = ANY($3::text[])
                  ORDER BY mot, at DESC LIMIT 1)
                UNION ALL
-               (SELECT 'count' AS which, $1, '', count(*)::int, '', NULL, NULL, NULL FROM customer_moments
+               (SELECT 'count' AS which, $1, '', count(*)::int, '', NULL, NULL, NULL, NULL FROM customer_moments
                  WHERE customer_key = $1 AND at >= $2 AND NOT feedback_id = ANY($3::text[]))""",
             customer_key, since, exclude,
         )
@@ -221,12 +225,18 @@ class AlertsRepository(SilencesAndTokens, VerdictRecords):
 
     async def add_moments(self, moments: list[Moment]) -> None:
         if moments:
+            columns = list(zip(*map(_MOMENT_VALUES, moments), strict=True))
+            columns[-1] = [" ".join(subjects) for subjects in columns[-1]]  # pseudonyms never hold a space
             await self.conn.execute(
-                """INSERT INTO customer_moments (customer_key, feedback_id, mot, channel, location, touchpoint, at)
-                   SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::text[],
-                                        $7::timestamptz[])
+                """INSERT INTO customer_moments (customer_key, feedback_id, mot, channel, location, touchpoint, at,
+                                                 subjects)
+                   SELECT m.customer_key, m.feedback_id, m.mot, m.channel, m.location, m.touchpoint, m.at,
+                          string_to_array(m.subjects, ' ')
+                   FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::text[],
+                               $7::timestamptz[], $8::text[])
+                        AS m (customer_key, feedback_id, mot, channel, location, touchpoint, at, subjects)
                    ON CONFLICT DO NOTHING""",
-                *zip(*map(_MOMENT_VALUES, moments), strict=True),
+                *columns,
             )
 
     async def enqueue(self, events: Events) -> None:

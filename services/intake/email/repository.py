@@ -61,3 +61,56 @@ async def find(conn: asyncpg.Connection | asyncpg.Pool, message_id: str, sender:
         message_id, sender,
     )
     return EmailRecord(**dict(row)) if row else None
+
+
+# --- privacy: senders are kept as pseudonyms (shared.privacy) ------------------------------------------------
+async def erase_senders(conn: asyncpg.Connection, senders: list[str]) -> int:
+    """Unlink these senders' (pseudonyms') records from them: the record keeps recognising its
+    Message-ID from any sender (``sender = ''``, like a record from before senders were kept), or
+    goes when such a record exists already. Returns the records changed or deleted."""
+    return await conn.fetchval(
+        """
+        WITH matched AS (
+            SELECT e.message_id, e.sender,
+                   row_number() OVER (PARTITION BY e.message_id ORDER BY e.sender) AS n,
+                   EXISTS (SELECT 1 FROM email_messages o WHERE o.message_id = e.message_id AND o.sender = '') AS taken
+            FROM email_messages e WHERE e.sender = ANY($1::text[])),
+        gone AS (
+            DELETE FROM email_messages e USING matched m
+            WHERE e.message_id = m.message_id AND e.sender = m.sender AND (m.taken OR m.n > 1) RETURNING 1),
+        kept AS (
+            UPDATE email_messages e SET sender = '' FROM matched m
+            WHERE e.message_id = m.message_id AND e.sender = m.sender AND NOT m.taken AND m.n = 1 RETURNING 1)
+        SELECT (SELECT count(*) FROM gone) + (SELECT count(*) FROM kept)
+        """,
+        senders,
+    )
+
+
+async def plaintext_senders(conn: asyncpg.Connection, *, limit: int) -> list[tuple[str, str]]:
+    """``(message_id, sender)`` of records written before senders were pseudonymised (an address
+    has an ``@``, a pseudonym never), locked for the caller's transaction."""
+    rows = await conn.fetch(
+        """SELECT message_id, sender FROM email_messages WHERE position('@' IN sender) > 0
+           LIMIT $1 FOR UPDATE SKIP LOCKED""",
+        limit,
+    )
+    return [(r["message_id"], r["sender"]) for r in rows]
+
+
+async def replace_senders(conn: asyncpg.Connection, rows: list[tuple[str, str, str]]) -> None:
+    """``(message_id, old sender, new sender)``: each record's sender replaced (a record already
+    kept under the new sender wins; the old one goes)."""
+    ids, old, new = (list(c) for c in zip(*rows, strict=True)) if rows else ([], [], [])
+    await conn.execute(
+        """DELETE FROM email_messages e USING unnest($1::text[], $2::text[], $3::text[]) AS m (message_id, old, new)
+           WHERE e.message_id = m.message_id AND e.sender = m.old
+             AND EXISTS (SELECT 1 FROM email_messages k WHERE k.message_id = m.message_id AND k.sender = m.new)""",
+        ids, old, new,
+    )
+    await conn.execute(
+        """UPDATE email_messages e SET sender = m.new
+           FROM unnest($1::text[], $2::text[], $3::text[]) AS m (message_id, old, new)
+           WHERE e.message_id = m.message_id AND e.sender = m.old""",
+        ids, old, new,
+    )

@@ -28,6 +28,7 @@ from services.intake.email.worker import ParseTimeout
 from services.intake.service import to_event
 from shared.errors import NotDurable
 from shared.outbox import enqueue
+from shared.privacy import pseudonym
 
 logger = logging.getLogger(__name__)
 
@@ -62,8 +63,14 @@ async def _parsed(raw: bytes, parse: Parse) -> ParsedEmail:
         return ParsedEmail(status=REJECTED, key=key, reason=f"too complex to read: {exc}", size=len(raw))
 
 
+def recorded_sender(privacy_key: bytes, mail: ParsedEmail) -> str:
+    """The sender as the dedupe record keeps it: its pseudonym, never the address ('' without one)."""
+    return pseudonym(privacy_key, "email", mail.key_sender) if mail.key_sender else ""
+
+
 async def receive_email(
-    raw: bytes, *, parse: Parse, pool: asyncpg.Pool, topic: str, via: str, source: str, recipient: str | None = None
+    raw: bytes, *, parse: Parse, pool: asyncpg.Pool, topic: str, via: str, source: str, privacy_key: bytes,
+    recipient: str | None = None,
 ) -> EmailOutcome:
     """Record one message and, when it is feedback, enqueue its ``feedback.received.v1`` event.
 
@@ -81,9 +88,10 @@ async def receive_email(
             status, reason = REJECTED, f"invalid {where or 'message'}: {first.get('msg', 'invalid')}"[:500]
         else:
             feedback_id = feedback_id_for(mail)
-            event = to_event(feedback, feedback_id=feedback_id, source=source)
+            event = to_event(feedback, feedback_id=feedback_id, source=source, privacy_key=privacy_key)
     try:
-        outcome = await _record(pool, mail, status, reason, feedback_id, via, len(raw), event, topic)
+        outcome = await _record(pool, mail, recorded_sender(privacy_key, mail), status, reason, feedback_id, via,
+                                len(raw), event, topic)
     except asyncpg.DataError as exc:  # a value the database refuses: sending it again cannot help
         logger.warning("email refused by the database", extra={"size": len(raw), "error": type(exc).__name__})
         return EmailOutcome(REJECTED, mail.key, reason=f"cannot be recorded: {type(exc).__name__}")
@@ -100,14 +108,14 @@ async def receive_email(
     return outcome
 
 
-async def _record(pool, mail, status, reason, feedback_id, via, size, event, topic) -> EmailOutcome:  # noqa: ANN001
+async def _record(pool, mail, sender, status, reason, feedback_id, via, size, event, topic) -> EmailOutcome:  # noqa: ANN001
     async with pool.acquire(timeout=5) as conn, conn.transaction():
         first = await repository.record_first(
-            conn, message_id=mail.key, sender=mail.key_sender, status=status, reason=reason,
+            conn, message_id=mail.key, sender=sender, status=status, reason=reason,
             feedback_id=feedback_id, via=via, size_bytes=size, attachments=len(mail.attachments),
         )
         if not first:
-            earlier = await repository.record_duplicate(conn, mail.key, mail.key_sender)
+            earlier = await repository.record_duplicate(conn, mail.key, sender)
             return EmailOutcome(
                 DUPLICATE, mail.key, feedback_id=earlier.feedback_id, reason=earlier.reason,
                 first_status=earlier.status,

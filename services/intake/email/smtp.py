@@ -279,13 +279,14 @@ class EmailChannel:
 
     parser: MailParser
     topic: str
+    privacy_key: bytes  # PRIVACY_HASH_KEY: senders are recorded as pseudonyms, events keyed by them
     listener: SmtpListener | None = None
 
     async def receive(self, raw: bytes, *, pool, via: str, source: str, recipient: str | None = None) -> EmailOutcome:  # noqa: ANN001
         from services.intake.email.service import receive_email
 
         return await receive_email(raw, parse=self.parser.parse, pool=pool, topic=self.topic, via=via,
-                                   source=source, recipient=recipient)
+                                   source=source, recipient=recipient, privacy_key=self.privacy_key)
 
 
 def install_email(runtime, settings) -> None:  # noqa: ANN001 - ServiceRuntime, IntakeSettings (no import cycle)
@@ -316,7 +317,8 @@ def install_email(runtime, settings) -> None:  # noqa: ANN001 - ServiceRuntime, 
             host=settings.intake_smtp_host, port=settings.intake_smtp_port,
             data_size_limit=settings.intake_email_max_bytes,
         )
-    channel = EmailChannel(parser=parser, topic=settings.topic(FEEDBACK_RECEIVED.topic), listener=listener)
+    channel = EmailChannel(parser=parser, topic=settings.topic(FEEDBACK_RECEIVED.topic),
+                           privacy_key=settings.privacy_key(), listener=listener)
     runtime.email_channel = channel
     runtime.smtp_listener = listener
 

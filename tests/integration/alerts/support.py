@@ -22,6 +22,7 @@ from services.alerts.settings import AlertsSettings
 from shared.contracts import FeedbackReceived
 from shared.events import FEEDBACK_RECEIVED, Envelope
 from shared.kafka import Publisher
+from shared.privacy import DEV_PRIVACY_HASH_KEY
 from tests.support.services import RunningService, running, wait_until
 from tests.support.kafka import read_topic  # noqa: F401  (re-exported for the tests)
 
@@ -87,7 +88,7 @@ def feedback(
         survey=survey, **extra,
     )
     source = source or ("/keymoment/survey" if channel == "survey" else "/keymoment/intake")
-    return Envelope.new(FEEDBACK_RECEIVED, data, source=source, key=data.partition_key())
+    return Envelope.new(FEEDBACK_RECEIVED, data, source=source, key=data.partition_key(DEV_PRIVACY_HASH_KEY.encode()))
 
 
 @contextlib.asynccontextmanager

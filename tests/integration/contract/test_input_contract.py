@@ -236,7 +236,7 @@ def intake_accepts(payload: dict) -> list[FeedbackIn]:
 
 
 def over_the_wire(feedback: FeedbackIn) -> Envelope:
-    event = to_event(feedback, feedback_id=str(uuid.uuid4()), source="hypothesis")
+    event = to_event(feedback, feedback_id=str(uuid.uuid4()), source="hypothesis", privacy_key=b"contract-test-key")
     return Envelope.from_kafka(headers=event.headers(), key=event.key_bytes(), value=event.value())
 
 

@@ -8,6 +8,7 @@ import json
 import httpx
 
 from shared.contracts import FeedbackReceived
+from shared.privacy import DEV_PRIVACY_HASH_KEY, pseudonym
 from tests.integration.intake.support import dev_headers, intake, read_events
 
 CHINESE = "排队等了四十分钟，收银台只开了一个，店员态度也很冷淡。"
@@ -35,7 +36,8 @@ async def test_accepted_feedback_reaches_kafka_with_detected_language(service_en
     assert events[ids[0]].key == "place:store-12/checkout"
     assert {e.source for e in events.values()} == {"/keymoment/intake"}  # the CloudEvents source
     assert FeedbackReceived.model_validate_json(events[ids[1]].value()).language == "en"
-    assert events[ids[1]].key == "customer:id:C-7"
+    # keyed by the customer's pseudonym (issue 14), never the id itself
+    assert events[ids[1]].key == "customer:" + pseudonym(DEV_PRIVACY_HASH_KEY.encode(), "id", "C-7")
     assert FeedbackReceived.model_validate_json(events[ids[2]].value()).language == "zh-TW"  # given, not detected
 
 

@@ -1,30 +1,18 @@
 """The kiosk page in headless Chromium: a tap made offline arrives exactly once
 when the network returns, and a lost response does not double a tap."""
 
-import shutil
-from pathlib import Path
-
 import pytest
 
 from services.intake import repository
 from services.intake.app import create_app
 from services.intake.keys import hash_key, new_key
 from tests.integration.intake_channels.support import intake_settings, received
+from tests.support.browser import CHROMIUM_ARGS, chromium  # noqa: F401  (a fixture)
 from tests.support.services import running, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 QUEUE = "JSON.parse(localStorage.getItem('keymoment.kiosk.queue') || '[]')"
-
-
-@pytest.fixture
-def chromium() -> str:
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"Chromium is not installed ({CHROMIUM}); `apt-get install -y chromium` (make test does)")
-    pytest.importorskip("playwright.async_api", reason="the playwright package is not installed")
-    return CHROMIUM
 
 
 async def test_offline_tap_arrives_once_and_a_lost_response_does_not_double(chromium, service_env, kafka_bootstrap):

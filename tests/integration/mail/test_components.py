@@ -17,6 +17,7 @@ from services.reporting.settings import ReportingSettings
 from services.survey.settings import SurveySettings
 from shared.db import MigrationError, migrate, pending_migrations
 from shared.mail.settings import MAIL_COMPONENT
+from shared.privacy import PRIVACY_COMPONENT
 
 pytestmark = pytest.mark.integration
 
@@ -40,15 +41,16 @@ async def test_a_component_runs_between_plumbing_and_the_service_and_is_recorded
             "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'plain' AND table_name = 'mail_queue'")
     finally:
         await conn.close()
-    assert applied == ["plumbing/0001", "plumbing/0002", "plumbing/0003", "mail/0001", "service/0001"] and again == []
+    assert applied == ["plumbing/0001", "plumbing/0002", "plumbing/0003", "mail/0001", "mail/0002", "service/0001"] and again == []
     assert other == ["plumbing/0001", "plumbing/0002", "plumbing/0003"] and plain_tables == 0, "services that don't ask get no queue"
 
 
 def test_the_settings_fragment_brings_the_component():
-    for cls in (SurveySettings, AlertsSettings):  # the services that send mail
-        assert cls.migration_components() == [MAIL_COMPONENT], cls
+    # every service gets the privacy component (its erasures); the services that send mail the queue
+    for cls in (SurveySettings, AlertsSettings):
+        assert set(cls.migration_components()) == {PRIVACY_COMPONENT, MAIL_COMPONENT}, cls
     for cls in (IntakeSettings, ReportingSettings):
-        assert cls.migration_components() == [], cls
+        assert cls.migration_components() == [PRIVACY_COMPONENT], cls
 
 
 async def test_a_service_waiting_for_the_migration_step_waits_for_the_component_too(database_url, tmp_path):
@@ -60,7 +62,7 @@ async def test_a_service_waiting_for_the_migration_step_waits_for_the_component_
         with_mail = await pending_migrations(conn, schema="svc", directory=tmp_path, components=[MAIL_COMPONENT])
     finally:
         await conn.close()
-    assert without == [] and with_mail == ["mail/0001"]
+    assert without == [] and with_mail == ["mail/0001", "mail/0002"]
 
 
 async def test_keymoment_migrate_applies_the_components_the_service_asked_for(database_url):

@@ -14,6 +14,12 @@ with a non-zero value loses that value to ``increase()`` (Prometheus cannot
 know it started at 0). So a warm-up feedback per place creates the place series
 first; the known input follows, and ``$__range`` covers only the time after the
 warm-up was scraped. NPS / CSAT / MOT series exist from start-up at 0.
+
+The survey funnel and recovery series get the same treatment: a warm-up
+invitation and a recovery answer (to an alert raised, acknowledged and resolved
+then) create them; in the window, more funnel steps arrive, and an alert is raised
+whose two recovery answers were scored during the warm-up, so the window's
+recovery answers add no feedback to the window's MOT, NPS and CSAT figures.
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ from keymoment.devstack.ports import free_port
 from services.reporting import dashboards
 from services.reporting.app import create_app
 from services.reporting.settings import ReportingSettings
+from shared.contracts import AlertRaised, AlertUpdated, FeedbackReceived, SurveyInvitationStep
+from shared.events import ALERT_RAISED, ALERT_UPDATED, FEEDBACK_RECEIVED, SURVEY_INVITATION, Envelope, event_source
 from tests.integration.reporting.support import (
     alert_raised, alert_updated, new_id, publish, publisher, received, scored,
 )
@@ -67,6 +75,34 @@ EXPECTED_CSAT = 4 / 6  # 1,5 (kiosk) and 5,4,4,2 (email): four of six are 4-5
 EXPECTED_NEGATIVE = 5 / 14  # MOT < 0: two at kiosk, two at web, one by email
 EXPECTED_NEGATIVE_BY_LOCATION = {"store-1": 2 / 7, "store-2": 2 / 3, "北京国贸店": 1 / 4}
 EXPECTED_MOT_MEAN = 1 / 14
+# The recovery answers counted in the window: +2 and -1 to an alert raised at -2 (retail-east, store-9).
+EXPECTED_RECOVERED = 1 / 2
+EXPECTED_MOT_CHANGE = ((2 + 2) + (-1 + 2)) / 2
+EXPECTED_RESPONSE_RATE = 2 / 3  # post-visit in the window: 3 delivered, 2 completed
+
+
+def step(invitation_id: str, name: str, *, reason: str | None = None, at: datetime) -> Envelope:
+    data = SurveyInvitationStep(invitation_id=invitation_id, survey_id="post-visit", step=name, reason=reason, at=at)
+    return Envelope.new(SURVEY_INVITATION, data, source=event_source("survey"), key=invitation_id)
+
+
+def recovery_answer(fid: str, alert_id: str, mot: int, *, at: datetime) -> list[Envelope]:
+    data = FeedbackReceived(id=fid, channel="survey", location="store-9", touchpoint="checkout", received_at=at,
+                            rating={"scale": "mot", "value": mot}, source="survey",
+                            survey={"survey_id": "recovery", "recovery_for_alert_id": alert_id})
+    return [Envelope.new(FEEDBACK_RECEIVED, data, source=event_source("survey"), key=fid),
+            scored(fid, mot, channel="survey", location="store-9", at=at)]
+
+
+def recovery_alert(alert_id: str, *, at: datetime) -> list[Envelope]:
+    """Raised at -2 for retail-east at store-9, acknowledged after 2 minutes and resolved after 5."""
+    data = AlertRaised(alert_id=alert_id, feedback_id=f"fb-{alert_id}", severity=-2, channel="kiosk",
+                       location="store-9", touchpoint="checkout", team="retail-east", raised_at=at)
+    resolved = AlertUpdated(alert_id=alert_id, status="resolved", severity=-2, channel="kiosk", location="store-9",
+                            touchpoint="checkout", at=at + timedelta(seconds=300), raised_at=at,
+                            acknowledged_at=at + timedelta(seconds=120), resolved_at=at + timedelta(seconds=300))
+    return [Envelope.new(ALERT_RAISED, data, source=event_source("alerts"), key=f"alert:{alert_id}"),
+            Envelope.new(ALERT_UPDATED, resolved, source=event_source("alerts"), key=f"alert:{alert_id}")]
 
 
 class Prometheus:
@@ -165,12 +201,23 @@ async def test_every_panel_and_rule_against_a_real_prometheus(service_env, kafka
                     fid = new_id("warm")
                     warm += [received(fid, channel=channel, location=location, text="warm-up"),
                              scored(fid, -3, channel=channel, location=location)]
+            # the survey and recovery series: an invitation's steps, a recovery answer counted (its alert
+            # raised, acknowledged, resolved), and two answers to an alert not raised yet (counted in the window)
+            early = datetime.now(UTC) - timedelta(minutes=30)
+            warm_invitation, warm_alert, window_alert = new_id("inv"), new_id("al"), new_id("al")
+            warm += [step(warm_invitation, name, at=early) for name in ("invited", "delivered", "completed")]
+            warm += [*recovery_alert(warm_alert, at=early), *recovery_answer(new_id("rec"), warm_alert, 1, at=early)]
+            warm += recovery_answer(new_id("rec"), window_alert, 2, at=early)
+            warm += recovery_answer(new_id("rec"), window_alert, -1, at=early)
             await publish(pub, s, warm)
-            n_warm = len(PLACES) * WARMUP_PER_PLACE
+            n_warm = len(PLACES) * WARMUP_PER_PLACE  # all -3
+            n_recovery_negative = 1
 
             async def warm_visible() -> bool:
-                return (await prom.scalar(http, "sum(cx_mot_scored_total)") == n_warm
-                        and await prom.scalar(http, "sum(cx_negative_mot_total)") == n_warm)
+                return (await prom.scalar(http, "sum(cx_mot_scored_total)") == n_warm + 3
+                        and await prom.scalar(http, "sum(cx_negative_mot_total)") == n_warm + n_recovery_negative
+                        and await prom.scalar(http, "sum(cx_recovery_answers_total)") == 1
+                        and await prom.scalar(http, "sum(cx_survey_invitations_total)") == 3)
             await wait_until(warm_visible, timeout=20, what="warm-up scraped")
             # the scrape that first saw the warm-up: $__range starts just before it, so the window's first
             # sample holds the warm-up and none of the known input (published after it)
@@ -184,6 +231,11 @@ async def test_every_panel_and_rule_against_a_real_prometheus(service_env, kafka
                            scored(fid, mot, channel=channel, location=location, at=now)]
             a, b = new_id("al"), new_id("al")
             raised_a, raised_b = now - timedelta(seconds=900), now - timedelta(seconds=4000)
+            invitations = [new_id("inv") for _ in range(3)]
+            events += [step(i, name, at=now) for i in invitations for name in ("invited", "delivered")]
+            events += [step(i, "completed", at=now) for i in invitations[:2]]
+            events += [step(new_id("inv"), "skipped", reason="frequency", at=now)]
+            events += recovery_alert(window_alert, at=now - timedelta(seconds=600))
             events += [
                 alert_raised(a, severity=-3, at=raised_a),
                 alert_updated(a, "acknowledged", severity=-3, raised_at=raised_a, at=raised_a + timedelta(seconds=90),
@@ -198,10 +250,12 @@ async def test_every_panel_and_rule_against_a_real_prometheus(service_env, kafka
             await publish(pub, s, events)
 
             async def known_visible() -> bool:
-                return (await prom.scalar(http, "sum(cx_mot_scored_total)") == n_warm + len(KNOWN)
-                        and await prom.scalar(http, "sum(cx_alert_ack_seconds_count)") == 2
-                        and await prom.scalar(http, "sum(cx_alert_resolve_seconds_count)") == 1
-                        and await prom.scalar(http, "sum(cx_csat_responses_total)") == 6)
+                return (await prom.scalar(http, "sum(cx_mot_scored_total)") == n_warm + 3 + len(KNOWN)
+                        and await prom.scalar(http, "sum(cx_alert_ack_seconds_count)") == 2 + 2
+                        and await prom.scalar(http, "sum(cx_alert_resolve_seconds_count)") == 1 + 2
+                        and await prom.scalar(http, "sum(cx_csat_responses_total)") == 6
+                        and await prom.scalar(http, "sum(cx_recovery_answers_total)") == 3
+                        and await prom.scalar(http, "sum(cx_survey_skipped_total)") == 1)
             await wait_until(known_visible, timeout=20, what="known input scraped")
 
             # recording rules catch up one evaluation after the scrape
@@ -257,5 +311,13 @@ async def test_every_panel_and_rule_against_a_real_prometheus(service_env, kafka
                 got = await prom.scalar(http, f'location:cx_negative_mot_ratio:1h{{location="{location}"}}', at)
                 assert got == pytest.approx(rate), location
             assert await prom.scalar(http, 'sum(cx_alerts_open)', at) == 1.0
+            assert await panel("Recovery: share recovered to MOT ≥ +1, by team") == pytest.approx(EXPECTED_RECOVERED)
+            assert await panel("Recovery: mean MOT change, by location") == pytest.approx(EXPECTED_MOT_CHANGE)
+            assert await prom.scalar(http, 'team:cx_recovery_recovered_ratio:1d{team="retail-east"}', at
+                                     ) == pytest.approx(EXPECTED_RECOVERED)
+            assert await prom.scalar(http, 'location:cx_recovery_mot_change_mean:1d{location="store-9"}', at
+                                     ) == pytest.approx(EXPECTED_MOT_CHANGE)
+            assert await prom.scalar(http, 'survey:cx_survey_response_rate:1d{survey="post-visit"}', at
+                                     ) == pytest.approx(EXPECTED_RESPONSE_RATE)
             p50 = await prom.scalar(http, "cx:alert_ack_seconds:p50_1d", at)
             assert p50 is not None and not math.isnan(p50) and 60 < p50 <= 3600

@@ -12,6 +12,7 @@ import pytest
 from services.intake.app import create_app as intake_app
 from shared.contracts import FeedbackReceived
 from shared.events import FEEDBACK_RECEIVED, Envelope, dlq_topic, event_source
+from shared.privacy import DEV_PRIVACY_HASH_KEY
 from tests.integration.alerts.support import (
     alerts_app,
     database,
@@ -24,6 +25,7 @@ from tests.integration.intake_channels.support import dev_key, intake_settings, 
 from tests.support.services import running, wait_until
 
 pytestmark = pytest.mark.integration
+KEY = DEV_PRIVACY_HASH_KEY.encode()  # every service's key in the test environment
 
 ADMIN = {"Authorization": "Bearer dev-admin-token"}
 
@@ -57,7 +59,7 @@ def _feedback(source: str, *, recovery_for: str | None = None, rating: int = -3)
         customer={"id": "c-77", "email": "zhao.lei@example.cn"},
         survey={"survey_id": "recovery", "recovery_for_alert_id": recovery_for} if recovery_for else None,
     )
-    return Envelope.new(FEEDBACK_RECEIVED, data, source=source, key=data.partition_key())
+    return Envelope.new(FEEDBACK_RECEIVED, data, source=source, key=data.partition_key(KEY))
 
 
 async def test_alerts_honours_recovery_answers_only_from_survey_and_dead_letters_strangers(service_env, database_url):

@@ -15,8 +15,14 @@ from services.survey.app import create_app
 from services.survey.settings import SurveySettings
 from shared.contracts import FeedbackReceived
 from shared.events import FEEDBACK_RECEIVED, Envelope
-from shared.kafka import Publisher
-from tests.integration.survey.support import CollectingSmtp, SmtpServer, link_in, read_topic, survey_requested
+from tests.integration.survey.support import (
+    CollectingSmtp,
+    SmtpServer,
+    link_in,
+    publish,
+    read_topic,
+    survey_requested,
+)
 from tests.support.services import running, wait_until
 
 pytestmark = pytest.mark.integration
@@ -25,19 +31,9 @@ BASE = "https://survey.example.cn"
 
 
 def settings(service_env: dict, smtp_port: int, **extra) -> SurveySettings:
-    return SurveySettings(
-        **service_env, smtp_host="127.0.0.1", smtp_port=smtp_port, survey_public_base_url=BASE,
-        smtp_from="Keymoment 客户关怀 <care@keymoment.example>", **extra,
-    )
-
-
-async def publish(service_env: dict, *events: Envelope) -> None:
-    publisher = Publisher(service_env["kafka_bootstrap_servers"], client_id="survey-test")
-    await publisher.start()
-    try:
-        await publisher.publish([(service_env["kafka_topic_prefix"] + e.event_type.topic, e) for e in events])
-    finally:
-        await publisher.stop()
+    return SurveySettings(**(service_env | {
+        "smtp_host": "127.0.0.1", "smtp_port": smtp_port, "survey_public_base_url": BASE,
+        "smtp_from": "Keymoment 客户关怀 <care@keymoment.example>"} | extra))
 
 
 async def test_recovery_survey_email_form_and_feedback_event(service_env, database_url, kafka_bootstrap):

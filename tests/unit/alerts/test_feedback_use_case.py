@@ -11,6 +11,7 @@ import pytest
 from services.alerts.context import derived_id
 from shared.errors import PermanentError, PublishUnavailable
 from shared.events import ALERT_RAISED, ALERT_UPDATED, FEEDBACK_SCORED
+from shared.privacy import pseudonym
 from tests.unit.alerts.world import START, fb
 
 
@@ -102,7 +103,10 @@ async def test_one_batch_is_written_once_published_meanwhile_and_acknowledged_be
                       "write notifications", "write mail_queue", "write outbox"]  # one statement per table, in FK order
     assert world.journal[0] == "publish"  # started before the first write, not after the flush
     assert "acknowledged" in world.journal  # awaited before returning (before the caller commits)
-    assert world.repo.group_locks == [["id:c-3", "place:airport-X/gate 9", "place:store-7/None", "place:store-8/None"]]
+    # the customer's group key is their pseudonym (issue 14), never the id itself
+    customer_key = pseudonym(world.ctx.settings.privacy_key(), "id", "c-3")
+    assert world.repo.group_locks == [sorted([customer_key, "place:airport-X/gate 9", "place:store-7/None",
+                                              "place:store-8/None"])]
     assert len(world.repo.alerts) == 2 and len(world.repo.links) == 4  # the copy of a feedback is ignored
     scored = world.publisher.published
     assert [e.id for _, e in scored] == [derived_id("scored", f.id) for f in (*batch, twice)]

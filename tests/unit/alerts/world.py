@@ -24,6 +24,7 @@ from services.alerts.unit_of_work import UnitOfWork
 from shared.clock import ManualClock
 from shared.contracts import FeedbackReceived
 from shared.events import FEEDBACK_RECEIVED, Envelope, event_source
+from shared.privacy import DEV_PRIVACY_HASH_KEY
 from shared.signing import Signer
 from tests.unit.alerts.fakes import FakePublisher, InMemoryRepository
 
@@ -114,7 +115,7 @@ class World:
 def event(fb: FeedbackReceived, source: str | None = None) -> Envelope:
     """A ``feedback.received.v1`` event of ``fb`` from ``source`` (default: where such feedback comes from)."""
     source = source or event_source("survey" if fb.channel.value == "survey" else "intake")
-    return Envelope.new(FEEDBACK_RECEIVED, fb, source=source, key=fb.partition_key())
+    return Envelope.new(FEEDBACK_RECEIVED, fb, source=source, key=fb.partition_key(DEV_PRIVACY_HASH_KEY.encode()))
 
 
 def make_settings(routes: Path, **overrides: Any) -> AlertsSettings:

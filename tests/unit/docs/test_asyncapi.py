@@ -15,14 +15,20 @@ import pytest
 import yaml
 
 from keymoment.asyncapi import DLQ_HEADERS, DOCUMENT, build, endpoints, render, runtimes
-from shared.contracts import AlertRaised, AlertUpdated, FeedbackReceived, FeedbackScored, SurveyRequested
+from shared.privacy import pseudonym
+from shared.contracts import (AlertRaised, AlertUpdated, ErasureApplied, ErasureRequested, FeedbackReceived,
+                              FeedbackScored, SurveyRequested)
 from shared.events import (
     ALERT_RAISED,
     ALERT_UPDATED,
+    ERASURE_APPLIED,
+    ERASURE_REQUESTED,
     EVENT_TYPES,
     FEEDBACK_RECEIVED,
     FEEDBACK_SCORED,
+    SURVEY_INVITATION,
     SURVEY_REQUESTED,
+    SURVEY_RESPONDED,
     Envelope,
     dlq_topic,
 )
@@ -84,11 +90,19 @@ def _samples() -> list[Envelope]:
                            at=NOW, raised_at=NOW, resolved_at=NOW, feedback_count=2)
     survey = SurveyRequested(request_id="r-1", alert_id="a-1", customer={"email": "li.wei@example.cn"},
                              requested_at=NOW)
+    key = b"k" * 32
+    erasure = ErasureRequested(erasure_id="e-1", subjects=[pseudonym(key, "email", "li.wei@example.cn"),
+                                                           pseudonym(key, "phone", "+86 138 0013 8000")],
+                               requested_at=NOW)
+    applied = ErasureApplied(erasure_id="e-1", service="alerts", erased={"alerts": 1, "customer_moments": 3},
+                             applied_at=NOW)
     return [
-        Envelope.new(FEEDBACK_RECEIVED, feedback, source="/keymoment/intake", key=feedback.partition_key(),
+        Envelope.new(FEEDBACK_RECEIVED, feedback, source="/keymoment/intake", key=feedback.partition_key(key),
                      subject=feedback.id),
-        Envelope.new(FEEDBACK_RECEIVED, anonymous, source="/keymoment/intake", key=anonymous.partition_key()),
-        Envelope.new(FEEDBACK_SCORED, scored, source="/keymoment/alerts", key=feedback.partition_key(), subject="f-1"),
+        Envelope.new(FEEDBACK_RECEIVED, anonymous, source="/keymoment/intake", key=anonymous.partition_key(key)),
+        Envelope.new(FEEDBACK_SCORED, scored, source="/keymoment/alerts", key=feedback.partition_key(key), subject="f-1"),
+        Envelope.new(ERASURE_REQUESTED, erasure, source="/keymoment/reporting", key="erasure:e-1", subject="e-1"),
+        Envelope.new(ERASURE_APPLIED, applied, source="/keymoment/alerts", key="erasure:e-1", subject="e-1"),
         Envelope.new(ALERT_RAISED, raised, source="/keymoment/alerts", key="alert:a-1", subject="a-1"),
         Envelope.new(ALERT_UPDATED, updated, source="/keymoment/alerts", key="alert:a-1", subject="a-1"),
         Envelope.new(SURVEY_REQUESTED, survey, source="/keymoment/alerts", key="alert:a-1", subject="a-1"),
@@ -144,7 +158,9 @@ def test_an_event_nobody_produces_is_an_error_and_unconsumed_topics_have_no_dead
         endpoints(only_intake)
     alerts = SimpleNamespace(produces=[FEEDBACK_SCORED, ALERT_RAISED, ALERT_UPDATED, SURVEY_REQUESTED],
                              consumes=[FEEDBACK_RECEIVED])
-    doc = build({**only_intake, "alerts": alerts})
+    survey = SimpleNamespace(produces=[SURVEY_INVITATION, SURVEY_RESPONDED], consumes=[])  # what no other sends
+    eraser = SimpleNamespace(produces=[ERASURE_REQUESTED, ERASURE_APPLIED], consumes=[])
+    doc = build({**only_intake, "alerts": alerts, "survey": survey, "reporting": eraser})
     assert "feedbackReceivedV1Dlq" in doc["channels"] and "alertRaisedV1Dlq" not in doc["channels"]
     assert {op["action"] for op in doc["operations"].values()} == {"send", "receive"}
     assert "alertsReceivesFeedbackReceivedV1" in doc["operations"]

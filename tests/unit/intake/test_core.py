@@ -14,6 +14,7 @@ from services.intake.api.errors import field_errors
 from services.intake.keys import Forbidden, Principal, RateLimited, TokenBucket, hash_key, new_key, split_key
 from services.intake.language import detect
 from services.intake.service import feedback_id_for, to_event
+from shared.privacy import pseudonym
 from shared.contracts import FeedbackIn, FeedbackReceived
 
 
@@ -87,10 +88,12 @@ def test_idempotent_ids_depend_on_key_and_idempotency_key():
 def test_event_carries_the_feedback_and_detected_language():
     fb = FeedbackIn.model_validate({"channel": "phone", "text": "客户投诉航班延误", "customer": {"phone": "+86 138-0013-8000"},
                                     "phone": {"agent_id": "A-1", "call_id": "C-9", "duration_seconds": 60}})
-    event = to_event(fb, feedback_id="f-1", source="crm")
+    event = to_event(fb, feedback_id="f-1", source="crm", privacy_key=b"k" * 32)
     data = FeedbackReceived.model_validate_json(event.value())
     assert (data.id, data.source, data.language, data.phone.call_id) == ("f-1", "crm", "zh", "C-9")
-    assert event.id == "f-1" and event.key == "customer:phone:+8613800138000"
+    # keyed by the customer's pseudonym (issue 14): the same customer, never the number
+    assert event.id == "f-1" and event.key == "customer:" + pseudonym(b"k" * 32, "phone", "+8613800138000")
+    assert "138" not in event.key
 
 
 def test_field_errors_name_paths_and_unknown_fields():

@@ -7,16 +7,24 @@ from __future__ import annotations
 from keymoment.asyncapi import endpoints, runtimes
 from shared.events import EVENT_TYPES, event_source
 
+ERASURE_REQUESTED = {"com.keymoment.erasure.requested.v1": {"/keymoment/reporting"}}
 TRUSTED = {
-    "alerts": {"com.keymoment.feedback.received.v1": {"/keymoment/intake", "/keymoment/survey"}},
+    "alerts": {"com.keymoment.feedback.received.v1": {"/keymoment/intake", "/keymoment/survey"}, **ERASURE_REQUESTED},
     "reporting": {
         "com.keymoment.feedback.received.v1": {"/keymoment/intake", "/keymoment/survey"},
         "com.keymoment.feedback.scored.v1": {"/keymoment/alerts"},
         "com.keymoment.alert.raised.v1": {"/keymoment/alerts"},
         "com.keymoment.alert.updated.v1": {"/keymoment/alerts"},
+        "com.keymoment.survey.invitation.v1": {"/keymoment/survey"},
+        **ERASURE_REQUESTED,
+        "com.keymoment.erasure.applied.v1": {f"/keymoment/{s}" for s in ("intake", "survey", "alerts", "reporting")},
     },
-    "survey": {"com.keymoment.survey.requested.v1": {"/keymoment/alerts"}},
-    "intake": {},
+    "survey": {
+        "com.keymoment.survey.requested.v1": {"/keymoment/alerts"},
+        "com.keymoment.feedback.received.v1": {"/keymoment/intake", "/keymoment/survey"},  # its triggers
+        **ERASURE_REQUESTED,
+    },
+    "intake": {**ERASURE_REQUESTED},
 }
 
 

@@ -27,3 +27,28 @@ def test_a_pseudonym_reveals_nothing_and_depends_on_kind_and_key() -> None:
 def test_an_empty_key_is_refused() -> None:
     with pytest.raises(ValueError):
         pseudonym(b"", "email", "li.wei@example.cn")
+
+
+def test_partition_keys_carry_pseudonyms_never_contacts() -> None:
+    from shared.contracts import FeedbackIn
+
+    customer = {"id": "C-1029", "name": "李伟", "email": "Li.Wei@Example.CN", "phone": "+86 138-0013-8000"}
+    for given, kind, value in ((customer, "id", "C-1029"),
+                               ({"email": "Li.Wei@Example.CN", "phone": "+86 138-0013-8000"}, "email", "li.wei@example.cn"),
+                               ({"phone": "+86 138-0013-8000", "name": "李伟"}, "phone", "+8613800138000")):
+        fb = FeedbackIn.model_validate({"channel": "web", "text": "x", "customer": given, "location": "s-1"})
+        key = fb.partition_key(KEY)
+        assert key == f"customer:{pseudonym(KEY, kind, value)}"  # id, else email, else phone: as before, hashed
+        assert not any(part.lower() in key.lower() for part in ("C-1029", "li.wei", "example", "138", "李伟"))
+    anonymous = FeedbackIn.model_validate({"channel": "web", "text": "x", "customer": {"name": "李伟"},
+                                           "location": "s-1", "touchpoint": "door"})
+    assert anonymous.partition_key(KEY) == "place:s-1/door"
+
+
+def test_a_customer_s_pseudonyms_are_every_contact_primary_first() -> None:
+    from shared.contracts import Customer
+
+    c = Customer(id="C-1", email="a@b.cn", phone="+86 1")
+    assert c.pseudonyms(KEY) == [pseudonym(KEY, "id", "C-1"), pseudonym(KEY, "email", "a@b.cn"),
+                                 pseudonym(KEY, "phone", "+86 1")]
+    assert c.key(KEY) == c.pseudonyms(KEY)[0] and Customer(name="x").key(KEY) is None

@@ -10,8 +10,8 @@ SURVEY = SurveyDefinition.model_validate(
         "id": "branch-visit",
         "title": {"zh": "网点体验", "en": "Branch visit"},
         "questions": [
-            {"id": "mot", "type": "mot", "label": {"zh": "这次办理感受如何？"}, "required": True},
-            {"id": "nps", "type": "nps", "label": {"en": "Would you recommend us?"}},
+            {"id": "mot", "type": "mot", "label": {"zh": "这次办理感受如何？", "en": "How was it?"}, "required": True},
+            {"id": "nps", "type": "nps", "label": {"zh": "您会推荐我们吗？", "en": "Would you recommend us?"}},
             {"id": "comment", "type": "text", "label": {"zh": "意见", "en": "Comments"}, "max_length": 10},
         ],
     }
@@ -60,7 +60,7 @@ def test_definition_rejects_duplicate_ids_missing_text_and_typos():
     base = SURVEY.model_dump(mode="json")
     with pytest.raises(ValidationError, match="used twice"):
         SurveyDefinition.model_validate(base | {"questions": base["questions"] + base["questions"][:1]})
-    with pytest.raises(ValidationError, match="zh, en or both"):
+    with pytest.raises(ValidationError, match="give the text in zh and en"):
         SurveyDefinition.model_validate(base | {"title": {}})
     with pytest.raises(ValidationError, match="Extra inputs"):
         SurveyDefinition.model_validate(base | {"titel": {"en": "x"}})

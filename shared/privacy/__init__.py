@@ -9,12 +9,20 @@ without the key nobody can test a list of addresses against it.
 The same contact always gives the same pseudonym under one key, so the key must not
 change while data keyed by it is kept (rotating it splits every customer's history
 in two: old pseudonyms no longer match new ones).
+
+Erasure (``erasure.requested.v1``) and its plumbing live in :mod:`shared.privacy.erasure`;
+a service including :class:`PrivacySettings` gets the tables it needs (migration
+component ``privacy``: ``erasures``, ``erased_subjects``). What is stored where, and
+for how long, is ``PRIVACY.md``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
+from collections.abc import Iterable
+from pathlib import Path
 from typing import ClassVar, Literal
 
 from pydantic import Field, SecretStr
@@ -26,6 +34,16 @@ ContactKind = Literal["id", "email", "phone"]
 _CONFIG = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False, hide_input_in_errors=True)
 
 DEV_PRIVACY_HASH_KEY = "dev-privacy-hash-key-not-for-production"
+
+PSEUDONYM_PATTERN = r"^(id|email|phone):[0-9a-f]{32}$"
+"""The shape of what :func:`pseudonym` returns: ``<kind>:<32 hex digits>``."""
+_PSEUDONYM = re.compile(PSEUDONYM_PATTERN)
+
+PRIVACY_COMPONENT = ("privacy", Path(__file__).parent / "migrations")
+
+ERASING_SERVICES = ("intake", "survey", "alerts", "reporting")
+"""The services that apply every erasure and report what they erased (``erasure.applied.v1``);
+an erasure is done when each of them has reported."""
 
 
 def normalise_contact(kind: ContactKind, value: str) -> str:
@@ -47,18 +65,34 @@ def pseudonym(key: bytes, kind: ContactKind, value: str) -> str:
     return f"{kind}:{mac[:32]}"
 
 
+def is_pseudonym(value: str) -> bool:
+    return _PSEUDONYM.match(value) is not None
+
+
+def pseudonyms_of(key: bytes, contacts: Iterable[tuple[ContactKind, str | None]]) -> list[str]:
+    """The pseudonyms of the contacts given (empty values skipped), in order, without repeats."""
+    out: list[str] = []
+    for kind, value in contacts:
+        if value and value.strip() and (p := pseudonym(key, kind, value)) not in out:
+            out.append(p)
+    return out
+
+
 class PrivacySettings(BaseSettings):
     """Included by the settings of every service that keys data by a customer contact
-    (intake: Kafka keys; alerts: customer history; survey: suppression list). A service
-    including it must list ``privacy_hash_key`` in its ``required_secrets``."""
+    (intake: Kafka keys; alerts: customer history; survey: suppression list) or takes
+    erasure requests (reporting). A service including it must list ``privacy_hash_key`` in
+    its ``required_secrets``; it gets migration component ``privacy`` (the erasures it
+    applied, the erased customers' pseudonyms)."""
 
     model_config = _CONFIG
+    migration_component: ClassVar[tuple[str, Path]] = PRIVACY_COMPONENT
 
     privacy_hash_key: SecretStr | None = Field(
         None,
         description="HMAC-SHA256 key pseudonymising customer contacts used as keys (Kafka partition keys, customer "
-        "history, suppression list); the same in every service, never rotated while that data is kept "
-        "(required outside dev/test).",
+        "history, suppression list, erasure requests); the same in every service, never rotated while that data is "
+        "kept (required outside dev/test).",
     )
     privacy_dev_defaults: ClassVar[dict[str, str]] = {"privacy_hash_key": DEV_PRIVACY_HASH_KEY}
 
