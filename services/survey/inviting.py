@@ -129,11 +129,11 @@ async def invite(ctx: Context, conn: asyncpg.Connection, asks: Sequence[Ask]) ->
         if ask.survey.id not in rules_of:
             rules_of[ask.survey.id] = rules.effective(ask.survey.contact_rules, ctx.settings)
     lookback = max(r.lookback for r in rules_of.values())
-    history: dict[str, list[rules.Contact]] = {}
-    for row_keys, survey_id, at in await repository.contacts(conn, [k for ks in keys for k in ks], since=now - lookback):
-        contact = rules.Contact(survey_id, at)
-        for k in row_keys:
-            history.setdefault(k, []).append(contact)
+    history: dict[str, list[rules.Contact]] = {}  # per contact key; one Contact object per invitation
+    earlier_contacts: dict[str, rules.Contact] = {}
+    for k, request_id, survey_id, at in await repository.contacts(conn, [k for ks in keys for k in ks],
+                                                                  since=now - lookback):
+        history.setdefault(k, []).append(earlier_contacts.setdefault(request_id, rules.Contact(survey_id, at)))
 
     answers: list[Invited] = []
     rows: list[NewInvitation] = []

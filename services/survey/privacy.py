@@ -53,6 +53,7 @@ def retain(runtime: ServiceRuntime, settings: SurveySettings) -> None:
     runtime.retain("survey_requests", "requested_at", days, anonymise=REQUEST_CUSTOMER)
     runtime.retain("survey_responses", "submitted_at", days, anonymise=RESPONSE_WORDS)
     runtime.retain("survey_drafts", "updated_at", settings.survey_draft_retention_days)
+    runtime.retain("survey_contacts", "decided_at", days)
 
 
 async def not_erased(key: bytes, conn: asyncpg.Connection,
@@ -89,6 +90,8 @@ async def erase(conn: asyncpg.Connection, erasure: Erasure) -> None:
             WHERE request_id = ANY($1::text[]) AND jsonb_path_exists(answers, '$.* ? (@.type() == "string")')""",
         ids)))
     erasure.count("mail_queue", await queue.forget(conn, purpose=invitations.PURPOSE, refs=ids, now=erasure.applied_at))
+    erasure.count("survey_contacts", _count(await conn.execute(
+        "DELETE FROM survey_contacts WHERE request_id = ANY($1::text[])", ids)))
     erasure.count("survey_drafts", _count(await conn.execute(
         "DELETE FROM survey_drafts WHERE request_id = ANY($1::text[])", ids)))
     erasure.count("survey_invitation_backlog", _count(await conn.execute(

@@ -262,7 +262,20 @@ async def add_invitations(conn: asyncpg.Connection, rows: Sequence[NewInvitation
         [json.dumps(r.context, ensure_ascii=False) for r in rows], [r.time_zone for r in rows],
         [r.client_key for r in rows], [r.request_hash for r in rows], [r.requested_by for r in rows],
     )
-    return {r["request_id"] for r in recorded}
+    ids = {r["request_id"] for r in recorded}
+    queued = [r for r in rows if r.status == "queued" and r.request_id in ids and r.contact_keys]
+    if queued:  # what the contact rules count (``contacts``)
+        await conn.execute(
+            """INSERT INTO survey_contacts (contact_key, decided_at, request_id, survey_id)
+               SELECT DISTINCT k, u.decided_at, u.request_id, u.survey_id
+               FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[])
+                    AS u (contact_keys, decided_at, request_id, survey_id),
+                    unnest(string_to_array(u.contact_keys, ' ')) AS k
+               ON CONFLICT DO NOTHING""",
+            [" ".join(r.contact_keys) for r in queued], [r.decided_at for r in queued],
+            [r.request_id for r in queued], [r.survey_id for r in queued],
+        )
+    return ids
 
 
 async def get_request(conn: asyncpg.Connection | asyncpg.Pool, request_id: str, *,
@@ -287,17 +300,17 @@ async def lock_contacts(conn: asyncpg.Connection, contact_keys: Sequence[str]) -
 
 
 async def contacts(conn: asyncpg.Connection, contact_keys: Sequence[str], *,
-                   since: datetime) -> list[tuple[list[str], str, datetime]]:
+                   since: datetime) -> list[tuple[str, str, str, datetime]]:
     """Queued invitations since ``since`` of the customers any of ``contact_keys`` names:
-    ``(their contact keys, survey id, decided at)``."""
+    ``(the contact key it matched, request id, survey id, decided at)``, a row per key matched."""
     if not contact_keys:
         return []
     rows = await conn.fetch(
-        """SELECT contact_keys, survey_id, decided_at FROM survey_requests
-           WHERE status = 'queued' AND contact_keys && $1::text[] AND decided_at > $2""",
-        list(set(contact_keys)), since,
+        """SELECT contact_key, request_id, survey_id, decided_at FROM survey_contacts
+           WHERE contact_key = ANY($1::text[]) AND decided_at > $2""",
+        sorted(set(contact_keys)), since,
     )
-    return [(list(r["contact_keys"]), r["survey_id"], r["decided_at"]) for r in rows]
+    return [(r["contact_key"], r["request_id"], r["survey_id"], r["decided_at"]) for r in rows]
 
 
 FUNNEL_COLUMNS = {"delivered": "delivered_at", "opened": "opened_at", "started": "started_at",

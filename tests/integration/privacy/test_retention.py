@@ -134,7 +134,7 @@ async def test_survey_clears_customers_text_answers_and_settled_mail(database_ur
 
     changed = await prune(runtime, database_url)
     assert changed == {"processed_events": 0, "outbox_dead_letters": 0, "mail_queue": 2, "erased_subjects": 0, "survey_requests": 1,
-                       "survey_responses": 1, "survey_drafts": 0}
+                       "survey_responses": 1, "survey_drafts": 0, "survey_contacts": 0}
     conn = await asyncpg.connect(database_url)
     try:
         customers = dict(await conn.fetch("SELECT request_id, customer::text FROM survey.survey_requests"))
