@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 import asyncpg
 
@@ -27,8 +28,8 @@ async def on_survey_requested(ctx: Context, conn: asyncpg.Connection, event: Env
 async def on_feedback_received(ctx: Context, conn: asyncpg.Connection, events: list[Envelope]) -> None:
     """A batch's feedback: the surveys whose trigger names it invite its customer (never a
     customer erased since the feedback: a late or replayed event must not bring them back)."""
-    await inviting.on_feedback(ctx, conn, await privacy.not_erased(ctx.settings.privacy_key(), conn,
-                                                                    [e.data for e in events]))  # type: ignore[misc]
+    await inviting.on_feedback(ctx, conn, [e.data for e in events],  # type: ignore[misc]
+                               keep=partial(privacy.not_erased, ctx.settings.privacy_key(), conn))
 
 
 async def on_erasure_requested(ctx: Context, conn: asyncpg.Connection, event: Envelope) -> None:

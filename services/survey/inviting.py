@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -244,28 +244,36 @@ def _matches(trigger: Trigger, on: str, *, channel: str | None, touchpoint: str 
             and (not trigger.locations or location in trigger.locations))
 
 
-async def on_feedback(ctx: Context, conn: asyncpg.Connection, feedback: Sequence[FeedbackReceived]) -> list[Invited]:
+async def on_feedback(ctx: Context, conn: asyncpg.Connection, feedback: Sequence[FeedbackReceived], *,
+                      keep: Callable[[list[FeedbackReceived]], Awaitable[list[FeedbackReceived]]] | None = None,
+                      ) -> list[Invited]:
     """Invite after feedback that a survey's trigger names. Only feedback naming a customer's
-    email can invite (there is nobody to write to otherwise), and never a survey answer."""
+    email can invite (there is nobody to write to otherwise), and never a survey answer. ``keep``
+    filters the feedback that would invite (the erasure check), asked only when some does."""
     candidates = [fb for fb in feedback if fb.channel != Channel.SURVEY and fb.customer and fb.customer.email]
     if not candidates:
         return []
-    surveys = await repository.triggered_surveys(conn)
-    asks = []
+    surveys = await repository.triggered_surveys(conn, parsed=ctx.definitions)
+    matched: list[tuple[FeedbackReceived, SurveyDefinition, int, Trigger]] = []
     for fb in candidates:
         for survey, version in surveys:
             trigger = next((t for t in survey.triggers if _matches(
                 t, "feedback", channel=fb.channel.value, touchpoint=fb.touchpoint, location=fb.location)), None)
-            if trigger is None:
-                continue
-            happened = fb.occurred_at or fb.received_at
-            key = f"feedback:{fb.id}"
-            asks.append(Ask(
-                survey=survey, version=version, request_id=invitation_id(survey.id, key), kind="trigger",
-                customer=fb.customer, requested_at=happened, language=fb.language, location=fb.location,
-                touchpoint=fb.touchpoint, context={"feedback_id": fb.id, "channel": fb.channel.value}, client_key=key,
-                requested_by="trigger:feedback", not_before=happened + timedelta(minutes=trigger.delay_minutes),
-            ))
+            if trigger is not None:
+                matched.append((fb, survey, version, trigger))
+    if matched and keep is not None:
+        kept = {id(fb) for fb in await keep(list({id(fb): fb for fb, *_ in matched}.values()))}
+        matched = [m for m in matched if id(m[0]) in kept]
+    asks = []
+    for fb, survey, version, trigger in matched:
+        happened = fb.occurred_at or fb.received_at
+        key = f"feedback:{fb.id}"
+        asks.append(Ask(
+            survey=survey, version=version, request_id=invitation_id(survey.id, key), kind="trigger",
+            customer=fb.customer, requested_at=happened, language=fb.language, location=fb.location,
+            touchpoint=fb.touchpoint, context={"feedback_id": fb.id, "channel": fb.channel.value}, client_key=key,
+            requested_by="trigger:feedback", not_before=happened + timedelta(minutes=trigger.delay_minutes),
+        ))
     return await invite(ctx, conn, asks)
 
 

@@ -141,13 +141,16 @@ async def list_surveys(conn: asyncpg.Connection | asyncpg.Pool, *, limit: int, o
     return out
 
 
-async def triggered_surveys(conn: asyncpg.Connection) -> list[tuple[SurveyDefinition, int]]:
+async def triggered_surveys(conn: asyncpg.Connection, *,
+                            parsed: Definitions | None = None) -> list[tuple[SurveyDefinition, int]]:
     """The surveys whose current version has triggers."""
     rows = await conn.fetch(
-        """SELECT definition, version FROM surveys
+        """SELECT survey_id, definition, version FROM surveys
            WHERE jsonb_typeof(definition -> 'triggers') = 'array' AND jsonb_array_length(definition -> 'triggers') > 0
            ORDER BY survey_id"""
     )
+    if parsed is not None:
+        return [(parsed.parse(r["survey_id"], r["version"], r["definition"]), r["version"]) for r in rows]
     return [(SurveyDefinition.stored(r["definition"]), r["version"]) for r in rows]
 
 
