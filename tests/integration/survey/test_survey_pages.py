@@ -13,7 +13,7 @@ from services.survey import tokens
 from services.survey.app import create_app
 from shared.contracts import FeedbackReceived
 from shared.events import FEEDBACK_RECEIVED, SURVEY_RESPONDED, Envelope
-from shared.privacy import DEV_PRIVACY_HASH_KEY
+from shared.privacy import DEV_PRIVACY_HASH_KEY, pseudonym
 from tests.integration.survey.support import (
     ADMIN,
     CollectingSmtp,
@@ -219,9 +219,17 @@ async def test_triggers_invite_after_feedback_and_visits(service_env):
             bad = post_visit("bad", triggers=[{"on": "feedback", "channels": ["survey"]}])
             assert (await http.post("/v1/surveys", json=bad, headers=ADMIN)).status_code == 422
             matching = _feedback("phone", "hotline", "caller@example.cn")
-            await publish(service_env, matching, _feedback("phone", "hotline", None), _feedback("kiosk", "hotline",
-                           "kiosk@example.cn"), _feedback("phone", "shop", "shop@example.cn"), matching)
+            erased = _feedback("phone", "hotline", "erased@example.cn")  # a customer erased since (a late event)
+            await svc.runtime.pool.execute(
+                "INSERT INTO erased_subjects (subject, erasure_id, erased_at) VALUES ($1, 'e-1', $2)",
+                pseudonym(KEY, "email", "erased@example.cn"), datetime.now(UTC) + timedelta(seconds=1))
+            await publish(service_env, erased, matching, _feedback("phone", "hotline", None), _feedback(
+                "kiosk", "hotline", "kiosk@example.cn"), _feedback("phone", "shop", "shop@example.cn"), matching)
             await wait_until(lambda: len(smtp.messages) == 1, timeout=30, what="the invitation after the call")
+            await wait_until(lambda: svc.runtime.pool.fetchval(
+                "SELECT true FROM processed_events WHERE event_id = $1", erased.id), timeout=30, what="the erased one")
+            assert await svc.runtime.pool.fetchval(
+                "SELECT count(*) FROM survey_requests WHERE requested_by = 'trigger:feedback'") == 1
             assert smtp.recipients == [["caller@example.cn"]]
             assert "/s/after-call?t=" in smtp.messages[0].get_body(("plain",)).get_content()
 
