@@ -570,6 +570,10 @@ def test_each_service_may_write_only_what_it_produces_and_read_only_what_it_cons
         assert plain["KAFKA_SASL_USERNAME"] == user["metadata"]["name"]
         assert refs["KAFKA_SASL_PASSWORD"] == {"name": user["metadata"]["name"], "key": "password"}
         assert plain["KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL" and plain["KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"
+    consumed = {c for t in service_topics().values() for c in t["consumes"]}
+    dlq_operator = acl_sets(users.pop("kafka-dlq-operator"))  # `keymoment dlq`: reads dead letters, replays them
+    assert dlq_operator["read"] == {f"{c}.dlq" for c in consumed} and dlq_operator["write"] == consumed
+    assert not dlq_operator["group"]
     (lag_reader,) = users.values()  # KEDA's: describes topics and groups, reads nothing
     acls = acl_sets(lag_reader)
     assert not acls["write"] and not acls["read"] and not acls["group"]
