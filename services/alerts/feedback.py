@@ -65,9 +65,11 @@ async def score_batch(uow: UnitOfWork, ctx: Context, events: list[Envelope]) -> 
     published = []
     moments: list[Moment] = []
     follow_up: list[_FollowUp] = []
-    for event in events:
+    # Scored in a worker thread: the batch's texts are pure CPU (~0.2 ms each), and on the event
+    # loop a large batch would hold up the mail sender and the HTTP routes for that long.
+    scores = await asyncio.to_thread(lambda: [_score(ctx, e.data) for e in events])
+    for event, score in zip(events, scores, strict=True):
         fb = event.data
-        score = _score(ctx, fb)
         published.append(scored_event(ctx, fb, score, now))
         subjects = ctx.subjects(fb)
         customer_key = subjects[0] if subjects else None  # a pseudonym: the same key in every service
