@@ -78,7 +78,9 @@ legend,.qlabel{font-weight:600;padding:0;margin-bottom:8px;display:block}
 .choice{display:flex;flex-direction:column;gap:6px}
 .choice .opt label{flex-direction:row;justify-content:flex-start;gap:8px;text-align:left;font-size:1rem;padding:10px 12px}
 .choice .opt label .alt{display:inline;margin-left:6px}
-.ces .opt{flex:1 1 0;min-width:44px}
+.ces{flex-wrap:nowrap;gap:4px}
+.ces .opt{flex:1 1 0;min-width:0}
+.ces .opt label{min-width:0;padding:6px 2px}
 .notice{border:2px solid #188038;border-radius:10px;padding:12px;margin:16px 0;background:#e6f4ea}
 button.secondary{background:#e3e7ee;color:#1a1a1a}
 .opt .num{font-size:1.05rem;font-weight:600}
