@@ -18,11 +18,11 @@ import asyncpg
 
 from services.alerts.repository import privacy as sql
 from services.alerts.settings import AlertsSettings
-from shared.contracts import Customer, FeedbackReceived
+from shared.contracts import Customer
 from shared.db import in_batches
 from shared.events import Envelope
 from shared.privacy import ContactKind, pseudonym
-from shared.privacy.erasure import Erasure, covered, erased_since
+from shared.privacy.erasure import Erasure, not_erased
 from shared.runtime import ServiceRuntime
 
 logger = logging.getLogger(__name__)
@@ -51,15 +51,9 @@ async def erase(conn: asyncpg.Connection, erasure: Erasure) -> None:
 
 
 async def drop_erased(conn: asyncpg.Connection, key: bytes, batch: list[Envelope]) -> list[Envelope]:
-    """The batch without feedback of erased customers from before their erasure (a consumer
-    behind, a dead letter replayed): their erasure covered it, it must not come back."""
-    feedback: list[FeedbackReceived] = [e.data for e in batch]  # type: ignore[misc]
-    subjects = [fb.customer.pseudonyms(key) if fb.customer else [] for fb in feedback]
-    erased = await erased_since(conn, (s for found in subjects for s in found))
-    if not erased:
-        return batch
-    kept = [e for e, fb, found in zip(batch, feedback, subjects, strict=True)
-            if not covered(erased, found, fb.received_at)]
+    """The batch without feedback of erased customers from before their erasure."""
+    kept = await not_erased(conn, key, batch, customer=lambda e: e.data.customer,  # type: ignore[attr-defined]
+                            at=lambda e: e.data.received_at)  # type: ignore[attr-defined]
     if len(kept) < len(batch):
         logger.info("feedback of erased customers dropped", extra={"dropped": len(batch) - len(kept)})
     return kept

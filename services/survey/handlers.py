@@ -18,8 +18,7 @@ logger = logging.getLogger(__name__)
 
 async def on_survey_requested(ctx: Context, conn: asyncpg.Connection, event: Envelope) -> None:
     request: SurveyRequested = event.data  # type: ignore[assignment]
-    subjects = request.customer.pseudonyms(ctx.settings.privacy_key())
-    if erasure.covered(await erasure.erased_since(conn, subjects), subjects, request.requested_at):
+    if await privacy.request_erased(ctx.settings.privacy_key(), conn, request):
         logger.info("survey request for an erased customer dropped", extra={"request_id": request.request_id})
         return
     await inviting.record_request(ctx, conn, request)
@@ -29,7 +28,7 @@ async def on_feedback_received(ctx: Context, conn: asyncpg.Connection, events: l
     """A batch's feedback: the surveys whose trigger names it invite its customer (never a
     customer erased since the feedback: a late or replayed event must not bring them back)."""
     await inviting.on_feedback(ctx, conn, [e.data for e in events],  # type: ignore[misc]
-                               keep=partial(privacy.not_erased, ctx.settings.privacy_key(), conn))
+                               keep=partial(privacy.feedback_not_erased, ctx.settings.privacy_key(), conn))
 
 
 async def on_erasure_requested(ctx: Context, conn: asyncpg.Connection, event: Envelope) -> None:

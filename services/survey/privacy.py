@@ -10,7 +10,7 @@ bytes), the answers (``survey_responses.answers``: free text) and partial answer
 once for one customer (found by ``contact_keys``), forgets their invitations (one not sent yet
 never goes out) and their drafts, and suppresses their addresses for good, as pseudonyms
 (``suppressions``, reason ``erased``). Requests and triggering feedback about them from before
-the erasure that arrive later are dropped (:func:`not_erased`).
+the erasure that arrive later are dropped (:func:`feedback_not_erased`, :func:`request_erased`).
 
 This module and ``suppressions.py`` hold the SQL of these duties; ``repository.py`` the rest.
 """
@@ -24,11 +24,11 @@ import asyncpg
 
 from services.survey import invitations, suppressions
 from services.survey.settings import SurveySettings
-from shared.contracts import Customer, FeedbackReceived
+from shared.contracts import Customer, FeedbackReceived, SurveyRequested
 from shared.db import in_batches
 from shared.mail import queue
 from shared.mail.message import InvalidAddress, normalize_address
-from shared.privacy.erasure import Erasure, covered, erased_since
+from shared.privacy.erasure import Erasure, not_erased
 from shared.runtime import ServiceRuntime
 
 logger = logging.getLogger(__name__)
@@ -56,14 +56,15 @@ def retain(runtime: ServiceRuntime, settings: SurveySettings) -> None:
     runtime.retain("survey_contacts", "decided_at", days)
 
 
-async def not_erased(key: bytes, conn: asyncpg.Connection,
-                     feedback: Sequence[FeedbackReceived]) -> list[FeedbackReceived]:
+async def feedback_not_erased(key: bytes, conn: asyncpg.Connection,
+                              feedback: Sequence[FeedbackReceived]) -> list[FeedbackReceived]:
     """The feedback whose customer no erasure since it covers (what a trigger may invite)."""
-    contacts = [fb.customer.pseudonyms(key) if fb.customer else [] for fb in feedback]
-    erased = await erased_since(conn, (s for found in contacts for s in found))
-    if not erased:
-        return list(feedback)
-    return [fb for fb, found in zip(feedback, contacts, strict=True) if not covered(erased, found, fb.received_at)]
+    return await not_erased(conn, key, feedback, customer=lambda fb: fb.customer, at=lambda fb: fb.received_at)
+
+
+async def request_erased(key: bytes, conn: asyncpg.Connection, request: SurveyRequested) -> bool:
+    """Whether a survey request is about a customer erased since it was made (a late event)."""
+    return not await not_erased(conn, key, [request], customer=lambda r: r.customer, at=lambda r: r.requested_at)
 
 
 async def erase(conn: asyncpg.Connection, erasure: Erasure) -> None:

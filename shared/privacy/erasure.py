@@ -13,7 +13,7 @@ transaction and
 3. deletes events about the customer still waiting in the service's outbox, or set aside in its
    outbox dead letters;
 4. remembers the pseudonyms (``erased_subjects``) so that older events about the customer
-   arriving later are dropped (:func:`erased_since`);
+   arriving later are dropped (:func:`not_erased`);
 5. reports what it erased (``erasure.applied.v1``, through the outbox, in the same
    transaction).
 """
@@ -22,15 +22,15 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import orjson
 
-from shared.contracts import ErasureApplied, ErasureRequested
+from shared.contracts import Customer, ErasureApplied, ErasureRequested
 from shared.events import ERASURE_APPLIED, Envelope, event_source
 from shared.outbox import enqueue
 from shared.privacy import is_pseudonym, pseudonyms_of
@@ -145,3 +145,18 @@ async def erased_since(conn: asyncpg.Connection, subjects: Iterable[str]) -> dic
 def covered(erased: dict[str, datetime], subjects: Iterable[str], at: datetime) -> bool:
     """Whether an event about a customer with these pseudonyms, from ``at``, was erased already."""
     return any(s in erased and at <= erased[s] for s in subjects)
+
+
+T = TypeVar("T")
+
+
+async def not_erased(conn: asyncpg.Connection, key: bytes, items: Sequence[T], *,
+                     customer: Callable[[T], Customer | None], at: Callable[[T], datetime]) -> list[T]:
+    """``items`` without those about a customer erased since: an event from before an erasure
+    that arrives late (a consumer behind, a dead letter replayed) must not bring the customer
+    back. ``customer`` and ``at`` read an item's customer and the time it speaks of."""
+    subjects = [c.pseudonyms(key) if (c := customer(item)) else [] for item in items]
+    erased = await erased_since(conn, (s for found in subjects for s in found))
+    if not erased:
+        return list(items)
+    return [item for item, found in zip(items, subjects, strict=True) if not covered(erased, found, at(item))]
