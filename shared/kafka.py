@@ -350,6 +350,9 @@ Handler = Callable[[asyncpg.Connection, Envelope], Awaitable[None]]
 # Takes every new event of its type in a run of the batch (offset order per
 # partition), so a handler can write them with one statement instead of one each.
 BatchHandler = Callable[[asyncpg.Connection, list[Envelope]], Awaitable[None]]
+Wanted = Callable[[asyncpg.Pool], Awaitable[bool]]
+"""Whether a consumer has anything to do with events of a type right now (asked once per batch that
+holds some): when not, they are passed over (offsets committed, nothing decoded, deduped or stored)."""
 
 
 def _one_by_one(handler: Handler) -> BatchHandler:
@@ -447,8 +450,11 @@ class ConsumerRunner:
         fetch_max_wait_ms: int = 50,
         security: Mapping[str, Any] | None = None,
         trusted_sources: Mapping[str, frozenset[str]] | None = None,
+        wanted: Mapping[EventType, Wanted] | None = None,
     ) -> None:
         self._bootstrap = bootstrap_servers
+        # Per event type (its ``ce_type`` header), whether the handler has anything to do right now.
+        self._wanted = {et.type: w for et, w in (wanted or {}).items()}
         # Per event type, the CloudEvents sources accepted; an event from any other is a dead letter.
         self._trusted = dict(trusted_sources or {})
         self._security = dict(security or {})
@@ -566,6 +572,8 @@ class ConsumerRunner:
                         for tp, messages in batch.items()
                         for m in messages
                     ]
+                    if self._wanted:
+                        items = await self._pass_over_unwanted(items)
                     await self._process(items)
                     if committing is not None:
                         await committing
@@ -579,6 +587,30 @@ class ConsumerRunner:
             if committing is not None:
                 with contextlib.suppress(Exception, asyncio.CancelledError):
                     await asyncio.wait_for(asyncio.shield(committing), 5)
+
+    async def _pass_over_unwanted(self, items: list[_Item]) -> list[_Item]:
+        """Drop the events of a type whose ``wanted`` says there is nothing to do with them now, by
+        their ``ce_type`` header alone. Asked after the fetch, so an event is passed over only if
+        the handler, called instead, would have found nothing to do either. A failed question
+        passes nothing over (the normal path then meets the same failure and retries)."""
+        types = [next((v for k, v in i.headers if k == "ce_type"), b"").decode("utf-8", "replace") for i in items]
+        unwanted = set()
+        for event_type in set(types) & self._wanted.keys():
+            try:
+                if not await self._wanted[event_type](self._pool):
+                    unwanted.add(event_type)
+            except Exception as exc:  # noqa: BLE001 - the normal path handles (and classifies) it
+                logger.debug("wanted check failed", extra={"group": self._group, "error": _safe_summary(exc)})
+        if not unwanted:
+            return items
+        kept = []
+        for item, event_type in zip(items, types):
+            if event_type in unwanted:
+                if self._metrics:
+                    self._metrics.processed.labels(self._group, item.tp.topic, "passed_over").inc()
+            else:
+                kept.append(item)
+        return kept
 
     def _dead_letter_failed(self, exc: BaseException) -> None:
         self.status.retrying_since = self.status.retrying_since or time.monotonic()

@@ -29,7 +29,7 @@ class ConsumerMetrics:
             ["group", "topic", "partition"], registry=registry,
         )
         self.processed = Counter(
-            f"{PREFIX}_consumer_events_total", "Events consumed, by outcome (ok, dead_lettered).",
+            f"{PREFIX}_consumer_events_total", "Events consumed, by outcome (ok, dead_lettered, passed_over: nothing to do with them then).",
             ["group", "topic", "outcome"], registry=registry,
         )
         self.dead_letters = Counter(

@@ -52,7 +52,7 @@ from shared.clock import Clock, SystemClock
 from shared.db import create_pool, migrate, wait_for_database, wait_for_migrations
 from shared.errors import PERMANENT, TRANSIENT, classify
 from shared.events import Envelope, EventType
-from shared.kafka import BatchHandler, ConsumerRunner, Handler, Publisher, _one_by_one, ensure_topics
+from shared.kafka import BatchHandler, ConsumerRunner, Handler, Publisher, Wanted, _one_by_one, ensure_topics
 from shared.http import RequestLimits, RouteLimit, bounded_errors
 from shared.kafka_security import client_security
 from shared.metrics import PREFIX, ConsumerMetrics, HttpMetrics, MetricsMiddleware, new_registry
@@ -177,6 +177,7 @@ class ServiceRuntime:
     readiness: Readiness = Readiness.DATABASE
     _consumes: dict[EventType, Handler] = field(default_factory=dict)
     _consumes_batches: dict[EventType, BatchHandler] = field(default_factory=dict)
+    _wanted: dict[EventType, Wanted] = field(default_factory=dict)
     _on_start: list[Hook] = field(default_factory=list)
     _retention: list[Retention] = field(default_factory=list)
     _on_stop: list[Hook] = field(default_factory=list)
@@ -222,12 +223,19 @@ class ServiceRuntime:
         (``EventType.producers``); an event from any other source is dead-lettered unhandled."""
         return {et.type: et.sources for et in self.consumes}
 
-    def consume_batches(self, event_types: EventType | Sequence[EventType], handler: BatchHandler) -> None:
+    def consume_batches(self, event_types: EventType | Sequence[EventType], handler: BatchHandler, *,
+                        wanted: Wanted | None = None) -> None:
         """Like :meth:`consume`, but the handler takes a transaction's new events of this type at once.
         Given several types, it takes all of theirs in one call (offset order per partition): a service
-        whose events must be applied together, e.g. to take its row locks in one order (reporting)."""
+        whose events must be applied together, e.g. to take its row locks in one order (reporting).
+
+        ``wanted(pool)``: whether the handler has anything to do with these events now (asked once per
+        fetched batch that holds some); when not, they are passed over unread — for a handler that
+        acts only on what some configuration asks for, so that none costs nothing."""
         for event_type in [event_types] if isinstance(event_types, EventType) else event_types:
             self._consumes_batches[event_type] = handler
+            if wanted is not None:
+                self._wanted[event_type] = wanted
 
     def registered_handlers(self) -> dict[EventType, BatchHandler]:
         """Every consumed event type with its handler, as the consumer runner calls it: a batch's
@@ -324,6 +332,7 @@ class ServiceRuntime:
                 fetch_max_wait_ms=s.kafka_fetch_max_wait_ms,
                 security=self.kafka_security,
                 trusted_sources=self.trusted_sources(),
+                wanted=self._wanted,
             )
             self.consumers.append(runner)
             self.spawn(runner.run(), f"{s.service_name}-consumer")

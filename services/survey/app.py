@@ -61,7 +61,9 @@ def create_app(settings: SurveySettings, *, clock: Clock | None = None) -> FastA
         definitions=repository.Definitions(),
     )
     runtime.consume(SURVEY_REQUESTED, partial(handlers.on_survey_requested, ctx))
-    runtime.consume_batches(FEEDBACK_RECEIVED, partial(handlers.on_feedback_received, ctx))
+    # Feedback is read only while some survey has a feedback trigger: none costs nothing.
+    runtime.consume_batches(FEEDBACK_RECEIVED, partial(handlers.on_feedback_received, ctx),
+                            wanted=repository.has_feedback_trigger)
     runtime.consume(ERASURE_REQUESTED, partial(handlers.on_erasure_requested, ctx))
     use_erasure(runtime)
     privacy.retain(runtime, settings)

@@ -154,6 +154,15 @@ async def triggered_surveys(conn: asyncpg.Connection, *,
     return [(SurveyDefinition.stored(r["definition"]), r["version"]) for r in rows]
 
 
+async def has_feedback_trigger(conn: asyncpg.Connection | asyncpg.Pool) -> bool:
+    """Whether any survey's current version invites after feedback (survey's consumer passes
+    ``feedback.received.v1`` over unread while none does)."""
+    return await conn.fetchval(
+        """SELECT EXISTS (SELECT 1 FROM surveys, jsonb_array_elements(CASE jsonb_typeof(definition -> 'triggers')
+                                                                     WHEN 'array' THEN definition -> 'triggers' END) AS t
+                          WHERE t ->> 'on' = 'feedback')""")
+
+
 # --- invitations (survey_requests) --------------------------------------------------------
 @dataclass(frozen=True)
 class SurveyRequest:

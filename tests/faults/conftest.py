@@ -42,6 +42,11 @@ teams:
 default_route:
   team: faults
 """
+TRIGGERED = {
+    "id": "after-never", "title": {"zh": "回访", "en": "Follow-up"}, "access": "link",
+    "questions": [{"id": "feeling", "type": "mot", "label": {"zh": "您的感受如何？", "en": "How did it feel?"}}],
+    "triggers": [{"on": "feedback", "touchpoints": ["never-posted-by-these-tests"]}],
+}
 FIGURES: dict[str, dict] = {}  # scenario -> figures, for RELIABILITY.md
 
 
@@ -205,6 +210,11 @@ async def system(tmp_path_factory):
     await asyncio.to_thread(stack.start)
     db = await asyncpg.create_pool(stack.database_url, min_size=1, max_size=4)
     try:
+        # A feedback trigger that matches nothing posted here: survey's consumers then read (decode,
+        # dedupe) every feedback.received.v1 under each fault, as with a real trigger.
+        async with httpx.AsyncClient(base_url=stack.url("survey")) as http:
+            answer = await http.post("/v1/surveys", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, json=TRIGGERED)
+            assert answer.status_code == 201, answer.text
         yield System(stack, db)
     finally:
         await db.close()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from shared.events import FEEDBACK_RECEIVED, dlq_topic
 from shared.kafka import ConsumerRunner, PermanentError, Publisher, ensure_topics
@@ -151,6 +152,60 @@ async def test_batch_handler_gets_a_batch_at_once_and_a_failed_batch_is_bisected
     assert sorted(applied) == sorted({e.id for e in events if e is not poison}), calls  # each half applied once
     [letter] = await read_all(kafka_bootstrap, dlq_topic(topic), 1)
     assert dict(letter.headers)["ce_id"].decode() == poison.id
+
+
+async def test_events_nobody_wants_now_are_passed_over_unread_and_committed(
+    kafka_bootstrap, topic_prefix, pool, publisher
+):
+    topic = topic_prefix + FEEDBACK_RECEIVED.topic
+    await ensure_topics(kafka_bootstrap, [topic, dlq_topic(topic)], partitions=1)
+    early = [feedback_event(i) for i in range(5)]
+    await publisher.publish([(topic, e) for e in early])
+    await publisher.send_raw_batch([(topic, b"k", [("ce_type", FEEDBACK_RECEIVED.type.encode())], b"not json")])
+    wanted = {"now": False}
+    asked: list[object] = []
+
+    async def is_wanted(p) -> bool:
+        asked.append(p)
+        return wanted["now"]
+
+    async def on_feedback_batch(conn, batch):
+        await conn.executemany("INSERT INTO effects (event_id, pid) VALUES ($1, 0)", [(e.id,) for e in batch])
+
+    group = f"g-{uuid.uuid4().hex[:6]}"
+
+    def runner() -> ConsumerRunner:
+        return ConsumerRunner(
+            bootstrap_servers=kafka_bootstrap, group_id=group, handlers={},
+            batch_handlers={FEEDBACK_RECEIVED: on_feedback_batch}, pool=pool, publisher=publisher,
+            topic_name=lambda t: topic_prefix + t, session_timeout_ms=3_000, wanted={FEEDBACK_RECEIVED: is_wanted},
+        )
+
+    async def committed() -> int | None:
+        admin_consumer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=group, enable_auto_commit=False)
+        await admin_consumer.start()
+        try:
+            return await admin_consumer.committed(TopicPartition(topic, 0))
+        finally:
+            await admin_consumer.stop()
+
+    first = runner()
+    await run_until(first, lambda: _equals(committed(), 6), "six offsets committed unread")
+    assert asked and all(p is pool for p in asked)  # asked with the runner's pool
+    assert first.status.processed == 0 and first.status.dead_lettered == 0  # not even the invalid one was read
+    assert await pool.fetchval("SELECT count(*) FROM effects") == 0
+    assert await pool.fetchval("SELECT count(*) FROM processed_events") == 0
+
+    wanted["now"] = True
+    late = [feedback_event(i) for i in range(5, 8)]
+    await publisher.publish([(topic, e) for e in late])
+    second = runner()
+    await run_until(second, lambda: pool.fetchval("SELECT count(*) = 3 FROM effects"), "the wanted events handled")
+    assert {r["event_id"] for r in await pool.fetch("SELECT event_id FROM effects")} == {e.id for e in late}
+
+
+async def _equals(value, expected) -> bool:
+    return await value == expected
 
 
 def test_an_event_type_cannot_have_both_kinds_of_handler(pool, publisher):

@@ -208,6 +208,33 @@ def _feedback(channel: str, touchpoint: str, email: str | None) -> Envelope:
                         id=data.id)
 
 
+async def test_feedback_is_read_only_while_some_survey_has_a_feedback_trigger(service_env):
+    """No feedback trigger, no cost: survey passes feedback.received.v1 over unread (no dedupe row,
+    nothing decoded) until a survey names one, and then invites after the next matching feedback."""
+    after_visit = post_visit("visits-only", triggers=[{"on": "visit", "locations": ["上海南京路店"]}])
+    after_call = post_visit("after-call", triggers=[{"on": "feedback", "channels": ["phone"]}])
+    with SmtpServer(CollectingSmtp()) as smtp:
+        async with running(create_app(survey_settings(service_env, smtp.port))) as svc, svc.client() as http:
+            assert (await http.post("/v1/surveys", json=after_visit, headers=ADMIN)).status_code == 201
+            topic = service_env["kafka_topic_prefix"] + FEEDBACK_RECEIVED.topic
+            passed_over = svc.runtime.consumer_metrics.processed.labels(
+                svc.runtime.settings.consumer_group, topic, "passed_over")
+            before = _feedback("phone", "hotline", "caller@example.cn")
+            await publish(service_env, before)
+            await wait_until(lambda: passed_over._value.get() >= 1, timeout=30, what="the feedback passed over")
+            assert not await svc.runtime.pool.fetchval(
+                "SELECT count(*) FROM processed_events WHERE event_id = $1", before.id)
+
+            assert (await http.post("/v1/surveys", json=after_call, headers=ADMIN)).status_code == 201
+            after = _feedback("phone", "hotline", "caller2@example.cn")
+            await publish(service_env, after)
+            await wait_until(lambda: len(smtp.messages) == 1, timeout=30, what="the invitation after the call")
+            assert smtp.recipients == [["caller2@example.cn"]]
+            assert await svc.runtime.pool.fetchval(
+                "SELECT count(*) FROM processed_events WHERE event_id = $1", after.id) == 1
+            assert passed_over._value.get() == 1
+
+
 async def test_triggers_invite_after_feedback_and_visits(service_env):
     after_call = post_visit("after-call", triggers=[{"on": "feedback", "channels": ["phone"], "touchpoints": ["hotline"]}])
     after_visit = post_visit("after-visit", triggers=[{"on": "visit", "locations": ["上海南京路店"], "delay_minutes": 0}],
