@@ -46,22 +46,41 @@ service code, which never holds the Kafka client itself."""
 
 
 def outbox_row(topic: str, event: Envelope) -> tuple[str, bytes | None, str, bytes]:
-    """The values of one ``outbox (topic, key, headers, value)`` row, ``headers`` as jsonb text.
-
-    For callers that write the row inside a larger statement of their own."""
+    """The values of one ``outbox (topic, key, headers, value)`` row, ``headers`` as jsonb text."""
     return topic, event.key_bytes(), json.dumps([[k, v.decode()] for k, v in event.headers()]), event.value()
 
 
-async def enqueue(conn: asyncpg.Connection, events: Iterable[tuple[str, Envelope]]) -> int:
-    """Add ``(topic, envelope)`` pairs to the outbox within the caller's transaction."""
+def outbox_columns(events: Iterable[tuple[str, Envelope]]) -> list[list]:
+    """``(topic, event)`` pairs as the four array parameters of :func:`insert_sql` (topics, keys,
+    headers, values), in order."""
     rows = [outbox_row(topic, ev) for topic, ev in events]
-    if not rows:
+    return [list(column) for column in zip(*rows)] if rows else [[], [], [], []]
+
+
+def insert_sql(first: int, *, where: str = "") -> str:
+    """An ``INSERT`` of outbox rows from the four array parameters ``$first`` .. ``$first + 3``
+    (:func:`outbox_columns`), in their order: the one way events are written to the outbox, by
+    :func:`enqueue` or as a CTE of a caller's own statement (``where``: a condition the rows are
+    written under, e.g. ``EXISTS (SELECT FROM stored)``: only with the row they announce). Such a
+    statement must also select :data:`NOTIFY_SQL`."""
+    a, b, c, d = (f"${first + i}" for i in range(4))
+    return (f"INSERT INTO outbox (topic, key, headers, value) "
+            f"SELECT t, k, h, v FROM unnest({a}::text[], {b}::bytea[], {c}::jsonb[], {d}::bytea[]) "
+            f"WITH ORDINALITY AS e(t, k, h, v, n) {'WHERE ' + where if where else ''} ORDER BY n")
+
+
+NOTIFY_SQL = f"pg_notify('{NOTIFY_CHANNEL}', '')"
+"""Wakes the relay at commit; a statement writing outbox rows selects it."""
+
+
+async def enqueue(conn: asyncpg.Connection, events: Iterable[tuple[str, Envelope]]) -> int:
+    """Add ``(topic, envelope)`` pairs to the outbox within the caller's transaction (one statement,
+    one round trip, the relay notified)."""
+    columns = outbox_columns(events)
+    if not columns[0]:
         return 0
-    await conn.executemany(
-        "INSERT INTO outbox (topic, key, headers, value) VALUES ($1, $2, $3::jsonb, $4)", rows
-    )
-    await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
-    return len(rows)
+    await conn.execute(f"WITH added AS ({insert_sql(1)}) SELECT {NOTIFY_SQL}", *columns)
+    return len(columns[0])
 
 
 class OutboxRelay:

@@ -12,7 +12,9 @@ import asyncpg
 
 from services.survey.schemas import StoredSurvey, SurveyDefinition, SurveySummary, SurveyVersion
 from shared.contracts import Customer
+from shared import outbox
 from shared.db import advisory_key
+from shared.events import Envelope
 
 
 # --- surveys and their versions ------------------------------------------------------------
@@ -436,17 +438,24 @@ async def add_response(
     feedback_ids: list[str],
     submitted_at: datetime,
     draft_key: str | None = None,
+    events: Sequence[tuple[str, Envelope]] = (),
 ) -> bool:
-    """Store a response (and drop its partial answers, ``draft_key``, in the same statement); False
-    when this request or submission was answered already."""
+    """Store a response, drop its partial answers (``draft_key``) and write its ``events`` to the
+    outbox, all in one statement (atomic without a transaction of its own: a public page's POST
+    is this one round trip); False, and no event, when this request or submission was answered
+    already."""
     inserted = await conn.fetchval(
-        """WITH dropped AS (DELETE FROM survey_drafts WHERE draft_key = $10)
-           INSERT INTO survey_responses (response_id, survey_id, survey_version, request_id, submission_id, answers,
-                                         language, feedback_ids, submitted_at)
-           VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9)
-           ON CONFLICT DO NOTHING RETURNING true""",
+        f"""WITH dropped AS (DELETE FROM survey_drafts WHERE draft_key = $10),
+                 stored AS (
+                   INSERT INTO survey_responses (response_id, survey_id, survey_version, request_id, submission_id,
+                                                 answers, language, feedback_ids, submitted_at)
+                   VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9)
+                   ON CONFLICT DO NOTHING RETURNING true AS ok),
+                 announced AS ({outbox.insert_sql(11, where="EXISTS (SELECT FROM stored)")})
+            SELECT (SELECT ok FROM stored), {outbox.NOTIFY_SQL}""",
         response_id, survey_id, survey_version, request_id, submission_id,
         json.dumps(answers, ensure_ascii=False), language, feedback_ids, submitted_at, draft_key,
+        *outbox.outbox_columns(events),
     )
     return bool(inserted)
 

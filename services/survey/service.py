@@ -258,9 +258,9 @@ async def submit_response(
     submission_id: str | None,
     language: str | None,
 ) -> Submitted:
-    """Store a response and enqueue its events in the caller's transaction: its
-    ``feedback.received.v1`` events, its ``survey.responded.v1`` and, for an invitation, the
-    ``completed`` funnel step. Its partial answers are dropped.
+    """Store a response with its events — its ``feedback.received.v1`` events and its
+    ``survey.responded.v1`` — in one statement, dropping its partial answers; for an invitation
+    (``request_id``: call in a transaction) also its ``started`` and ``completed`` funnel steps.
 
     A personal link is answered once (unique request id); an anonymous
     submission is deduplicated by its ``submission_id``. Raises
@@ -279,6 +279,15 @@ async def submit_response(
         version=version,
     )
     feedback_ids = [e.id for e in events]
+    source, key = ctx.settings.event_source, ctx.settings.privacy_key()
+    whole = build_response(survey, answers, response_id=response_id, version=version, request=request,
+                           language=language, submitted_at=now, feedback_ids=feedback_ids)
+    announced = [(ctx.feedback_topic,
+                  Envelope.new(FEEDBACK_RECEIVED, e, source=source, key=e.partition_key(key), id=e.id))
+                 for e in events]
+    announced.append((ctx.settings.topic(SURVEY_RESPONDED.topic), Envelope.new(
+        SURVEY_RESPONDED, whole, source=source, key=f"survey:{survey.id}", subject=response_id, id=response_id,
+        time=now)))
     stored = await repository.add_response(
         conn,
         response_id=response_id,
@@ -291,25 +300,18 @@ async def submit_response(
         feedback_ids=feedback_ids,
         submitted_at=now,
         draft_key=draft_key(survey.id, request_id=request_id, submission_id=submission_id),
+        events=announced,
     )
     if not stored:
         previous = await repository.response_for_request(conn, request_id) if request_id else None
         raise AlreadyAnswered(previous)
-    source, key = ctx.settings.event_source, ctx.settings.privacy_key()
-    whole = build_response(survey, answers, response_id=response_id, version=version, request=request,
-                           language=language, submitted_at=now, feedback_ids=feedback_ids)
-    outgoing = [(ctx.feedback_topic,
-                 Envelope.new(FEEDBACK_RECEIVED, e, source=source, key=e.partition_key(key), id=e.id))
-                for e in events]
-    outgoing.append((ctx.settings.topic(SURVEY_RESPONDED.topic), Envelope.new(
-        SURVEY_RESPONDED, whole, source=source, key=f"survey:{survey.id}", subject=response_id, id=response_id,
-        time=now)))
     if request is not None:
+        steps = []
         for step in (FunnelStep.STARTED, FunnelStep.COMPLETED):  # answered at once: started then too
             marked = await repository.mark_step(conn, request.request_id, step.value, at=now)
             if marked is not None:
-                outgoing.append(step_event(ctx.settings, marked, step, at=now))
-    await enqueue(conn, outgoing)
+                steps.append(step_event(ctx.settings, marked, step, at=now))
+        await enqueue(conn, steps)
     logger.info(
         "survey response stored",
         extra={"survey_id": survey.id, "version": version, "response_id": response_id, "request_id": request_id,

@@ -20,6 +20,7 @@ take it for a success of its own answers.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import uuid
@@ -298,7 +299,8 @@ class Posted:
     lang: Lang
 
 
-async def _posted(survey_id: str, request: Request, pool: Pool, ctx: Context) -> Posted | Response:
+async def _posted(survey_id: str, request: Request, pool: Pool | asyncpg.Connection,
+                  ctx: Context) -> Posted | Response:
     """The posted answers against the version they were shown, their link verified and the limits
     applied; or the answer to give instead (415, 413, 422, 404, 429, 403, 410)."""
     accept = request.headers.get("accept-language")
@@ -324,7 +326,21 @@ async def _posted(survey_id: str, request: Request, pool: Pool, ctx: Context) ->
              "once: 409 for a second submit", status_code=201, response_model=None, responses=SUBMIT_RESPONSES,
              openapi_extra={"requestBody": SUBMIT_BODY})
 async def submit_response(survey_id: str, request: Request, pool: Pool, ctx: Ctx) -> Response:
-    posted = await _posted(survey_id, request, pool, ctx)
+    # The body first (bounded by the service's request limits): a slow client holds no connection.
+    await request.body()
+    try:
+        # One connection for the page's read and its write: a public answer costs two round trips.
+        async with pool.acquire() as conn:
+            return await _submit(survey_id, request, conn, ctx)
+    except _UNAVAILABLE as exc:
+        logger.warning("response not stored: database unavailable", extra={"survey_id": survey_id, "error": repr(exc)})
+        as_json = request.headers.get("content-type", "").split(";")[0].strip().lower() == "application/json"
+        lang = pick_language(request.query_params.get("lang"), None, request.headers.get("accept-language"))
+        return _problem("unavailable", 503, lang, as_json=as_json)
+
+
+async def _submit(survey_id: str, request: Request, conn: asyncpg.Connection, ctx: Context) -> Response:
+    posted = await _posted(survey_id, request, conn, ctx)
     if isinstance(posted, Response):
         return posted
     data, as_json, survey, version, claims, page_lang = (posted.data, posted.as_json, posted.survey, posted.version,
@@ -335,9 +351,10 @@ async def submit_response(survey_id: str, request: Request, pool: Pool, ctx: Ctx
         metrics.responses.labels(survey.id, "invalid").inc()
         return _invalid(survey, version, issues, data.answers, token=data.token, submission_id=data.submission_id,
                         lang=page_lang, as_json=as_json)
-
     try:
-        async with pool.acquire() as conn, conn.transaction():
+        # a public page's answer is one statement (atomic alone); a personal link's also marks its
+        # invitation's funnel steps: a transaction
+        async with conn.transaction() if claims else contextlib.nullcontext():
             result = await service.submit_response(
                 ctx,
                 conn,
@@ -354,9 +371,6 @@ async def submit_response(survey_id: str, request: Request, pool: Pool, ctx: Ctx
     except service.UnknownRequest:
         metrics.responses.labels(survey.id, "invalid").inc()
         return _problem("invalid_link", 404, page_lang, as_json=as_json)
-    except _UNAVAILABLE as exc:
-        logger.warning("response not stored: database unavailable", extra={"survey_id": survey.id, "error": repr(exc)})
-        return _problem("unavailable", 503, page_lang, as_json=as_json)
     metrics.responses.labels(survey.id, "accepted").inc()
     metrics.feedback_events.labels(survey.id).inc(len(result.feedback_ids))
     if as_json:
