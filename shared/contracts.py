@@ -40,7 +40,7 @@ from pydantic import (
     model_validator,
 )
 
-from shared.privacy import PSEUDONYM_PATTERN, pseudonyms_of
+from shared.privacy import PSEUDONYM_PATTERN, pseudonym, pseudonyms_of
 
 MAX_TEXT_CHARS = 20_000
 MAX_ATTRIBUTES = 50
@@ -167,8 +167,10 @@ class Customer(Strict):
     def key(self, privacy_key: bytes) -> str | None:
         """A stable identity for ordering and grouping, never a plaintext contact: the pseudonym
         of the id, else of the email, else of the phone (the same in every service)."""
-        found = self.pseudonyms(privacy_key)
-        return found[0] if found else None
+        for kind, value in (("id", self.id), ("email", self.email), ("phone", self.phone)):
+            if value and value.strip():
+                return pseudonym(privacy_key, kind, value)  # only the first: intake keys every event by it
+        return None
 
 
 class Attachment(Strict):

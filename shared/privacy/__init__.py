@@ -18,6 +18,7 @@ for how long, is ``PRIVACY.md``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
@@ -59,10 +60,16 @@ def normalise_contact(kind: ContactKind, value: str) -> str:
 
 def pseudonym(key: bytes, kind: ContactKind, value: str) -> str:
     """``<kind>:<32 hex digits>``: the keyed hash of a normalised contact (128 bits)."""
+    mac = _keyed(key).copy()  # the key's HMAC state, set up once per key (intake's hot path)
+    mac.update(f"{kind}:{normalise_contact(kind, value)}".encode())
+    return f"{kind}:{mac.hexdigest()[:32]}"
+
+
+@functools.lru_cache(maxsize=8)
+def _keyed(key: bytes) -> hmac.HMAC:
     if not key:
         raise ValueError("a pseudonym needs a non-empty key")
-    mac = hmac.new(key, f"{kind}:{normalise_contact(kind, value)}".encode(), hashlib.sha256).hexdigest()
-    return f"{kind}:{mac[:32]}"
+    return hmac.new(key, digestmod=hashlib.sha256)
 
 
 def is_pseudonym(value: str) -> bool:

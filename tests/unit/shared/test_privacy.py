@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, strategies as st
 
 from shared.privacy import pseudonym
 
@@ -52,3 +53,19 @@ def test_a_customer_s_pseudonyms_are_every_contact_primary_first() -> None:
     assert c.pseudonyms(KEY) == [pseudonym(KEY, "id", "C-1"), pseudonym(KEY, "email", "a@b.cn"),
                                  pseudonym(KEY, "phone", "+86 1")]
     assert c.key(KEY) == c.pseudonyms(KEY)[0] and Customer(name="x").key(KEY) is None
+
+
+@given(id=st.none() | st.text(max_size=20), email=st.none() | st.sampled_from(["a@b.cn", " A@B.cn", "x@y"]),
+       phone=st.none() | st.sampled_from(["+86 1", "  ", "(010) 555"]), key=st.binary(min_size=1, max_size=40))
+def test_a_customer_s_key_is_its_first_pseudonym(id, email, phone, key) -> None:  # noqa: A002
+    """``key`` (intake's hot path: one HMAC) is what ``pseudonyms`` (every contact) puts first."""
+    from pydantic import ValidationError
+
+    from shared.contracts import Customer
+
+    try:
+        c = Customer(id=id, email=email, phone=phone)
+    except ValidationError:
+        return
+    found = c.pseudonyms(key)
+    assert c.key(key) == (found[0] if found else None)
