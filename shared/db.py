@@ -39,6 +39,35 @@ def advisory_key(name: str) -> int:
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big") & 0x7FFF_FFFF_FFFF_FFFF
 
 
+class SessionConnection(asyncpg.Connection):
+    """A pooled connection that knows whether its session holds server-side state: a ``LISTEN``
+    (:meth:`add_listener`) or a session-level advisory lock (taken after
+    :meth:`mark_session_state`). Only such a session gets PostgreSQL's reset when it goes back to
+    the pool; any other has nothing to reset (asyncpg has ended its transaction), so its release
+    costs no round trip — on every request's critical path otherwise. Never ``SET`` a setting for
+    the session on a pooled connection (``SET LOCAL`` in a transaction instead)."""
+
+    _session_state = False
+
+    def mark_session_state(self) -> None:
+        """Call before taking a session-level advisory lock (or any other state that outlives a
+        transaction): the connection is then reset in full when released."""
+        self._session_state = True
+
+    async def add_listener(self, channel, callback):  # type: ignore[no-untyped-def]
+        self._session_state = True
+        await super().add_listener(channel, callback)
+
+
+async def _reset_session(conn: asyncpg.Connection) -> None:
+    """The pool's reset, after asyncpg's own (open transaction rolled back, listener callbacks
+    dropped): the server-side reset only for a session marked as holding state."""
+    if getattr(conn, "_session_state", True):  # not ours: assume the worst
+        await conn.execute(conn.get_reset_query())
+        if isinstance(conn, SessionConnection):
+            conn._session_state = False
+
+
 async def create_pool(dsn: str, *, schema: str, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
     """A pool whose connections use the service's schema (and ``public``) by default."""
     return await asyncpg.create_pool(
@@ -47,6 +76,8 @@ async def create_pool(dsn: str, *, schema: str, min_size: int = 2, max_size: int
         max_size=max_size,
         server_settings={"search_path": f"{_quote_schema(schema)},public", "application_name": schema},
         command_timeout=30,
+        connection_class=SessionConnection,
+        reset=_reset_session,
     )
 
 
@@ -117,6 +148,8 @@ async def migrate(
     quoted = _quote_schema(schema)
     components = _components(directory, components)
     key = advisory_key(f"migrate:{schema}")
+    if hasattr(conn, "mark_session_state"):  # a pooled connection: reset in full when released
+        conn.mark_session_state()
     await conn.execute("SELECT pg_advisory_lock($1)", key)
     try:
         await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quoted}")

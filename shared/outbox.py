@@ -151,6 +151,7 @@ class OutboxRelay:
     async def _relay_forever(self, backoff: Backoff) -> None:
         while True:
             async with self._pool.acquire() as conn:
+                conn.mark_session_state()  # a session lock: the pool resets this connection in full
                 if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", self._lock_key):
                     if self.backlog:  # another replica relays our rows: watch for the outbox to drain
                         generation = self._generation

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -75,11 +76,37 @@ async def get_survey(conn: asyncpg.Connection | asyncpg.Pool, survey_id: str) ->
 
 class Definitions:
     """Parsed definitions by survey and version. A version never changes once stored, so the
-    pages parse each one once (the hot path reads the text, not the model, per request)."""
+    pages parse each one once (the hot path reads the text, not the model, per request).
 
-    def __init__(self, size: int = 512) -> None:
+    The public pages also keep which version is a survey's current one for ``fresh_for`` seconds
+    (:meth:`current`): a page shown, or an answer taken, up to that long after an edit on another
+    replica uses the version before it — as for a respondent who opened the page before the edit
+    (every response records its version). An edit through this process is seen at once."""
+
+    def __init__(self, size: int = 512, *, fresh_for: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.size = size
+        self.fresh_for = fresh_for
+        self._clock = clock
         self._parsed: dict[tuple[str, int], SurveyDefinition] = {}
+        self._current: dict[str, tuple[float, tuple[SurveyDefinition, int] | None]] = {}
+
+    async def current(self, conn: asyncpg.Connection | asyncpg.Pool,
+                      survey_id: str) -> tuple[SurveyDefinition, int] | None:
+        """The survey's current definition and version, read at most every ``fresh_for`` seconds."""
+        now = self._clock()
+        cached = self._current.get(survey_id)
+        if cached is not None and now - cached[0] < self.fresh_for:
+            return cached[1]
+        found = await current(conn, survey_id, parsed=self)
+        if len(self._current) >= self.size:
+            self._current.clear()
+        self._current[survey_id] = (now, found)
+        return found
+
+    def forget(self, survey_id: str) -> None:
+        """The survey changed here: read its current version again next time."""
+        self._current.pop(survey_id, None)
 
     def parse(self, survey_id: str, version: int, raw: str) -> SurveyDefinition:
         found = self._parsed.get((survey_id, version))

@@ -119,6 +119,7 @@ class Submitted:
 
 async def create_survey(ctx: Context, conn: asyncpg.Connection, survey: SurveyDefinition) -> datetime:
     created_at = await repository.create_survey(conn, survey, now=ctx.clock.now())
+    ctx.definitions.forget(survey.id)
     if created_at is None:
         raise SurveyExists(survey.id)
     logger.info("survey created", extra={"survey_id": survey.id, "questions": len(survey.questions)})
@@ -129,6 +130,7 @@ async def edit_survey(ctx: Context, conn: asyncpg.Connection, survey: SurveyDefi
     """Store ``survey`` as the next version of its id (nothing when it equals the current one);
     ``(version, created)``, or None when there is no such survey."""
     result = await repository.add_version(conn, survey, now=ctx.clock.now())
+    ctx.definitions.forget(survey.id)
     if result and result[1]:
         logger.info("survey version created", extra={"survey_id": survey.id, "version": result[0]})
     return result

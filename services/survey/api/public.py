@@ -190,7 +190,7 @@ async def survey_page(
     saved: bool = False,
 ) -> Response:
     accept = request.headers.get("accept-language")
-    found = await repository.current(pool, survey_id, parsed=ctx.definitions) if _SURVEY_ID.match(survey_id) else None
+    found = await ctx.definitions.current(pool, survey_id) if _SURVEY_ID.match(survey_id) else None
     if found is None:
         return _page(render_message("not_found", pick_language(lang, None, accept)), 404)
     survey, version = found
@@ -280,7 +280,7 @@ async def _shown(pool: Pool, ctx: Context, survey_id: str,
     """The version the form showed (the current one when it names none or one that does not exist)."""
     if not _SURVEY_ID.match(survey_id):
         return None
-    found = await repository.current(pool, survey_id, parsed=ctx.definitions)
+    found = await ctx.definitions.current(pool, survey_id)
     if found is None or version is None or version == found[1]:
         return found
     shown = await repository.version_of(pool, survey_id, version, parsed=ctx.definitions)
