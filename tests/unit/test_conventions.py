@@ -115,3 +115,25 @@ def test_alerts_modules_stay_small_rooms():
         if (n := len(path.read_text(encoding="utf-8").splitlines())) > 350
     }
     assert not too_long, f"split these modules: {too_long}"
+
+
+def test_outbox_rows_and_session_state_are_written_one_way():
+    """Events reach the outbox through ``shared/outbox.py`` only (``enqueue`` or ``insert_sql``), and
+    nothing sets a session-level setting or advisory lock without marking the pooled connection
+    (``shared/db.py``): the pool does not reset an unmarked one."""
+    outbox = re.compile(r"INSERT\s+INTO\s+outbox\s*\(", re.I)
+    session_set = re.compile(r"""["']\s*SET\s+(?!LOCAL\b)[a-z_.]+\s*(=|TO\b)""")  # a statement starting SET
+    session_lock = re.compile(r"pg_(try_)?advisory_lock\s*\(", re.I)
+    offenders = []
+    for path in [*(ROOT / "services").rglob("*.py"), *(ROOT / "shared").rglob("*.py"), *(ROOT / "keymoment").rglob("*.py")]:
+        rel = str(path.relative_to(ROOT))
+        text = path.read_text(encoding="utf-8")
+        if outbox.search(text) and rel != "shared/outbox.py":
+            offenders.append(f"{rel}: writes outbox rows itself")
+        if session_set.search(text):
+            offenders.append(f"{rel}: a session-level SET")
+        for match in session_lock.finditer(text):
+            before = text[max(0, match.start() - 400):match.start()]
+            if "mark_session_state" not in before:
+                offenders.append(f"{rel}: a session advisory lock without mark_session_state()")
+    assert offenders == []
