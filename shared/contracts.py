@@ -342,6 +342,21 @@ class FeedbackReceived(FeedbackIn):
     source: Key = Field(description="Name of the API key / source that submitted it.")
     language: str | None = None
 
+    @classmethod
+    def from_validated(cls, feedback: FeedbackIn, *, id: str, received_at: datetime, source: str,  # noqa: A002
+                       language: str | None) -> FeedbackReceived:
+        """Validated feedback plus what intake adds, without validating it again: what
+        ``model_construct(**feedback fields, id=..., ...)`` builds (a test holds them equal), at a
+        third of its cost — intake's hot path builds one per accepted feedback."""
+        values = dict(feedback.__dict__)
+        values.update(id=id, received_at=received_at, source=source, language=language)
+        data = cls.__new__(cls)
+        object.__setattr__(data, "__dict__", values)
+        object.__setattr__(data, "__pydantic_fields_set__", set(values))
+        object.__setattr__(data, "__pydantic_extra__", None)
+        object.__setattr__(data, "__pydantic_private__", None)
+        return data
+
     @field_validator("occurred_at")
     @classmethod
     def _not_in_future(cls, value: datetime | None) -> datetime | None:

@@ -92,12 +92,10 @@ def to_event(
 ) -> Envelope:
     """The ``feedback.received.v1`` event of validated feedback (language detected when absent),
     keyed by the customer's pseudonym (``privacy_key``: PRIVACY_HASH_KEY), never a plaintext contact."""
-    fields = dict(feedback.__dict__)  # the field values (pydantic v2 keeps them there)
-    if fields["language"] is None:
-        fields["language"] = detect(feedback.text)
     received_at = received_at or datetime.now(UTC)
-    # Already validated as FeedbackIn: construct without validating the same data twice.
-    data = FeedbackReceived.model_construct(**fields, id=feedback_id, received_at=received_at, source=source)
+    # Already validated as FeedbackIn: built without validating the same data twice.
+    data = FeedbackReceived.from_validated(feedback, id=feedback_id, received_at=received_at, source=source,
+                                           language=feedback.language or detect(feedback.text))
     return Envelope.new(
         FEEDBACK_RECEIVED, data, source=SOURCE, key=feedback.partition_key(privacy_key), subject=feedback_id,
         id=feedback_id, time=received_at,
