@@ -14,7 +14,7 @@ scheduled time) and measures, per negative feedback:
 CPU seconds of every component (each service, PostgreSQL, Tansu, the SMTP sink, this load
 generator) are reported: on a 2-core machine they say how much headroom the figures had.
 
-    python -m bench.alerts.run [--rate 1000] [--seconds 60] [--write]
+    python -m bench.alerts.run [--rate 1000] [--seconds 60] [--alerts-replicas 1] [--write]
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from bench.common import cpu_seconds, header, percentile  # noqa: E402
 from bench.intake.load import build_request  # noqa: E402
 from keymoment.devstack.smtp_sink import Mailbox  # noqa: E402
-from keymoment.devstack.stack import KAFKA, SMTP, Stack  # noqa: E402
+from keymoment.devstack.stack import KAFKA, SMTP, ServiceSpec, Stack  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 API_KEY = "km_dev_bench-alerts-not-a-secret"
@@ -143,9 +143,13 @@ async def run(args: argparse.Namespace) -> str:
     work = Path(tempfile.mkdtemp(prefix="bench-alerts-"))
     env = {"PYTHONPATH": str(HERE.parents[1]), "KEYMOMENT_ENV": "dev", "LOG_LEVEL": "WARNING",
            "INTAKE_DEV_API_KEY": API_KEY}
-    with Stack(work, smtp=True, services=SERVICES, database="keymoment", env=env) as stack:
+    # more alerts replicas (--alerts-replicas) share its consumer group's partitions, as in production
+    replicas = [f"alerts-{i}" for i in range(2, args.alerts_replicas + 1)]
+    services = [*SERVICES, *(ServiceSpec(name, ServiceSpec.service("alerts").args) for name in replicas)]
+    names = [*SERVICES, *replicas]
+    with Stack(work, smtp=True, services=services, database="keymoment", env=env) as stack:
         dsn = stack.database_url
-        ports = {name: stack.port(name) for name in SERVICES}
+        ports = {name: stack.port(name) for name in names}
         await asyncio.sleep(3)  # consumer groups settle before the load starts
 
         rng = random.Random(5)
@@ -174,6 +178,7 @@ async def run(args: argparse.Namespace) -> str:
 
         def cpu_now() -> dict[str, float]:
             out = {name: cpu_seconds(stack.process(name).pid) for name in SERVICES}
+            out["alerts"] += sum(cpu_seconds(stack.process(name).pid) for name in replicas)
             out |= {"postgres": _postgres_cpu(), "tansu": cpu_seconds(stack.process(KAFKA).pid),
                     "smtp sink": cpu_seconds(stack.process(SMTP).pid), "load generator": cpu_seconds(os.getpid())}
             return out
@@ -197,7 +202,8 @@ async def run(args: argparse.Namespace) -> str:
         await poller
         await poll_conn.close()
         async with httpx.AsyncClient() as client:
-            metrics = (await client.get(f"http://127.0.0.1:{ports['alerts']}/metrics")).text
+            metrics = [(await client.get(f"http://127.0.0.1:{ports[name]}/metrics")).text
+                       for name in ("alerts", *replicas)]
         alerts = await conn.fetch("SELECT feedback_id, raised_at FROM alerts.alerts")
         mails = await conn.fetch(  # one mail per recipient: an alert is mailed when its last one is (max below)
             """SELECT a.feedback_id, m.message_id FROM alerts.notifications n
@@ -227,8 +233,12 @@ async def run(args: argparse.Namespace) -> str:
         at = accepted.get(feedback_id)
         if at is not None and at >= start_cut:
             mailed.append(mailed_at - at)
-    batches = re.search(r'keymoment_consumer_batch_seconds_count\{group="alerts"\} (\S+)', metrics)
-    batch_sum = re.search(r'keymoment_consumer_batch_seconds_sum\{group="alerts"\} (\S+)', metrics)
+    def summed(series: str) -> float:
+        found = [re.search(series + r'\{group="alerts"\} (\S+)', text) for text in metrics]
+        return sum(float(m.group(1)) for m in found if m) if any(found) else float("nan")
+
+    batches = summed("keymoment_consumer_batch_seconds_count")
+    batch_sum = summed("keymoment_consumer_batch_seconds_sum")
 
     def ms(v: float) -> str:
         return f"{v * 1000:,.0f} ms"
@@ -251,8 +261,9 @@ async def run(args: argparse.Namespace) -> str:
         "",
         f"Alerts processed {processed:,} events; raised {len(alerts):,} alerts ({grouped:,} more negative feedback "
         f"grouped into open ones); {sum(1 for m in mails if m['message_id'] in sink_accepted):,} of {len(mails):,} "
-        f"'raised' mails accepted. Alerts consumer: {float(batches.group(1)) if batches else float('nan'):,.0f} "
-        f"batches, busy {float(batch_sum.group(1)) if batch_sum else float('nan'):.1f}s of {wall:.1f}s.",
+        f"'raised' mails accepted. Alerts consumer{'s' if replicas else ''} ({1 + len(replicas)} "
+        f"replica{'s' if replicas else ''}): {batches:,.0f} batches, busy {batch_sum:.1f}s of {wall:.1f}s"
+        f"{' (summed)' if replicas else ''}.",
         "",
         f"CPU seconds over the {wall:.1f}s run (2 cores = {2 * wall:.0f} s available; used {busy:.1f} s, "
         f"{busy / (2 * wall):.0%}): " + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items()) + ".",
@@ -275,6 +286,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=int, default=60, help="how long to offer the load")
     parser.add_argument("--negative", type=float, default=0.10, help="share of negative feedback")
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds excluded from the latency figures")
+    parser.add_argument("--alerts-replicas", type=int, default=1,
+                        help="alerts processes sharing its consumer group (the production overlays run several)")
     parser.add_argument("--write", action="store_true", help="add the Markdown to bench/alerts/RESULTS.md")
     args = parser.parse_args(argv)
     text = asyncio.run(run(args))
