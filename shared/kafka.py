@@ -16,6 +16,7 @@ import functools
 import logging
 import random
 import re
+import struct
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -26,7 +27,6 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.errors import InvalidTopicError, KafkaError, MessageSizeTooLargeError, TopicAlreadyExistsError
 
@@ -77,12 +77,39 @@ MAX_MESSAGE_BYTES = 1_000_000
 # A flush this large goes at once; a smaller one lingers (Publisher linger_ms) for more.
 FLUSH_AT = 16
 
-_partitioner = DefaultPartitioner()
+
+
+_M = 0x5BD1E995
+_MASK = 0xFFFFFFFF
+
+
+def murmur2(data: bytes) -> int:
+    """Kafka's murmur2 (the Java client's ``Utils.murmur2``, aiokafka's ``murmur2``): the same
+    value (a test holds them equal), in half the time — the words unpacked at once."""
+    length = len(data)
+    h = 0x9747B28C ^ length
+    words = length // 4
+    for k in struct.unpack_from(f"<{words}I", data) if words else ():
+        k = (k * _M) & _MASK
+        k ^= k >> 24
+        h = ((h * _M) & _MASK) ^ ((k * _M) & _MASK)
+    tail = length & 3
+    if tail:
+        rest = data[length - tail:]
+        if tail == 3:
+            h ^= rest[2] << 16
+        if tail >= 2:
+            h ^= rest[1] << 8
+        h = ((h ^ rest[0]) * _M) & _MASK
+    h ^= h >> 13
+    h = (h * _M) & _MASK
+    return h ^ (h >> 15)
 
 
 @functools.lru_cache(maxsize=65_536)
 def _keyed_partition(key: bytes, all_partitions: tuple[int, ...]) -> int:
-    return _partitioner(key, list(all_partitions), None)
+    """``DefaultPartitioner``'s choice for a key."""
+    return all_partitions[(murmur2(key) & 0x7FFFFFFF) % len(all_partitions)]
 
 
 def _partition_of(key: bytes | None, all_partitions: list[int]) -> int:
