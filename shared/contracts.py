@@ -40,7 +40,7 @@ from pydantic import (
     model_validator,
 )
 
-from shared.privacy import PSEUDONYM_PATTERN, pseudonym, pseudonyms_of
+from shared.privacy import PSEUDONYM_PATTERN, ContactKind, pseudonym, pseudonyms_of
 
 MAX_TEXT_CHARS = 20_000
 MAX_ATTRIBUTES = 50
@@ -159,15 +159,19 @@ class Customer(Strict):
                               description="Control characters are refused.")
     phone: str | None = Field(None, max_length=40, pattern=r"^\+?[0-9 ()\-.]{3,40}$")
 
+    def _contacts(self) -> tuple[tuple[ContactKind, str | None], ...]:
+        """The contacts in the order they identify the customer: id, email, phone."""
+        return ("id", self.id), ("email", self.email), ("phone", self.phone)
+
     def pseudonyms(self, privacy_key: bytes) -> list[str]:
         """Every contact's pseudonym (``shared.privacy.pseudonym``): id, email, phone, those given.
         What an erasure of this customer by any of them matches."""
-        return pseudonyms_of(privacy_key, (("id", self.id), ("email", self.email), ("phone", self.phone)))
+        return pseudonyms_of(privacy_key, self._contacts())
 
     def key(self, privacy_key: bytes) -> str | None:
         """A stable identity for ordering and grouping, never a plaintext contact: the pseudonym
         of the id, else of the email, else of the phone (the same in every service)."""
-        for kind, value in (("id", self.id), ("email", self.email), ("phone", self.phone)):
+        for kind, value in self._contacts():
             if value and value.strip():
                 return pseudonym(privacy_key, kind, value)  # only the first: intake keys every event by it
         return None

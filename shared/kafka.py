@@ -77,8 +77,6 @@ MAX_MESSAGE_BYTES = 1_000_000
 # A flush this large goes at once; a smaller one lingers (Publisher linger_ms) for more.
 FLUSH_AT = 16
 
-
-
 _M = 0x5BD1E995
 _MASK = 0xFFFFFFFF
 

@@ -245,9 +245,18 @@ def _remember(response: Response, ctx: Context, survey_id: str, submission_id: s
     )
 
 
+def _content_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def _lang_hint(request: Request) -> Lang:
+    """The language of an answer given before the posted one is read (``?lang=``, Accept-Language)."""
+    return pick_language(request.query_params.get("lang"), None, request.headers.get("accept-language"))
+
+
 async def _answers_in(request: Request, lang_hint: Lang) -> tuple[ResponseIn | None, Response | None, bool]:
     """The posted answers (form or JSON), an error answer, and whether it was JSON."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    content_type = _content_type(request)
     as_json = content_type == "application/json"
     if not as_json and content_type != "application/x-www-form-urlencoded":
         return None, JSONResponse(
@@ -275,7 +284,7 @@ async def _answers_in(request: Request, lang_hint: Lang) -> tuple[ResponseIn | N
     ), None, False
 
 
-async def _shown(pool: Pool, ctx: Context, survey_id: str,
+async def _shown(pool: Pool | asyncpg.Connection, ctx: Context, survey_id: str,
                  version: int | None) -> tuple[SurveyDefinition, int] | None:
     """The version the form showed (the current one when it names none or one that does not exist)."""
     if not _SURVEY_ID.match(survey_id):
@@ -304,7 +313,7 @@ async def _posted(survey_id: str, request: Request, pool: Pool | asyncpg.Connect
     """The posted answers against the version they were shown, their link verified and the limits
     applied; or the answer to give instead (415, 413, 422, 404, 429, 403, 410)."""
     accept = request.headers.get("accept-language")
-    lang_hint = pick_language(request.query_params.get("lang"), None, accept)
+    lang_hint = _lang_hint(request)
     data, error, as_json = await _answers_in(request, lang_hint)
     if error is not None:
         return error
@@ -334,9 +343,7 @@ async def submit_response(survey_id: str, request: Request, pool: Pool, ctx: Ctx
             return await _submit(survey_id, request, conn, ctx)
     except _UNAVAILABLE as exc:
         logger.warning("response not stored: database unavailable", extra={"survey_id": survey_id, "error": repr(exc)})
-        as_json = request.headers.get("content-type", "").split(";")[0].strip().lower() == "application/json"
-        lang = pick_language(request.query_params.get("lang"), None, request.headers.get("accept-language"))
-        return _problem("unavailable", 503, lang, as_json=as_json)
+        return _problem("unavailable", 503, _lang_hint(request), as_json=_content_type(request) == "application/json")
 
 
 async def _submit(survey_id: str, request: Request, conn: asyncpg.Connection, ctx: Context) -> Response:
