@@ -25,9 +25,8 @@ from services.survey.settings import SurveySettings
 from shared.auth import BearerAuth, SignedTokens, StaticToken
 from shared.clock import Clock, SystemClock
 from shared.events import ERASURE_REQUESTED, FEEDBACK_RECEIVED, SURVEY_INVITATION, SURVEY_REQUESTED, SURVEY_RESPONDED
-from shared.mail.queue import ClaimedMail
+from shared.mail.queue import ClaimedMail, Outcome
 from shared.mail.runtime import use_mail_queue
-from shared.mail.sender import Outcome
 from shared.privacy.runtime import use_erasure
 from shared.runtime import ServiceRuntime, install
 

@@ -45,7 +45,7 @@ from shared.contracts import Channel, Customer, FeedbackReceived, FunnelStep, Su
 from shared.errors import PermanentError
 from shared.mail import queue
 from shared.mail.queue import ClaimedMail, OutgoingMail
-from shared.mail.sender import Outcome as MailOutcome
+from shared.mail.queue import Outcome as MailOutcome
 from shared.outbox import enqueue as enqueue_events
 from shared.privacy import pseudonym
 

@@ -9,8 +9,8 @@ from the database's ``now()``, so tests can move time.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -57,6 +57,24 @@ class ClaimedMail:
     delivered_to: tuple[str, ...]
     message: bytes
     attempts: int  # including this one
+
+
+@dataclass(frozen=True)
+class Claim:
+    mails: list[ClaimedMail]
+    next_due_in: float | None  # seconds until the next pending mail not claimed now is due (0: overdue); None: none
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one attempt of a claimed mail is recorded (:func:`finish`) and counted."""
+
+    state: MailState  # sent, failed, uncertain, or pending (again at next_attempt_at)
+    delivered: tuple[str, ...] = ()
+    refused: dict[str, str] = field(default_factory=dict)
+    next_attempt_at: datetime | None = None
+    error: str | None = None
+    counter: str | None = None  # the sender's counter: sent, retries, failed or uncertain
 
 
 @dataclass(frozen=True)
@@ -133,30 +151,41 @@ async def withdraw(conn: asyncpg.Connection, mail_ids: Sequence[str]) -> list[st
 
 async def claim(
     conn: asyncpg.Connection, *, worker: str, now: datetime, lease_seconds: float, limit: int
-) -> list[ClaimedMail]:
+) -> Claim:
     """Move up to ``limit`` due mails to ``sending`` for ``worker`` (committed before any SMTP
-    traffic). Several senders never claim the same mail (``FOR UPDATE SKIP LOCKED``)."""
+    traffic), and say when the next of the others is due: one statement. Several senders never
+    claim the same mail (``FOR UPDATE SKIP LOCKED``)."""
     # MATERIALIZED: the due rows are picked once. As ``mail_id IN (SELECT ... LIMIT n FOR UPDATE SKIP
     # LOCKED)`` the planner may rescan the subquery per row (a nested-loop semi join) and claim more than n.
+    # The statement's snapshot still shows the claimed rows pending: they are left out of the next due.
     rows = await conn.fetch(
         """WITH due AS MATERIALIZED (
                SELECT mail_id FROM mail_queue WHERE state = 'pending' AND next_attempt_at <= $1
-               ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED)
-           UPDATE mail_queue q SET state = 'sending', attempts = q.attempts + 1, claimed_by = $2, lease_until = $3
-           FROM due WHERE q.mail_id = due.mail_id AND q.state = 'pending'
-           RETURNING q.mail_id, q.purpose, q.ref, q.message_id, q.message, q.attempts, q.delivered_to,
-                     ARRAY(SELECT r FROM unnest(q.recipients) r
-                           WHERE r <> ALL (q.delivered_to) AND NOT q.refused ? r) AS targets""",
+               ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED),
+           claimed AS (
+               UPDATE mail_queue q SET state = 'sending', attempts = q.attempts + 1, claimed_by = $2, lease_until = $3
+               FROM due WHERE q.mail_id = due.mail_id AND q.state = 'pending'
+               RETURNING q.mail_id, q.purpose, q.ref, q.message_id, q.message, q.attempts, q.delivered_to,
+                         ARRAY(SELECT r FROM unnest(q.recipients) r
+                               WHERE r <> ALL (q.delivered_to) AND NOT q.refused ? r) AS targets)
+           SELECT n.next_due, c.* FROM
+               (SELECT min(next_attempt_at) AS next_due FROM mail_queue
+                WHERE state = 'pending' AND mail_id NOT IN (SELECT mail_id FROM due)) n
+               LEFT JOIN claimed c ON true""",
         now, worker, now + timedelta(seconds=lease_seconds), limit,
     )
-    return [
-        ClaimedMail(
-            mail_id=r["mail_id"], purpose=r["purpose"], ref=r["ref"], message_id=r["message_id"],
-            targets=tuple(r["targets"]), delivered_to=tuple(r["delivered_to"]), message=r["message"],
-            attempts=r["attempts"],
-        )
-        for r in rows
-    ]
+    due = rows[0]["next_due"]
+    return Claim(
+        mails=[
+            ClaimedMail(
+                mail_id=r["mail_id"], purpose=r["purpose"], ref=r["ref"], message_id=r["message_id"],
+                targets=tuple(r["targets"]), delivered_to=tuple(r["delivered_to"]), message=r["message"],
+                attempts=r["attempts"],
+            )
+            for r in rows if r["mail_id"] is not None
+        ],
+        next_due_in=None if due is None else max((due - now).total_seconds(), 0.0),
+    )
 
 
 async def renew(conn: asyncpg.Connection, *, worker: str, lease_until: datetime) -> int:
@@ -168,32 +197,34 @@ async def renew(conn: asyncpg.Connection, *, worker: str, lease_until: datetime)
 
 
 async def finish(
-    conn: asyncpg.Connection,
-    mail_id: str,
-    *,
-    worker: str,
-    state: MailState,
-    now: datetime,
-    delivered: Sequence[str] = (),
-    refused: dict[str, str] | None = None,
-    next_attempt_at: datetime | None = None,
-    error: str | None = None,
-) -> bool:
-    """Record one attempt's outcome of a mail ``worker`` holds: ``state`` is ``sent``,
-    ``failed``, ``uncertain`` or ``pending`` (again at ``next_attempt_at``). False when the
-    mail is no longer this worker's (its lease ran out and it was settled elsewhere)."""
-    if state is MailState.SENDING:
-        raise ValueError("finish() records an outcome, not a claim")
-    result = await conn.execute(
-        """UPDATE mail_queue SET state = $3, claimed_by = NULL, lease_until = NULL,
-                  delivered_to = delivered_to || $4::text[], refused = refused || $5::jsonb,
-                  next_attempt_at = coalesce($6, next_attempt_at), last_error = $7,
-                  sent_at = CASE WHEN $3 = 'sent' THEN $8 ELSE sent_at END
-           WHERE mail_id = $1 AND state = 'sending' AND claimed_by = $2""",
-        mail_id, worker, state.value, list(delivered), json.dumps(refused or {}, ensure_ascii=False),
-        next_attempt_at, error[:1000] if error else None, now,
+    conn: asyncpg.Connection, outcomes: Mapping[str, Outcome], *, worker: str, now: datetime
+) -> set[str]:
+    """Record the outcome of one attempt of each of these mails ``worker`` holds (mail id ->
+    outcome), in one statement however many. Returns the ids recorded: a mail missing is no
+    longer this worker's (its lease ran out and it was settled elsewhere, or it was forgotten)."""
+    if any(o.state is MailState.SENDING for o in outcomes.values()):
+        raise ValueError("finish() records outcomes, not claims")
+    if not outcomes:
+        return set()
+    ids = list(outcomes)
+    done = [outcomes[i] for i in ids]
+    rows = await conn.fetch(
+        """UPDATE mail_queue q SET state = o.state, claimed_by = NULL, lease_until = NULL,
+                  delivered_to = q.delivered_to || ARRAY(SELECT jsonb_array_elements_text(o.delivered)),
+                  refused = q.refused || o.refused, next_attempt_at = coalesce(o.next_attempt_at, q.next_attempt_at),
+                  last_error = o.error, sent_at = CASE WHEN o.state = 'sent' THEN $3 ELSE q.sent_at END
+           FROM unnest($1::text[], $4::text[], $5::jsonb[], $6::jsonb[], $7::timestamptz[], $8::text[])
+                AS o (mail_id, state, delivered, refused, next_attempt_at, error)
+           WHERE q.mail_id = o.mail_id AND q.state = 'sending' AND q.claimed_by = $2
+           RETURNING q.mail_id""",
+        ids, worker, now,
+        [o.state.value for o in done],
+        [json.dumps(list(o.delivered), ensure_ascii=False) for o in done],
+        [json.dumps(o.refused, ensure_ascii=False) for o in done],
+        [o.next_attempt_at for o in done],
+        [o.error[:1000] if o.error else None for o in done],
     )
-    return result == "UPDATE 1"
+    return {r["mail_id"] for r in rows}
 
 
 async def release(conn: asyncpg.Connection, *, worker: str, keep: Sequence[str] = ()) -> list[str]:
@@ -280,13 +311,6 @@ async def forget(conn: asyncpg.Connection, *, purpose: str, refs: Sequence[str],
         purpose, now, list(refs),
     )
     return int(result.split()[-1])
-
-
-async def next_due_in(conn: asyncpg.Connection, *, now: datetime) -> float | None:
-    """Seconds until the next pending mail is due (0 if overdue); None when nothing is pending
-    (not "due now": the sender would poll in a tight loop)."""
-    due = await conn.fetchval("SELECT min(next_attempt_at) FROM mail_queue WHERE state = 'pending'")
-    return None if due is None else max((due - now).total_seconds(), 0.0)
 
 
 async def oldest_unsettled(conn: asyncpg.Connection | asyncpg.Pool, *, now: datetime) -> dict[str, float]:

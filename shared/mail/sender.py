@@ -34,7 +34,6 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import parseaddr
 
@@ -44,7 +43,7 @@ from shared.clock import Clock
 from shared.mail import queue
 from shared.mail.message import normalize_address
 from shared.mail.metrics import MailMetrics
-from shared.mail.queue import ClaimedMail, MailState
+from shared.mail.queue import ClaimedMail, MailState, Outcome
 from shared.mail.settings import MailSettings, UncertainPolicy
 from shared.mail.smtp import Delivery, NotSent, OutcomeUnknown, SmtpSession
 from shared.retry import Backoff, delay_for_attempt, retry_forever
@@ -52,18 +51,6 @@ from shared.retry import Backoff, delay_for_attempt, retry_forever
 logger = logging.getLogger(__name__)
 
 RETRY_JITTER = 0.2
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """How one attempt is recorded (``queue.finish`` arguments) and counted."""
-
-    state: MailState
-    delivered: tuple[str, ...] = ()
-    refused: dict[str, str] = field(default_factory=dict)
-    next_attempt_at: datetime | None = None
-    error: str | None = None
-    counter: str | None = None  # sent, retries, failed or uncertain
 
 
 def decide(
@@ -123,7 +110,10 @@ class MailSender:
         self._stopping = False
         self._stopped = asyncio.Event()
         self._current: dict[SmtpSession, ClaimedMail] = {}
-        self._recording: dict[str, asyncio.Task] = {}
+        self._recording: dict[str, asyncio.Future] = {}  # mail id -> its outcome written
+        self._unrecorded: list[tuple[ClaimedMail, Outcome, asyncio.Future]] = []
+        self._recorder: asyncio.Task | None = None
+        self._retrying: set[asyncio.Task] = set()
         self._dispatcher: asyncio.Task | None = None
         self._keeper: asyncio.Task | None = None
         self._workers: list[asyncio.Task] = []
@@ -225,17 +215,17 @@ class MailSender:
                             await self._room.wait()
                         continue
                     now = self._clock.now()
-                    claimed = await queue.claim(
+                    claim = await queue.claim(
                         conn, worker=self.worker, now=now, lease_seconds=self._s.mail_lease_seconds, limit=free
                     )
                     self.rounds += 1
                     self.last_error = None
-                    for mail in claimed:
+                    for mail in claim.mails:
                         self._outstanding += 1
                         self._queue.put_nowait(mail)
-                    if len(claimed) == free:
+                    if len(claim.mails) == free:
                         continue  # more may be due
-                    due = await queue.next_due_in(conn, now=now)
+                    due = claim.next_due_in
                     timeout = self._s.mail_poll_seconds if due is None else min(due, self._s.mail_poll_seconds)
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), max(timeout, 0.01))
@@ -294,26 +284,57 @@ class MailSender:
             self.metrics.send_seconds.labels(mail.purpose).observe(time.perf_counter() - started)
         outcome = decide(mail, answer, settings=self._s, now=self._clock.now())
         # Written even if this task is cancelled now: an unrecorded 'sent' would be sent again.
-        recording = asyncio.create_task(retry_forever(
-            lambda: self._record(mail, outcome), what="recording a mail's outcome",
-            backoff=Backoff(initial=0.2, maximum=5.0), logger=logger,
-        ))
-        self._recording[mail.mail_id] = recording
-        recording.add_done_callback(lambda _: self._recording.pop(mail.mail_id, None))
-        await asyncio.shield(recording)
+        recorded = asyncio.get_running_loop().create_future()
+        self._recording[mail.mail_id] = recorded
+        recorded.add_done_callback(lambda _: self._recording.pop(mail.mail_id, None))
+        self._unrecorded.append((mail, outcome, recorded))
+        if self._recorder is None or self._recorder.done():
+            self._recorder = asyncio.create_task(self._record_waiting(), name="mail-recorder")
+        await asyncio.shield(recorded)
 
-    async def _record(self, mail: ClaimedMail, outcome: Outcome) -> None:
+    # --- recording ------------------------------------------------------------------------
+    async def _record_waiting(self) -> None:
+        """Write the outcomes waiting, all at once, until none waits: the outcomes that come in
+        while one write runs go together in the next (one statement for many mails, not one each).
+        When a group's write fails, each of its mails is retried on its own, for ever, beside
+        the next groups: one mail whose owner cannot record it holds up no other."""
+        while self._unrecorded:
+            group, self._unrecorded = self._unrecorded, []
+            try:
+                await self._record(group)
+            except Exception as exc:
+                logger.warning("recording mail outcomes failed; retrying each alone", extra={"error": repr(exc)})
+                for one in group:
+                    retrying = asyncio.create_task(retry_forever(
+                        lambda one=one: self._record([one]), what="recording a mail's outcome",
+                        backoff=Backoff(initial=0.2, maximum=5.0), logger=logger,
+                    ))
+                    self._retrying.add(retrying)
+                    retrying.add_done_callback(lambda t, done=one[2]: self._retried(t, done))
+                continue
+            for _, _, recorded in group:
+                recorded.set_result(None)
+
+    def _retried(self, task: asyncio.Task, recorded: asyncio.Future) -> None:
+        self._retrying.discard(task)
+        if not task.cancelled() and task.exception() is None:  # else not written: stop() keeps it, the lease settles it
+            recorded.set_result(None)
+
+    async def _record(self, group: list[tuple[ClaimedMail, Outcome, asyncio.Future]]) -> None:
+        outcomes = {mail.mail_id: outcome for mail, outcome, _ in group}
+        heard = [(mail, outcome) for mail, outcome, _ in group if outcome.delivered or outcome.refused] \
+            if self._on_settled is not None else []
         async with self._pool.acquire() as conn:
-            hook = self._on_settled if (outcome.delivered or outcome.refused) else None
             # One statement on its own when nobody hears of it (a round trip, not three)
-            async with conn.transaction() if hook is not None else contextlib.nullcontext():
-                ours = await queue.finish(
-                    conn, mail.mail_id, worker=self.worker, state=outcome.state, now=self._clock.now(),
-                    delivered=outcome.delivered, refused=outcome.refused, next_attempt_at=outcome.next_attempt_at,
-                    error=outcome.error,
-                )
-                if ours and hook is not None:
-                    await hook(conn, mail, outcome)
+            async with conn.transaction() if heard else contextlib.nullcontext():
+                ours = await queue.finish(conn, outcomes, worker=self.worker, now=self._clock.now())
+                for mail, outcome in heard:
+                    if mail.mail_id in ours:
+                        await self._on_settled(conn, mail, outcome)
+        for mail, outcome, _ in group:
+            self._recorded(mail, outcome, ours=mail.mail_id in ours)
+
+    def _recorded(self, mail: ClaimedMail, outcome: Outcome, *, ours: bool) -> None:
         log = {"mail_id": mail.mail_id, "purpose": mail.purpose, "ref": mail.ref, "attempt": mail.attempts,
                "outcome": outcome.state.value}
         if not ours:

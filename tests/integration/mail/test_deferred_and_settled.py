@@ -3,6 +3,7 @@ PostgreSQL and SMTP server."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from datetime import UTC, datetime, timedelta
 
@@ -73,3 +74,49 @@ async def test_the_owner_hears_of_delivered_and_refused_recipients_in_the_record
                              ("m-1", MailState.SENT, ("a@example.cn",), ()),
                              ("m-2", MailState.FAILED, (), ("gone@example.cn",))]
     assert smtp.refused == 1
+
+
+async def test_outcomes_are_written_together_and_one_that_cannot_be_recorded_holds_up_no_other(pool):
+    """Outcomes finishing while a write runs go in the next write (one statement, one transaction for
+    many mails); a group whose write fails is retried one mail at a time, so the others land at once."""
+    release = asyncio.Event()
+    heard: list[tuple[int, str]] = []  # (transaction id, mail) of every call, committed or rolled back
+
+    async def settled(conn, mail, outcome) -> None:
+        if not heard:
+            await asyncio.sleep(0.3)  # the first write is slow: the next outcomes wait together
+        heard.append((await conn.fetchval("SELECT txid_current()"), mail.mail_id))
+        if mail.mail_id == "m-0" and not release.is_set():
+            raise RuntimeError("the owner cannot record m-0 yet")
+
+    others = [f"m-{i}" for i in range(1, 12)]
+
+    async def states() -> dict[str, MailState]:
+        return {m: s.state for m, s in (await queue.statuses(pool, ["m-0", *others])).items()}
+
+    with SmtpServer(SmtpSink()) as smtp:
+        sender = MailSender(mail_settings(smtp.port, mail_concurrency=4), schema=SCHEMA,
+                            metrics=MailMetrics(CollectorRegistry(), PURPOSES), clock=SystemClock(), on_settled=settled)
+        async with pool.acquire() as conn:
+            await queue.enqueue(conn, [outgoing(i) for i in range(12)], now=T0)
+        async with sending(sender, pool):
+            async def others_recorded() -> bool:
+                now = await states()
+                return all(now[m] is MailState.SENT for m in others)
+
+            await wait_until(others_recorded, timeout=15, what="every mail but m-0 recorded")
+            held = (await states())["m-0"]
+            release.set()
+            await wait_until(lambda: states_now(pool, "m-0", MailState.SENT), timeout=15, what="m-0 recorded at last")
+        async with pool.acquire() as conn:
+            status = {t: await conn.fetchval("SELECT txid_status($1)", t) for t in {t for t, _ in heard}}
+    committed = {t for t, s in status.items() if s == "committed"}
+    groups = [[m for t, m in heard if t == txid] for txid in committed]
+    assert held is MailState.SENDING, "m-0 waits for its owner"
+    assert sorted(sum(groups, [])) == sorted(["m-0", *others]), "each mail's outcome committed once"
+    assert max(len(g) for g in groups) > 1, "outcomes waiting together are written in one transaction"
+    assert len(smtp.messages) == 12, "each mail sent once"
+
+
+async def states_now(pool, mail_id: str, state: MailState) -> bool:
+    return (await queue.statuses(pool, [mail_id]))[mail_id].state is state

@@ -75,13 +75,19 @@ async def test_a_rolled_back_enqueue_leaves_nothing(pool):
     assert await queue.statuses(pool, ["m-1"]) == {}
 
 
-async def test_next_due_is_none_when_nothing_is_pending(pool):
+async def test_a_claim_says_when_the_next_mail_is_due_and_none_when_nothing_is_pending(pool):
     """Nothing pending must not read as "due now": the sender would poll the database every 10 ms."""
     async with pool.acquire() as conn:
-        assert await queue.next_due_in(conn, now=T0) is None
+        empty = await queue.claim(conn, worker="w-1", now=T0, lease_seconds=60, limit=2)
         await queue.enqueue(conn, [outgoing(1)], now=T0)
-        assert await queue.next_due_in(conn, now=T0 - timedelta(seconds=60)) == 60.0
-        assert await queue.next_due_in(conn, now=T0 + timedelta(seconds=5)) == 0.0
+        early = await queue.claim(conn, worker="w-1", now=T0 - timedelta(seconds=60), lease_seconds=60, limit=2)
+        await queue.enqueue(conn, [outgoing(2)], now=T0 + timedelta(seconds=1))
+        first = await queue.claim(conn, worker="w-1", now=T0 + timedelta(seconds=5), lease_seconds=60, limit=1)
+        last = await queue.claim(conn, worker="w-1", now=T0 + timedelta(seconds=5), lease_seconds=60, limit=1)
+    assert (empty.mails, empty.next_due_in) == ([], None)
+    assert (early.mails, early.next_due_in) == ([], 60.0), "not due yet: nothing claimed, due in a minute"
+    assert [m.mail_id for m in first.mails] == ["m-1"] and first.next_due_in == 0.0, "the other is overdue"
+    assert [m.mail_id for m in last.mails] == ["m-2"] and last.next_due_in is None, "the claimed ones are not pending"
 
 
 # --- sending ----------------------------------------------------------------------------------
