@@ -25,7 +25,7 @@ from services.alerts.context import (
     updated_event,
 )
 from services.alerts.domain import Alert, Moment
-from services.alerts.notify import notify, silence_for
+from services.alerts.notify import history_since, notify, silence_for
 from services.alerts.routing import Decision
 from services.alerts.scoring import ScoreResult
 from services.alerts.unit_of_work import UnitOfWork
@@ -208,6 +208,7 @@ async def _negatives(uow: UnitOfWork, ctx: Context, negatives: list[_Negative], 
     customers = list({key for _, _, key, _ in negatives if key})
     await uow.lock_group_keys([*customers, *(f"place:{loc}/{tp}" for loc, tp in places)])
     index = _OpenAlerts(await uow.open_alerts_for(customer_keys=customers, places=places, since=since), since)
+    await uow.prefetch_histories(customers, since=history_since(ctx, now))  # for the mails of the alerts raised
     for fb, score, customer_key, decision in negatives:
         existing, reason = None, "customer"
         if customer_key:

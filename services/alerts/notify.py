@@ -66,6 +66,11 @@ def _signing(ctx: Context, alert: Alert, *, notification_id: str, recipient: str
     return url
 
 
+def history_since(ctx: Context, now: datetime) -> datetime:
+    """The start of the customer history an alert mail shows."""
+    return now - timedelta(days=ctx.settings.alerts_history_days)
+
+
 async def notify(uow: UnitOfWork, ctx: Context, alert: Alert, *, kind: str, level: int,
                  now: datetime) -> str | None:
     """Hold one notification of ``alert`` to escalation ``level`` and, unless a silence mutes
@@ -91,8 +96,7 @@ async def notify(uow: UnitOfWork, ctx: Context, alert: Alert, *, kind: str, leve
     history = domain.CustomerHistory()
     if alert.customer_key:
         history = await uow.customer_history(
-            customer_key=alert.customer_key, since=now - timedelta(days=ctx.settings.alerts_history_days),
-            exclude=[f.feedback_id for f in feedback],
+            customer_key=alert.customer_key, since=history_since(ctx, now), exclude=[f.feedback_id for f in feedback],
         )
     sender = ctx.settings.smtp_from
     judged = newest_judgeable(feedback)

@@ -51,8 +51,10 @@ class Store(Protocol):
 
     async def active_silences(self, *, now: datetime) -> list[Silence]: ...
 
-    async def customer_history(self, *, customer_key: str, since: datetime, exclude: list[str]) -> CustomerHistory:
-        """The customer's moments since ``since``, not counting the feedback in ``exclude``."""
+    async def customer_histories(
+        self, *, customer_keys: list[str], since: datetime, exclude: list[str]
+    ) -> dict[str, CustomerHistory]:
+        """Each customer's moments since ``since``, not counting the feedback in ``exclude`` (one read)."""
 
     async def get_silence(self, silence_id: str, *, for_update: bool = False) -> Silence | None: ...
 

@@ -40,6 +40,8 @@ class UnitOfWork:
         self._moments: dict[tuple[str, str], Moment] = {}
         self._moments_of: defaultdict[str, list[Moment]] = defaultdict(list)  # by customer
         self._silences: tuple[datetime, list[Silence]] | None = None
+        # (customer, since) -> the stored history, not counting any feedback held here
+        self._histories: dict[tuple[str, datetime], CustomerHistory] = {}
         self._saved_silences: dict[str, Silence] = {}
         self._silence_events: list[SilenceEvent] = []
         self._saved_tokens: dict[str, ManagerToken] = {}
@@ -105,12 +107,28 @@ class UnitOfWork:
             self._silences = (now, await self.repo.active_silences(now=now))
         return self._silences[1]
 
+    async def prefetch_histories(self, customer_keys: list[str], *, since: datetime) -> None:
+        """Read these customers' stored histories since ``since`` at once (not counting the
+        feedback held here), for the :meth:`customer_history` calls to come (a batch's alerts
+        raised for them: one read, not one per alert)."""
+        keys = [k for k in dict.fromkeys(customer_keys) if (k, since) not in self._histories]
+        if keys:
+            found = await self.repo.customer_histories(customer_keys=keys, since=since, exclude=self._held_ids())
+            self._histories.update(((k, since), found.get(k, CustomerHistory())) for k in keys)
+
+    def _held_ids(self) -> list[str]:
+        return [feedback_id for _, feedback_id in self._moments]
+
     async def customer_history(self, *, customer_key: str, since: datetime, exclude: list[str]) -> CustomerHistory:
         """The customer's moments since ``since`` (not counting ``exclude``), those held here included."""
         held = [m for m in self._moments_of.get(customer_key, []) if m.at >= since and m.feedback_id not in exclude]
-        stored = await self.repo.customer_history(
-            customer_key=customer_key, since=since, exclude=[*exclude, *(m.feedback_id for m in held)]
-        )
+        stored = self._histories.get((customer_key, since))
+        if stored is None or not {*exclude} <= {*self._held_ids()}:
+            # Not prefetched, or excluding stored feedback too (an update mail: the alert's own feedback)
+            found = await self.repo.customer_histories(
+                customer_keys=[customer_key], since=since, exclude=[*exclude, *(m.feedback_id for m in held)]
+            )
+            stored = found.get(customer_key, CustomerHistory())
         lasts = [m for m in (stored.last, *held) if m is not None]
         worsts = [m for m in (stored.worst, *held) if m is not None]
         return CustomerHistory(
@@ -163,6 +181,7 @@ class UnitOfWork:
 
     def add_moments(self, moments: Iterable[Moment]) -> None:
         self._writable()
+        self._histories.clear()  # read without the moments held now
         for m in moments:
             if (m.customer_key, m.feedback_id) not in self._moments:
                 self._moments[m.customer_key, m.feedback_id] = m

@@ -206,22 +206,33 @@ class AlertsRepository(SilencesAndTokens, VerdictRecords):
         )
         return [AlertEvent(**r) for r in rows]
 
-    async def customer_history(self, *, customer_key: str, since: datetime, exclude: list[str]) -> CustomerHistory:
+    async def customer_histories(
+        self, *, customer_keys: list[str], since: datetime, exclude: list[str]
+    ) -> dict[str, CustomerHistory]:
+        if not customer_keys:
+            return {}
+        moments = """FROM unnest($1::text[]) AS k (key) CROSS JOIN LATERAL (
+                         SELECT * FROM customer_moments
+                         WHERE customer_key = k.key AND at >= $2 AND NOT feedback_id = ANY($3::text[])
+                         ORDER BY {} LIMIT 1) m"""
         rows = await self.conn.fetch(
-            """(SELECT 'last' AS which, * FROM customer_moments
-                 WHERE customer_key = $1 AND at >= $2 AND NOT feedback_id = ANY($3::text[])
-                 ORDER BY at DESC LIMIT 1)
-               UNION ALL
-               (SELECT 'worst' AS which, * FROM customer_moments
-                 WHERE customer_key = $1 AND at >= $2 AND NOT feedback_id = ANY($3::text[])
-                 ORDER BY mot, at DESC LIMIT 1)
-               UNION ALL
-               (SELECT 'count' AS which, $1, '', count(*)::int, '', NULL, NULL, NULL, NULL FROM customer_moments
-                 WHERE customer_key = $1 AND at >= $2 AND NOT feedback_id = ANY($3::text[]))""",
-            customer_key, since, exclude,
+            f"""SELECT 'last' AS which, m.* {moments.format("at DESC")}
+                UNION ALL
+                SELECT 'worst' AS which, m.* {moments.format("mot, at DESC")}
+                UNION ALL
+                SELECT 'count' AS which, k.key, '',
+                       (SELECT count(*)::int FROM customer_moments
+                        WHERE customer_key = k.key AND at >= $2 AND NOT feedback_id = ANY($3::text[])),
+                       '', NULL, NULL, NULL, NULL
+                FROM unnest($1::text[]) AS k (key)""",
+            list(dict.fromkeys(customer_keys)), since, exclude,
         )
-        by = {r["which"]: r for r in rows}
-        return CustomerHistory(last=_moment(by.get("last")), worst=_moment(by.get("worst")), count=by["count"]["mot"])
+        by: dict[str, dict[str, asyncpg.Record]] = {}
+        for r in rows:
+            by.setdefault(r["customer_key"], {})[r["which"]] = r
+        return {key: CustomerHistory(last=_moment(found.get("last")), worst=_moment(found.get("worst")),
+                                     count=found["count"]["mot"])
+                for key, found in by.items()}
 
     async def add_moments(self, moments: list[Moment]) -> None:
         if moments:

@@ -51,6 +51,7 @@ class InMemoryRepository:
         self.tokens: dict[str, ManagerToken] = {}
         self.verdicts: list[Verdict] = []
         self.outbox: Events = []
+        self.history_reads = 0
         self.locked: set[str] = set()  # alert ids locked in the current transaction
         self.group_locks: list[list[str]] = []
         # Inserted and committed by "another consumer" just before this one's next insert of alerts.
@@ -188,14 +189,19 @@ class InMemoryRepository:
         await _round_trip()
         return [copy.deepcopy(e) for e in self.events if e.alert_id == alert_id]
 
-    async def customer_history(self, *, customer_key: str, since: datetime, exclude: list[str]) -> CustomerHistory:
+    async def customer_histories(
+        self, *, customer_keys: list[str], since: datetime, exclude: list[str]
+    ) -> dict[str, CustomerHistory]:
         await _round_trip()
-        moments = [m for m in self.moments.values()
-                   if m.customer_key == customer_key and m.at >= since and m.feedback_id not in exclude]
-        if not moments:
-            return CustomerHistory()
-        return CustomerHistory(last=max(moments, key=lambda m: m.at),
-                               worst=min(moments, key=lambda m: (m.mot, -m.at.timestamp())), count=len(moments))
+        self.history_reads += 1
+        found = {}
+        for key in customer_keys:
+            moments = [m for m in self.moments.values()
+                       if m.customer_key == key and m.at >= since and m.feedback_id not in exclude]
+            found[key] = CustomerHistory() if not moments else CustomerHistory(
+                last=max(moments, key=lambda m: m.at), worst=min(moments, key=lambda m: (m.mot, -m.at.timestamp())),
+                count=len(moments))
+        return found
 
     async def add_moments(self, moments: list[Moment]) -> None:
         await _round_trip()

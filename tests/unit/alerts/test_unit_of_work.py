@@ -32,7 +32,33 @@ async def test_customer_history_counts_held_moments_once_with_the_stored_ones():
     history = await uow.customer_history(customer_key="id:c-1", since=START - timedelta(days=90), exclude=["f-1"])
     assert history.count == 2  # f-2 (stored and held: once) and f-3 (held); f-1 excluded, f-old too old
     assert (history.last.feedback_id, history.worst.feedback_id) == ("f-3", "f-3")
-    assert (await repo.customer_history(customer_key="id:c-1", since=START, exclude=[])).count == 2  # nothing written
+    stored = await repo.customer_histories(customer_keys=["id:c-1"], since=START, exclude=[])
+    assert stored["id:c-1"].count == 2  # nothing written
+
+
+async def test_histories_prefetched_for_a_batch_are_read_once_and_equal_those_read_one_by_one():
+    repo = InMemoryRepository()
+    await repo.add_moments([_moment("f-1", -1, 0), _moment("f-2", 2, 10), _moment("f-3", -3, 5, key="id:c-2"),
+                            _moment("f-9", 1, 1, key="id:c-3")])
+    held = [_moment("f-2", 2, 10), _moment("f-4", -2, 20), _moment("f-5", -1, 30, key="id:c-2"),
+            _moment("f-6", 3, 40, key="id:c-4")]
+    since = START - timedelta(days=90)
+    asks = [("id:c-1", ["f-4"]), ("id:c-2", ["f-5"]), ("id:c-4", ["f-6"]), ("id:c-1", ["f-1", "f-4"])]
+
+    one_by_one = UnitOfWork(repo)
+    one_by_one.add_moments(held)
+    expected = [await one_by_one.customer_history(customer_key=k, since=since, exclude=x) for k, x in asks]
+    reads = repo.history_reads
+
+    batch = UnitOfWork(repo)
+    batch.add_moments(held)
+    await batch.prefetch_histories(["id:c-1", "id:c-2", "id:c-4"], since=since)
+    got = [await batch.customer_history(customer_key=k, since=since, exclude=x) for k, x in asks]
+
+    assert got == expected
+    assert [h.count for h in got] == [2, 1, 0, 1]
+    # one read for the three prefetched, one for the ask excluding a stored feedback (f-1)
+    assert (reads, repo.history_reads - reads) == (4, 2)
 
 
 async def test_writes_are_held_until_the_one_flush_and_refused_after_it(world):
