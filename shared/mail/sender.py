@@ -283,14 +283,15 @@ class MailSender:
                 answer = exc
             self.metrics.send_seconds.labels(mail.purpose).observe(time.perf_counter() - started)
         outcome = decide(mail, answer, settings=self._s, now=self._clock.now())
-        # Written even if this task is cancelled now: an unrecorded 'sent' would be sent again.
+        # Written in the background, with the outcomes of the other sessions (see _record_waiting):
+        # the session goes on to its next mail meanwhile. Written even if this task is cancelled
+        # now (an unrecorded 'sent' would be sent again); stop() waits for what is being written.
         recorded = asyncio.get_running_loop().create_future()
         self._recording[mail.mail_id] = recorded
         recorded.add_done_callback(lambda _: self._recording.pop(mail.mail_id, None))
         self._unrecorded.append((mail, outcome, recorded))
         if self._recorder is None or self._recorder.done():
             self._recorder = asyncio.create_task(self._record_waiting(), name="mail-recorder")
-        await asyncio.shield(recorded)
 
     # --- recording ------------------------------------------------------------------------
     async def _record_waiting(self) -> None:

@@ -76,19 +76,43 @@ async def test_the_owner_hears_of_delivered_and_refused_recipients_in_the_record
     assert smtp.refused == 1
 
 
-async def test_outcomes_are_written_together_and_one_that_cannot_be_recorded_holds_up_no_other(pool):
-    """Outcomes finishing while a write runs go in the next write (one statement, one transaction for
-    many mails); a group whose write fails is retried one mail at a time, so the others land at once."""
-    release = asyncio.Event()
-    heard: list[tuple[int, str]] = []  # (transaction id, mail) of every call, committed or rolled back
+async def committed_groups(pool, heard: list[tuple[int, str]]) -> list[list[str]]:
+    """The mails of each committed transaction among the (transaction id, mail) the hook heard of."""
+    async with pool.acquire() as conn:
+        status = {t: await conn.fetchval("SELECT txid_status($1)", t) for t in {t for t, _ in heard}}
+    return [[m for t, m in heard if t == txid] for txid, s in status.items() if s == "committed"]
 
+
+def hearing(heard: list[tuple[int, str]], *, first_delay: float = 0.0, refuse=lambda mail_id: False):
     async def settled(conn, mail, outcome) -> None:
-        if not heard:
-            await asyncio.sleep(0.3)  # the first write is slow: the next outcomes wait together
+        if not heard and first_delay:
+            await asyncio.sleep(first_delay)
         heard.append((await conn.fetchval("SELECT txid_current()"), mail.mail_id))
-        if mail.mail_id == "m-0" and not release.is_set():
-            raise RuntimeError("the owner cannot record m-0 yet")
+        if refuse(mail.mail_id):
+            raise RuntimeError(f"the owner cannot record {mail.mail_id} yet")
+    return settled
 
+
+async def test_outcomes_finishing_while_one_is_written_are_written_together(pool):
+    heard: list[tuple[int, str]] = []
+    with SmtpServer(SmtpSink()) as smtp:
+        sender = MailSender(mail_settings(smtp.port, mail_concurrency=4), schema=SCHEMA,
+                            metrics=MailMetrics(CollectorRegistry(), PURPOSES), clock=SystemClock(),
+                            on_settled=hearing(heard, first_delay=0.3))  # the first write is slow
+        async with pool.acquire() as conn:
+            await queue.enqueue(conn, [outgoing(i) for i in range(12)], now=T0)
+        async with sending(sender, pool):
+            await wait_until(lambda: len(heard) == 12, timeout=15, what="every mail recorded")
+    groups = await committed_groups(pool, heard)
+    assert sorted(sum(groups, [])) == sorted(f"m-{i}" for i in range(12)), "each outcome committed once"
+    assert max(len(g) for g in groups) > 1, "outcomes waiting together are written in one transaction"
+    assert len(smtp.messages) == 12
+
+
+async def test_a_mail_whose_outcome_cannot_be_recorded_holds_up_no_other(pool):
+    """A group whose write fails is retried one mail at a time, beside the next groups."""
+    release = asyncio.Event()
+    heard: list[tuple[int, str]] = []
     others = [f"m-{i}" for i in range(1, 12)]
 
     async def states() -> dict[str, MailState]:
@@ -96,7 +120,8 @@ async def test_outcomes_are_written_together_and_one_that_cannot_be_recorded_hol
 
     with SmtpServer(SmtpSink()) as smtp:
         sender = MailSender(mail_settings(smtp.port, mail_concurrency=4), schema=SCHEMA,
-                            metrics=MailMetrics(CollectorRegistry(), PURPOSES), clock=SystemClock(), on_settled=settled)
+                            metrics=MailMetrics(CollectorRegistry(), PURPOSES), clock=SystemClock(),
+                            on_settled=hearing(heard, refuse=lambda m: m == "m-0" and not release.is_set()))
         async with pool.acquire() as conn:
             await queue.enqueue(conn, [outgoing(i) for i in range(12)], now=T0)
         async with sending(sender, pool):
@@ -108,13 +133,9 @@ async def test_outcomes_are_written_together_and_one_that_cannot_be_recorded_hol
             held = (await states())["m-0"]
             release.set()
             await wait_until(lambda: states_now(pool, "m-0", MailState.SENT), timeout=15, what="m-0 recorded at last")
-        async with pool.acquire() as conn:
-            status = {t: await conn.fetchval("SELECT txid_status($1)", t) for t in {t for t, _ in heard}}
-    committed = {t for t, s in status.items() if s == "committed"}
-    groups = [[m for t, m in heard if t == txid] for txid in committed]
+    groups = await committed_groups(pool, heard)
     assert held is MailState.SENDING, "m-0 waits for its owner"
     assert sorted(sum(groups, [])) == sorted(["m-0", *others]), "each mail's outcome committed once"
-    assert max(len(g) for g in groups) > 1, "outcomes waiting together are written in one transaction"
     assert len(smtp.messages) == 12, "each mail sent once"
 
 
