@@ -431,6 +431,13 @@ class ConsumerStatus:
     assigned: list[str] = field(default_factory=list)
 
 
+WANTED_RECHECK_SECONDS = 1.0
+"""While every event fetched from a topic is passed over (``wanted`` says nothing is to be done
+with them) and the consumer has caught up, the topic is fetched again after this long rather than
+continuously: nothing is skipped unread, an event is only seen up to this much later, and an idle
+reader costs the broker and itself a fetch and an offset commit a second instead of dozens."""
+
+
 class ConsumerRunner:
     """Consumes event types with one handler each, in batches, for one group.
 
@@ -585,8 +592,12 @@ class ConsumerRunner:
         # path of every event. A commit lost to a crash or a rebalance means a redelivery,
         # which the processed-events table absorbs.
         committing: asyncio.Task | None = None
+        resting_until = 0.0  # topics nothing is wanted from are paused until then
         try:
             while True:
+                if resting_until and time.monotonic() >= resting_until:
+                    consumer.resume(*consumer.paused())
+                    resting_until = 0.0
                 batch = await consumer.getmany(timeout_ms=500, max_records=self._max_records)
                 self.status.last_poll = time.monotonic()
                 self.status.assigned = sorted(f"{tp.topic}:{tp.partition}" for tp in consumer.assignment())
@@ -598,7 +609,11 @@ class ConsumerRunner:
                         for m in messages
                     ]
                     if self._wanted:
-                        items = await self._pass_over_unwanted(items)
+                        caught_up = len(items) < self._max_records
+                        items, idle = await self._pass_over_unwanted(items)
+                        if idle and caught_up:  # fetched again in a moment, not continuously
+                            consumer.pause(*(tp for tp in consumer.assignment() if tp.topic in idle))
+                            resting_until = time.monotonic() + WANTED_RECHECK_SECONDS
                     await self._process(items)
                     if committing is not None:
                         await committing
@@ -613,11 +628,12 @@ class ConsumerRunner:
                 with contextlib.suppress(Exception, asyncio.CancelledError):
                     await asyncio.wait_for(asyncio.shield(committing), 5)
 
-    async def _pass_over_unwanted(self, items: list[_Item]) -> list[_Item]:
+    async def _pass_over_unwanted(self, items: list[_Item]) -> tuple[list[_Item], set[str]]:
         """Drop the events of a type whose ``wanted`` says there is nothing to do with them now, by
         their ``ce_type`` header alone. Asked after the fetch, so an event is passed over only if
         the handler, called instead, would have found nothing to do either. A failed question
-        passes nothing over (the normal path then meets the same failure and retries)."""
+        passes nothing over (the normal path then meets the same failure and retries).
+        Returns the events kept and the topics whose every fetched event was passed over."""
         types = [next((v for k, v in i.headers if k == "ce_type"), b"").decode("utf-8", "replace") for i in items]
         unwanted = set()
         for event_type in set(types) & self._wanted.keys():
@@ -627,15 +643,17 @@ class ConsumerRunner:
             except Exception as exc:  # noqa: BLE001 - the normal path handles (and classifies) it
                 logger.debug("wanted check failed", extra={"group": self._group, "error": _safe_summary(exc)})
         if not unwanted:
-            return items
+            return items, set()
         kept = []
+        passed: set[str] = set()
         for item, event_type in zip(items, types):
             if event_type in unwanted:
+                passed.add(item.tp.topic)
                 if self._metrics:
                     self._metrics.processed.labels(self._group, item.tp.topic, "passed_over").inc()
             else:
                 kept.append(item)
-        return kept
+        return kept, passed - {item.tp.topic for item in kept}
 
     def _dead_letter_failed(self, exc: BaseException) -> None:
         self.status.retrying_since = self.status.retrying_since or time.monotonic()

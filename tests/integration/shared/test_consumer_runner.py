@@ -204,6 +204,54 @@ async def test_events_nobody_wants_now_are_passed_over_unread_and_committed(
     assert {r["event_id"] for r in await pool.fetch("SELECT event_id FROM effects")} == {e.id for e in late}
 
 
+async def test_a_topic_nothing_is_wanted_from_is_fetched_about_once_a_second_and_nothing_skipped(
+    kafka_bootstrap, topic_prefix, pool, publisher
+):
+    """While every event is passed over and the reader has caught up, the topic rests a second
+    between fetches (one wanted check and one offset commit each) instead of being fetched as fast
+    as events come; once something is wanted, the next events are handled: none was skipped unread."""
+    topic = topic_prefix + FEEDBACK_RECEIVED.topic
+    await ensure_topics(kafka_bootstrap, [topic, dlq_topic(topic)], partitions=1)
+    wanted = {"now": False}
+    asked: list[float] = []
+
+    async def is_wanted(_) -> bool:
+        asked.append(asyncio.get_running_loop().time())
+        return wanted["now"]
+
+    async def on_feedback_batch(conn, batch):
+        await conn.executemany("INSERT INTO effects (event_id, pid) VALUES ($1, 0)", [(e.id,) for e in batch])
+
+    runner = ConsumerRunner(
+        bootstrap_servers=kafka_bootstrap, group_id=f"g-{uuid.uuid4().hex[:6]}", handlers={},
+        batch_handlers={FEEDBACK_RECEIVED: on_feedback_batch}, pool=pool, publisher=publisher,
+        topic_name=lambda t: topic_prefix + t, session_timeout_ms=3_000, wanted={FEEDBACK_RECEIVED: is_wanted},
+    )
+    early = [feedback_event(i) for i in range(31)]
+    task = asyncio.create_task(runner.run())
+    try:
+        await publisher.publish([(topic, early[0])])
+        await wait_until(lambda: bool(asked), timeout=30, what="the first fetch")
+        start = len(asked)
+        for event in early[1:]:  # 3 s of events, one every 100 ms
+            await publisher.publish([(topic, event)])
+            await asyncio.sleep(0.1)
+        fetched_while_idle = len(asked) - start
+        wanted["now"] = True
+        late = [feedback_event(i) for i in range(31, 34)]
+        await publisher.publish([(topic, e) for e in late])
+        await wait_until(lambda: pool.fetchval("SELECT count(*) > 0 FROM effects"), timeout=10, what="events handled")
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert 2 <= fetched_while_idle <= 5, f"{fetched_while_idle} fetches in 3 s of events nobody wanted"
+    handled = {r["event_id"] for r in await pool.fetch("SELECT event_id FROM effects")}
+    # the events that came while nothing was wanted were passed over (a fetch then was at most 1.5 s ago),
+    # those after it all handled
+    assert {e.id for e in late} <= handled
+    assert handled <= {e.id for e in [*early, *late]}
+
+
 async def _equals(value, expected) -> bool:
     return await value == expected
 
