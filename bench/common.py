@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import shlex
+import shutil
 import sys
+import tempfile
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+
+KEEP_ENV = "BENCH_KEEP"
+"""Set (to anything) to keep every run's work directory (data, logs, mails) for a look afterwards."""
 
 
 def cpu_model() -> str:
@@ -37,6 +44,22 @@ def cpu_seconds(pid: int) -> float:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, IndexError, ValueError):
         return float("nan")
+
+
+@contextlib.contextmanager
+def work_dir(name: str) -> Iterator[Path]:
+    """A fresh directory for one run's PostgreSQL data, logs and mails (hundreds of MB), removed
+    when the run ends. Kept, and its path printed, when the run fails or ``BENCH_KEEP`` is set."""
+    work = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
+    try:
+        yield work
+    except BaseException:
+        print(f"bench: run failed; its logs and data are kept in {work}", file=sys.stderr)
+        raise
+    if os.environ.get(KEEP_ENV):
+        print(f"bench: work directory kept ({KEEP_ENV}): {work}", file=sys.stderr)
+    else:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def header(title: str) -> str:

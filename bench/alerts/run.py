@@ -26,7 +26,6 @@ import os
 import random
 import re
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -35,7 +34,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.common import cpu_seconds, header, percentile  # noqa: E402
+from bench.common import cpu_seconds, header, percentile, work_dir  # noqa: E402
 from bench.intake.load import build_request  # noqa: E402
 from keymoment.devstack.smtp_sink import Mailbox  # noqa: E402
 from keymoment.devstack.stack import KAFKA, SMTP, ServiceSpec, Stack  # noqa: E402
@@ -140,14 +139,13 @@ async def _offer(port: int, requests: list[bytes], rate: int, accepted: dict[str
 
 
 async def run(args: argparse.Namespace) -> str:
-    work = Path(tempfile.mkdtemp(prefix="bench-alerts-"))
     env = {"PYTHONPATH": str(HERE.parents[1]), "KEYMOMENT_ENV": "dev", "LOG_LEVEL": "WARNING",
            "INTAKE_DEV_API_KEY": API_KEY}
     # more alerts replicas (--alerts-replicas) share its consumer group's partitions, as in production
     replicas = [f"alerts-{i}" for i in range(2, args.alerts_replicas + 1)]
     services = [*SERVICES, *(ServiceSpec(name, ServiceSpec.service("alerts").args) for name in replicas)]
     names = [*SERVICES, *replicas]
-    with Stack(work, smtp=True, services=services, database="keymoment", env=env) as stack:
+    with work_dir("alerts") as work, Stack(work, smtp=True, services=services, database="keymoment", env=env) as stack:
         dsn = stack.database_url
         ports = {name: stack.port(name) for name in names}
         await asyncio.sleep(3)  # consumer groups settle before the load starts

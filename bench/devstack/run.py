@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import argparse
 import re
-import shutil
-import tempfile
 from pathlib import Path
 
-from bench.common import header
+from bench.common import header, work_dir
 from keymoment.devstack.devrun import DevRun
 from keymoment.devstack.ports import free_port_block
 
@@ -33,9 +31,8 @@ STACK_FIGURE = re.compile(r"all components ready in ([0-9.]+)s")
 
 
 def measure(runs: int) -> list[dict]:
-    work = Path(tempfile.mkdtemp(prefix="bench-devstack-"))
     results = []
-    try:
+    with work_dir("devstack") as work:
         for n in range(runs):
             dev = DevRun(work / "var", free_port_block(8), cwd=ROOT)
             try:
@@ -45,8 +42,6 @@ def measure(runs: int) -> list[dict]:
             figure = STACK_FIGURE.search(dev.output)
             results.append({"run": "cold" if n == 0 else "warm", "ready_s": ready, "stop_s": stop,
                             "stack_s": float(figure.group(1)) if figure else float("nan")})
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     return results
 
 

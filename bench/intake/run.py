@@ -20,10 +20,9 @@ import argparse
 import asyncio
 import json
 import sys
-import tempfile
 from pathlib import Path
 
-from bench.common import cpu_seconds, header
+from bench.common import cpu_seconds, header, work_dir
 from bench.intake.load import build_request, closed_loop, open_loop
 from keymoment.devstack.stack import ServiceSpec, Stack
 
@@ -48,9 +47,8 @@ BARE = ServiceSpec("bare", (sys.executable, "-m", "bench.intake.bare", "--port",
 
 
 async def measure(seconds: float, connections: int) -> dict:
-    work = Path(tempfile.mkdtemp(prefix="bench-intake-"))
     env = {"PYTHONPATH": str(ROOT), "KEYMOMENT_ENV": "dev", "INTAKE_DEV_API_KEY": DEV_KEY, "LOG_LEVEL": "WARNING"}
-    with Stack(work, services=("intake", BARE), database="bench", env=env) as stack:
+    with work_dir("intake") as work, Stack(work, services=("intake", BARE), database="bench", env=env) as stack:
         intake_port, bare_port = stack.port("intake"), stack.port("bare")
         intake, bare = stack.process("intake"), stack.process("bare")
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
@@ -29,7 +28,7 @@ from pathlib import Path
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from bench.common import header
+from bench.common import header, work_dir
 from keymoment.devstack.stack import Stack
 from shared.contracts import FeedbackReceived
 from shared.db import create_pool, migrate
@@ -38,8 +37,7 @@ from shared.kafka import ConsumerRunner, Publisher, ensure_topics
 from shared.outbox import OutboxRelay, enqueue
 
 CHUNK = 500
-MIGRATIONS = Path(tempfile.mkdtemp(prefix="bench-migrations-"))
-(MIGRATIONS / "0001_create_sink.sql").write_text("CREATE TABLE sink (id text PRIMARY KEY, location text);\n")
+SINK_MIGRATION = "CREATE TABLE sink (id text PRIMARY KEY, location text);\n"
 
 
 def events(n: int) -> list[Envelope]:
@@ -149,9 +147,12 @@ async def outbox_relay(pool, publisher, topic: str, evs: list[Envelope]) -> floa
         await asyncio.gather(task, return_exceptions=True)
 
 
-async def measure(n: int, bootstrap: str, dsn: str) -> list[str]:
+async def measure(n: int, bootstrap: str, dsn: str, work: Path) -> list[str]:
+    migrations = work / "migrations"
+    migrations.mkdir()
+    (migrations / "0001_create_sink.sql").write_text(SINK_MIGRATION)
     conn = await asyncpg.connect(dsn)
-    await migrate(conn, schema="bench", directory=MIGRATIONS)
+    await migrate(conn, schema="bench", directory=migrations)
     await conn.close()
     pool = await create_pool(dsn, schema="bench", min_size=2, max_size=4)
     publisher = Publisher(bootstrap, client_id="bench")
@@ -192,8 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-n", type=int, default=20_000, help="events per measurement")
     parser.add_argument("--write", action="store_true", help="store the Markdown in bench/pipeline/RESULTS.md")
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp, Stack(Path(tmp), database=None) as stack:
-        rows = asyncio.run(measure(args.n, stack.bootstrap_servers, stack.dsn()))
+    with work_dir("pipeline") as work, Stack(work, database=None) as stack:
+        rows = asyncio.run(measure(args.n, stack.bootstrap_servers, stack.dsn(), work))
     out = header("Foundation: shared Kafka/PostgreSQL plumbing vs bare aiokafka") + "\n" + "\n".join(rows) + "\n"
     if args.write:
         (Path(__file__).parent / "RESULTS.md").write_text(out, encoding="utf-8")

@@ -26,14 +26,13 @@ import os
 import random
 import re
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
 import asyncpg
 import httpx
 
-from bench.common import header, percentile
+from bench.common import header, percentile, work_dir
 from keymoment.devstack.stack import Stack
 from services.reporting.demo import DemoStream
 
@@ -143,9 +142,8 @@ async def exposition(pool_dsn: str, reporting_url: str, *, combos: int, requests
 
 
 async def measure(seconds: float, rate: float, combos: int) -> dict:
-    work = Path(tempfile.mkdtemp(prefix="bench-reporting-"))
     env = {"PYTHONPATH": str(ROOT), "KEYMOMENT_ENV": "dev", "INTAKE_DEV_API_KEY": DEV_KEY, "LOG_LEVEL": "WARNING"}
-    with Stack(work, services=("intake", "reporting"), database="bench", env=env) as stack:
+    with work_dir("reporting") as work, Stack(work, services=("intake", "reporting"), database="bench", env=env) as stack:
         intake_url, reporting_url = stack.url("intake"), stack.url("reporting")
         await freshness(intake_url, reporting_url, rate=rate, seconds=2)  # warm-up: topics, group, caches
         fresh = await freshness(intake_url, reporting_url, rate=rate, seconds=seconds)

@@ -26,7 +26,6 @@ import os
 import re
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from collections import Counter
@@ -34,7 +33,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.common import cpu_seconds, header, percentile
+from bench.common import cpu_seconds, header, percentile, work_dir
 from bench.intake.load import build_request, open_loop
 from keymoment.devstack.stack import External, ServiceSpec, Stack
 from services.survey.demo import DEMO_SURVEY
@@ -114,9 +113,8 @@ async def paced(port: int, pid: int, *, method: str, rate: float, seconds: float
 
 
 async def measure(rows: int, seconds: float, rate: float) -> dict:
-    work = Path(tempfile.mkdtemp(prefix="bench-survey-"))
     env = _env(MAIL_SENDER_ENABLED="false")
-    with Stack(work, smtp=True, services=("survey",), database="bench", env=env) as stack:
+    with work_dir("survey") as work, Stack(work, smtp=True, services=("survey",), database="bench", env=env) as stack:
         url, port, pid = stack.url("survey"), stack.port("survey"), stack.process("survey").pid
         async with httpx.AsyncClient(base_url=url, timeout=30, headers=ADMIN) as http:
             assert (await http.post("/v1/surveys", json=SURVEY)).status_code == 201
