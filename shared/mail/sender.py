@@ -101,8 +101,11 @@ class MailSender:
         self.worker = f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.envelope_from = normalize_address(parseaddr(settings.smtp_from)[1] or "keymoment@localhost")
         self._sessions = [SmtpSession(settings) for _ in range(settings.mail_concurrency)]
-        # Claimed ahead of the workers: one in flight and one waiting each.
+        # Claimed ahead of the workers: one in flight and one waiting each. Claimed again once
+        # the waiting ones are gone (a claim of about MAIL_CONCURRENCY mails, not one per mail
+        # sent), so a worker that finishes a mail finds its next one waiting.
         self._capacity = 2 * settings.mail_concurrency
+        self._refill_at = settings.mail_concurrency
         self._queue: asyncio.Queue[ClaimedMail | None] = asyncio.Queue()
         self._outstanding = 0
         self._room = asyncio.Event()
@@ -208,12 +211,12 @@ class MailSender:
             try:
                 while True:
                     self._wake.clear()
-                    free = self._capacity - self._outstanding
-                    if free <= 0:
+                    if self._outstanding > self._refill_at:
                         self._room.clear()
-                        if self._capacity - self._outstanding <= 0:
+                        if self._outstanding > self._refill_at:
                             await self._room.wait()
                         continue
+                    free = self._capacity - self._outstanding
                     now = self._clock.now()
                     claim = await queue.claim(
                         conn, worker=self.worker, now=now, lease_seconds=self._s.mail_lease_seconds, limit=free
@@ -269,7 +272,8 @@ class MailSender:
             finally:
                 self._current.pop(session, None)
                 self._outstanding -= 1
-                self._room.set()
+                if self._outstanding <= self._refill_at:
+                    self._room.set()
 
     async def _send(self, session: SmtpSession, mail: ClaimedMail) -> None:
         answer: Delivery | NotSent | OutcomeUnknown

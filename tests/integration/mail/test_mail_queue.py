@@ -106,6 +106,31 @@ async def test_every_mail_sent_once_over_a_persistent_session(pool):
     assert one.attempts == 1 and one.delivered_to == ("li.wei@example.cn",) and one.sent_at is not None
 
 
+async def test_mail_is_claimed_about_mail_concurrency_at_a_time_not_one_per_mail_sent(pool, monkeypatch):
+    """A worker finishing a mail does not cost a claim of its own: the dispatcher claims again
+    once the mails waiting are gone, several at once, and each worker still finds its next one."""
+    claimed: list[int] = []
+    claim = queue.claim
+
+    async def counting(*args, **kwargs):
+        found = await claim(*args, **kwargs)
+        if found.mails:
+            claimed.append(len(found.mails))
+        return found
+
+    monkeypatch.setattr(queue, "claim", counting)
+    mails = [outgoing(i) for i in range(60)]
+    await enqueue(pool, mails)  # all due before the sender starts
+    with SmtpServer(SmtpSink()) as smtp:
+        sender = new_sender(mail_settings(smtp.port, mail_concurrency=4))
+        async with sending(sender, pool):
+            for mail in mails:
+                await wait_until(in_state(pool, mail.mail_id, MailState.SENT), timeout=30, what=f"{mail.mail_id} sent")
+    assert sorted(smtp.raw) == sorted(m.message for m in mails)
+    assert sum(claimed) == 60 and claimed[0] == 8  # one in flight and one waiting per worker
+    assert len(claimed) <= 60 // 4 + 2, claimed  # before: a claim for about every mail sent
+
+
 async def test_a_session_the_relay_dropped_while_idle_is_reopened_before_mail(pool):
     with SmtpServer(SmtpSink()) as smtp:
         sender = new_sender(mail_settings(smtp.port, mail_concurrency=1))
