@@ -39,6 +39,49 @@ def advisory_key(name: str) -> int:
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big") & 0x7FFF_FFFF_FFFF_FFFF
 
 
+_PARAMETER = re.compile(r"\$(\d+)")
+
+
+class Statement:
+    """Several writes sent as one statement, one round trip: each a data-modifying CTE written
+    with its own ``$1``..``$n`` (renumbered here), plus what the statement selects from them.
+
+    PostgreSQL runs every CTE to completion once, whether or not the ``SELECT`` reads it, all
+    on the same snapshot: a CTE does not see the rows another one writes, and a row may be
+    written by one of them only. Foreign keys are checked when the statement ends, so a CTE
+    may insert rows referencing those another one inserts."""
+
+    def __init__(self) -> None:
+        self._ctes: list[str] = []
+        self._selects: list[str] = []
+        self.args: list[object] = []
+
+    def _take(self, sql: str, args: Sequence[object]) -> str:
+        offset = len(self.args)
+        used = {int(n) for n in _PARAMETER.findall(sql)}
+        if not used <= set(range(1, len(args) + 1)):
+            raise ValueError(f"parameters {sorted(used)} of {sql[:60]!r}... do not match its {len(args)} arguments")
+        self.args.extend(args)
+        return _PARAMETER.sub(lambda m: f"${int(m.group(1)) + offset}", sql)
+
+    def cte(self, name: str, sql: str, *args: object) -> None:
+        self._ctes.append(f"{name} AS ({self._take(sql, args)})")
+
+    def select(self, expression: str, *args: object) -> None:
+        self._selects.append(self._take(expression, args))
+
+    def __bool__(self) -> bool:
+        return bool(self._ctes)
+
+    @property
+    def sql(self) -> str:
+        return "WITH " + ",\n".join(self._ctes) + "\nSELECT " + (", ".join(self._selects) or "NULL")
+
+    async def run(self, conn: asyncpg.Connection) -> asyncpg.Record | None:
+        """Send it (nothing when no write was added); the row of what it selects."""
+        return await conn.fetchrow(self.sql, *self.args) if self._ctes else None
+
+
 class SessionConnection(asyncpg.Connection):
     """A pooled connection that knows whether its session holds server-side state: a ``LISTEN``
     (:meth:`add_listener`) or a session-level advisory lock (taken after

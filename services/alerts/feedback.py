@@ -2,7 +2,7 @@
 
 The hot path of alerts (the 250 ms p99 from intake's 202 to the alert stored): per batch, the
 group keys are locked and the open alerts read once, in a fixed order; every write is held by
-the unit of work and flushed with one statement per table; ``feedback.scored.v1`` is published
+the unit of work and flushed in one statement; ``feedback.scored.v1`` is published
 while that goes on and acknowledged before the caller commits.
 """
 

@@ -7,6 +7,7 @@ memory. Every time comes from the caller (its Clock), never from the store.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
@@ -23,9 +24,25 @@ Publish = Callable[[Events], Awaitable[None]]
 """Publishes events and returns once Kafka acknowledged them all (the process's publisher)."""
 
 
+@dataclass
+class Writes:
+    """The rows of a unit of work that :meth:`Store.write` writes together (a consumed batch's
+    moments, alerts, their feedback, history, notifications, mails and outbox events)."""
+
+    moments: list[Moment] = field(default_factory=list)
+    new_alerts: list[Alert] = field(default_factory=list)
+    changed_alerts: list[Alert] = field(default_factory=list)
+    links: list[FeedbackLink] = field(default_factory=list)
+    events: list[AlertEvent] = field(default_factory=list)
+    notifications: list[Notification] = field(default_factory=list)
+    mails: list[AlertMail] = field(default_factory=list)
+    outbox: Events = field(default_factory=list)
+
+
 class Store(Protocol):
-    """What a unit of work reads before it writes, and its writes: each write method takes
-    every row of its table for the unit at once (one statement), inside the caller's transaction."""
+    """What a unit of work reads before it writes, and its writes, inside the caller's
+    transaction: :meth:`write` sends the rows of every table of the hot path in one statement;
+    the admin records (silences, tokens, verdicts) one statement per table."""
 
     async def get_alert(self, alert_id: str, *, for_update: bool = False) -> Alert | None: ...
 
@@ -60,26 +77,13 @@ class Store(Protocol):
 
     async def get_token(self, token_id: str, *, for_update: bool = False) -> ManagerToken | None: ...
 
-    async def insert_alerts(self, alerts: list[Alert]) -> int:
-        """Insert new alerts; an alert whose feedback already raised one is skipped. Returns how many were new."""
-
-    async def save_alerts(self, alerts: list[Alert]) -> None:
-        """Write the mutable state of stored alerts."""
-
-    async def link_feedback(self, links: list[FeedbackLink]) -> None:
-        """A feedback already linked (to any alert) is skipped."""
-
-    async def add_events(self, events: list[AlertEvent]) -> None: ...
-
-    async def add_notifications(self, notifications: list[Notification]) -> None:
-        """A notification whose id or (alert, kind, level, seq) exists is skipped."""
-
-    async def add_mails(self, mails: list[AlertMail]) -> None:
-        """Queue the mails on the shared mail queue (their bytes written now; one already
-        queued is skipped); the sender is woken when the transaction commits."""
-
-    async def add_moments(self, moments: list[Moment]) -> None:
-        """A (customer, feedback) already recorded is skipped."""
+    async def write(self, writes: Writes) -> int:
+        """Write them all, in one round trip. Skipped: a new alert whose feedback already raised
+        one, a feedback already linked (to any alert), a notification whose id or (alert, kind,
+        level, seq) exists, a mail already queued (the others' bytes are written now; the sender
+        is woken when the transaction commits), a (customer, feedback) moment already recorded.
+        Stored alerts get their mutable state written; outbox events are published by the relay
+        after the commit. Returns how many of ``new_alerts`` were inserted."""
 
     async def save_silences(self, silences: list[Silence]) -> None:
         """Insert new silences; for existing ones write their end and who expired them."""
@@ -91,9 +95,6 @@ class Store(Protocol):
 
     async def add_verdicts(self, verdicts: list[Verdict]) -> None:
         """Insert the verdicts; each replaces the current verdict of its feedback (kept, ``replaced_at`` set)."""
-
-    async def enqueue(self, events: Events) -> None:
-        """Add events to the outbox (published by the relay after the commit)."""
 
 
 class Queries(Protocol):

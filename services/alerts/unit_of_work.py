@@ -3,8 +3,9 @@
 A negative feedback that raises an alert writes six kinds of rows (alert, link, history step,
 notification, its recipients' mails, outbox event) after four reads; one round trip to PostgreSQL each made negative
 feedback the bulk of the consumer's time. A :class:`UnitOfWork` holds a use case's writes (a
-whole consumed batch's, or one API call's) and sends them at :meth:`UnitOfWork.flush` as one
-statement per table, in an order the foreign keys accept, inside the caller's transaction.
+whole consumed batch's, or one API call's) and sends them at :meth:`UnitOfWork.flush` inside the
+caller's transaction: every table of the hot path in one statement (a round trip costs more than
+the rows on a loaded machine), the admin records one statement per table.
 The reads that must see what it holds are answered from it: an alert changed or raised earlier
 in the unit (an identity map: one object per alert), its feedback for an update mail, the next
 notification number, the customer's moments of the batch, the feedback already linked.
@@ -20,7 +21,7 @@ from services.alerts.domain import (Alert, AlertEvent, CustomerHistory, Feedback
                                    Notification, Verdict)
 from services.alerts.silences import Silence, SilenceEvent
 from services.alerts.emails import AlertMail
-from services.alerts.ports import Events, Store
+from services.alerts.ports import Events, Store, Writes
 from shared.contracts import AlertStatus
 from shared.errors import TransientError
 
@@ -210,25 +211,21 @@ class UnitOfWork:
         self._outbox.extend(events)
 
     async def flush(self) -> None:
-        """Write everything held, one statement per table, in an order the foreign keys accept
-        (call once, before the transaction commits)."""
+        """Write everything held (call once, before the transaction commits): the hot path's
+        rows in one statement (:meth:`Store.write`), then the admin records, one statement per table."""
         self._writable()
         self._flushed = True
         repo = self.repo
-        await repo.add_moments(list(self._moments.values()))
-        inserted = await repo.insert_alerts(list(self._new.values()))
+        inserted = await repo.write(Writes(
+            moments=list(self._moments.values()), new_alerts=list(self._new.values()),
+            changed_alerts=list(self._dirty.values()), links=self._links, events=self._events,
+            notifications=self._notifications, mails=self._mails, outbox=self._outbox,
+        ))
         if inserted != len(self._new):
             # Another consumer raised one of these alerts since this unit read (the same feedback
             # under two event ids at once). The batch rolls back; its events are retried one by one.
             raise TransientError(f"{len(self._new) - inserted} alert(s) of this batch were raised concurrently")
-        await repo.save_alerts(list(self._dirty.values()))
-        await repo.link_feedback(self._links)
-        await repo.add_events(self._events)
-        await repo.add_notifications(self._notifications)
-        await repo.add_mails(self._mails)
         await repo.save_silences(list(self._saved_silences.values()))
         await repo.add_silence_events(self._silence_events)
         await repo.save_tokens(list(self._saved_tokens.values()))
         await repo.add_verdicts(self._verdicts)
-        if self._outbox:
-            await repo.enqueue(self._outbox)

@@ -16,6 +16,8 @@ from enum import StrEnum
 
 import asyncpg
 
+from shared.db import Statement
+
 
 class MailState(StrEnum):
     PENDING = "pending"
@@ -94,20 +96,35 @@ class MailStatus:
     sent_at: datetime | None
 
 
-_ENQUEUE = """
-    WITH added AS (
-        INSERT INTO mail_queue (mail_id, purpose, ref, message_id, recipients, message, state, next_attempt_at,
-                                created_at)
-        SELECT m.mail_id, m.purpose, m.ref, m.message_id, ARRAY(SELECT jsonb_array_elements_text(m.recipients)),
-               m.message, 'pending', greatest($7, m.not_before), greatest($7, m.not_before)
-        FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::bytea[], $8::timestamptz[])
-             AS m (mail_id, purpose, ref, message_id, recipients, message, not_before)
-        ON CONFLICT (mail_id) DO NOTHING
-        RETURNING mail_id)
-    -- one wake-up for the whole statement, delivered when the caller commits
-    SELECT coalesce(array_agg(mail_id), '{}') AS ids,
-           CASE WHEN count(*) > 0 THEN pg_notify('keymoment_mail_' || current_schema(), '') END AS woke
-    FROM added"""
+def enqueueing(statement: Statement, mails: Sequence[OutgoingMail], *, now: datetime, name: str = "mailed") -> None:
+    """Add the queueing of ``mails`` to ``statement`` as the CTE ``name`` (returning the ids newly
+    queued), with the sender's wake-up: the one way mails are queued, by :func:`enqueue` or
+    as part of a caller's own statement. See :func:`enqueue` for what queueing means."""
+    for mail in mails:
+        if not mail.recipients:
+            raise ValueError(f"mail {mail.mail_id} has no recipients")
+    statement.cte(
+        name,
+        """INSERT INTO mail_queue (mail_id, purpose, ref, message_id, recipients, message, state, next_attempt_at,
+                                   created_at)
+           SELECT m.mail_id, m.purpose, m.ref, m.message_id, ARRAY(SELECT jsonb_array_elements_text(m.recipients)),
+                  m.message, 'pending', greatest($7, m.not_before), greatest($7, m.not_before)
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::bytea[], $8::timestamptz[])
+                AS m (mail_id, purpose, ref, message_id, recipients, message, not_before)
+           ON CONFLICT (mail_id) DO NOTHING
+           RETURNING mail_id""",
+        [m.mail_id for m in mails],
+        [m.purpose for m in mails],
+        [m.ref for m in mails],
+        [m.message_id for m in mails],
+        [json.dumps(list(m.recipients)) for m in mails],
+        [m.message for m in mails],
+        now,
+        [m.not_before for m in mails],
+    )
+    # one wake-up for the whole statement, delivered when the caller commits
+    statement.select(f"(SELECT CASE WHEN count(*) > 0 THEN pg_notify('keymoment_mail_' || current_schema(), '') END "
+                     f"FROM {name}) AS {name}_woke")
 
 
 async def enqueue(conn: asyncpg.Connection, mails: Sequence[OutgoingMail], *, now: datetime) -> list[str]:
@@ -121,20 +138,10 @@ async def enqueue(conn: asyncpg.Connection, mails: Sequence[OutgoingMail], *, no
     """
     if not mails:
         return []
-    for mail in mails:
-        if not mail.recipients:
-            raise ValueError(f"mail {mail.mail_id} has no recipients")
-    row = await conn.fetchrow(
-        _ENQUEUE,
-        [m.mail_id for m in mails],
-        [m.purpose for m in mails],
-        [m.ref for m in mails],
-        [m.message_id for m in mails],
-        [json.dumps(list(m.recipients)) for m in mails],
-        [m.message for m in mails],
-        now,
-        [m.not_before for m in mails],
-    )
+    statement = Statement()
+    enqueueing(statement, mails, now=now, name="added")
+    statement.select("(SELECT coalesce(array_agg(mail_id), '{}') FROM added) AS ids")
+    row = await statement.run(conn)
     return list(row["ids"])
 
 

@@ -13,26 +13,35 @@ import asyncpg
 
 from services.alerts.domain import Alert, AlertEvent, CustomerHistory, Delivery, FeedbackLink, Moment, Notification
 from services.alerts.emails import PURPOSE, AlertMail
-from services.alerts.ports import Events
+from services.alerts.ports import Writes
 from services.alerts.repository.records import SilencesAndTokens, columns, json_default, row_values
 from services.alerts.repository.verdicts import VerdictRecords
 from services.alerts.unit_of_work import UnitOfWork
-from shared.db import advisory_key
+from shared import outbox
+from shared.db import Statement, advisory_key
 from shared.mail import queue
 from shared.mail.queue import OutgoingMail
-from shared.outbox import enqueue
 
 _ALERT_COLUMNS = columns(Alert)
 _ALERT_SELECT = ", ".join(_ALERT_COLUMNS)
-_LINK_SELECT = ", ".join(columns(FeedbackLink))
-_NOTIFICATION_SELECT = ", ".join(columns(Notification))
+_LINK_COLUMNS = columns(FeedbackLink)
+_LINK_SELECT = ", ".join(_LINK_COLUMNS)
+_NOTIFICATION_COLUMNS = columns(Notification)
+_NOTIFICATION_SELECT = ", ".join(_NOTIFICATION_COLUMNS)
+_EVENT_COLUMNS = columns(AlertEvent)
+_EVENT_SELECT = ", ".join(_EVENT_COLUMNS)
 _MOMENT_COLUMNS = columns(Moment)
-_EVENT_VALUES, _MOMENT_VALUES, _NOTIFICATION_VALUES = map(row_values, (AlertEvent, Moment, Notification))
+_MOMENT_VALUES = row_values(Moment)
 _MUTABLE = [
     "severity", "status", "sla_due_at", "escalation_level", "sla_breached", "acknowledged_at", "acknowledged_by",
     "resolved_at", "resolved_by", "reopen_count", "feedback_count", "last_feedback_at", "last_notified_at",
     "updated_at", "state_version",
 ]
+
+
+def _json_rows(rows: list, names: list[str]) -> str:
+    """Rows as the JSON array ``jsonb_populate_recordset`` reads (one parameter for a whole table)."""
+    return json.dumps([{c: getattr(r, c) for c in names} for r in rows], default=json_default, ensure_ascii=False)
 
 
 def _alert(row: asyncpg.Record) -> Alert:
@@ -117,26 +126,6 @@ class AlertsRepository(SilencesAndTokens, VerdictRecords):
         )
         return [_alert(r) for r in rows]
 
-    async def insert_alerts(self, alerts: list[Alert]) -> int:
-        if not alerts:
-            return 0
-        rows = [{c: getattr(a, c) for c in _ALERT_COLUMNS} for a in alerts]
-        inserted = await self.conn.fetch(
-            f"""INSERT INTO alerts ({_ALERT_SELECT})
-                SELECT {_ALERT_SELECT} FROM jsonb_populate_recordset(NULL::alerts, $1::jsonb)
-                ON CONFLICT (feedback_id) DO NOTHING RETURNING alert_id""",
-            json.dumps(rows, default=json_default, ensure_ascii=False),
-        )
-        return len(inserted)
-
-    async def save_alerts(self, alerts: list[Alert]) -> None:
-        if alerts:
-            await self.conn.executemany(
-                f"UPDATE alerts SET {', '.join(f'{c} = ${i}' for i, c in enumerate(_MUTABLE, start=2))} "
-                "WHERE alert_id = $1",
-                [(a.alert_id, *[getattr(a, c) for c in _MUTABLE]) for a in alerts],
-            )
-
     async def list_alerts(
         self, *, status: list[str] | None, severity: list[int] | None, location: str | None, team: str | None,
         since: datetime | None, teams: list[str] | None, limit: int, before: datetime | None,
@@ -177,27 +166,6 @@ class AlertsRepository(SilencesAndTokens, VerdictRecords):
         )
         return [_link(r) for r in rows]
 
-    async def link_feedback(self, links: list[FeedbackLink]) -> None:
-        if links:
-            await self.conn.executemany(
-                f"""INSERT INTO alert_feedback ({_LINK_SELECT})
-                    VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9, $10, $11, $12::jsonb, $13, $14, $15, $16,
-                            $17, $18, $19)
-                    ON CONFLICT (feedback_id) DO NOTHING""",
-                [(link.feedback_id, link.alert_id, link.role, link.mot, link.confidence, json.dumps(link.cues, ensure_ascii=False), json.dumps(link.escalation),
-                  link.channel, link.location, link.touchpoint, link.text,
-                  json.dumps(link.rating) if link.rating is not None else None, link.language, link.occurred_at,
-                  link.received_at, link.linked_at, link.p_negative, link.forced_by, link.subjects) for link in links],
-            )
-
-    async def add_events(self, events: list[AlertEvent]) -> None:
-        if events:
-            await self.conn.executemany(
-                """INSERT INTO alert_events (alert_id, at, action, actor, from_status, to_status, note)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7)""",
-                [_EVENT_VALUES(e) for e in events],
-            )
-
     async def alert_events(self, alert_id: str) -> list[AlertEvent]:
         rows = await self.conn.fetch(
             """SELECT alert_id, at, action, actor, from_status, to_status, note FROM alert_events
@@ -234,41 +202,60 @@ class AlertsRepository(SilencesAndTokens, VerdictRecords):
                                      count=found["count"]["mot"])
                 for key, found in by.items()}
 
-    async def add_moments(self, moments: list[Moment]) -> None:
-        if moments:
-            columns = list(zip(*map(_MOMENT_VALUES, moments), strict=True))
+    # ------------------------------------------------------------------------ the hot path's writes
+    async def write(self, writes: Writes) -> int:
+        statement = Statement()
+        if writes.moments:
+            columns = list(zip(*map(_MOMENT_VALUES, writes.moments), strict=True))
             columns[-1] = [" ".join(subjects) for subjects in columns[-1]]  # pseudonyms never hold a space
-            await self.conn.execute(
-                """INSERT INTO customer_moments (customer_key, feedback_id, mot, channel, location, touchpoint, at,
-                                                 subjects)
-                   SELECT m.customer_key, m.feedback_id, m.mot, m.channel, m.location, m.touchpoint, m.at,
-                          string_to_array(m.subjects, ' ')
-                   FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::text[],
-                               $7::timestamptz[], $8::text[])
-                        AS m (customer_key, feedback_id, mot, channel, location, touchpoint, at, subjects)
-                   ON CONFLICT DO NOTHING""",
-                *columns,
-            )
-
-    async def enqueue(self, events: Events) -> None:
-        await enqueue(self.conn, events)
-
-    # ------------------------------------------------------------------------ notifications and their mails
-    async def add_notifications(self, notifications: list[Notification]) -> None:
-        if notifications:
-            await self.conn.executemany(
-                f"""INSERT INTO notifications ({_NOTIFICATION_SELECT}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-                    ON CONFLICT DO NOTHING""",
-                [_NOTIFICATION_VALUES(n) for n in notifications],
-            )
-
-    async def add_mails(self, mails: list[AlertMail]) -> None:
-        if mails:
-            await queue.enqueue(self.conn, [
+            statement.cte("moments", """
+                INSERT INTO customer_moments (customer_key, feedback_id, mot, channel, location, touchpoint, at, subjects)
+                SELECT m.customer_key, m.feedback_id, m.mot, m.channel, m.location, m.touchpoint, m.at,
+                       string_to_array(m.subjects, ' ')
+                FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::text[], $7::timestamptz[],
+                            $8::text[]) AS m (customer_key, feedback_id, mot, channel, location, touchpoint, at, subjects)
+                ON CONFLICT DO NOTHING""", *columns)
+        if writes.new_alerts:
+            statement.cte("raised", f"""
+                INSERT INTO alerts ({_ALERT_SELECT})
+                SELECT {_ALERT_SELECT} FROM jsonb_populate_recordset(NULL::alerts, $1::jsonb)
+                ON CONFLICT (feedback_id) DO NOTHING RETURNING alert_id""",
+                _json_rows(writes.new_alerts, _ALERT_COLUMNS))
+            statement.select("(SELECT count(*) FROM raised)::int AS raised")
+        if writes.changed_alerts:
+            statement.cte("changed", f"""
+                UPDATE alerts a SET {", ".join(f"{c} = r.{c}" for c in _MUTABLE)}
+                FROM jsonb_populate_recordset(NULL::alerts, $1::jsonb) AS r WHERE a.alert_id = r.alert_id""",
+                _json_rows(writes.changed_alerts, ["alert_id", *_MUTABLE]))
+        if writes.links:
+            statement.cte("linked", f"""
+                INSERT INTO alert_feedback ({_LINK_SELECT})
+                SELECT {_LINK_SELECT} FROM jsonb_populate_recordset(NULL::alert_feedback, $1::jsonb)
+                ON CONFLICT (feedback_id) DO NOTHING""",
+                _json_rows(writes.links, _LINK_COLUMNS))
+        if writes.events:
+            statement.cte("stepped", f"""
+                INSERT INTO alert_events ({_EVENT_SELECT})
+                SELECT {_EVENT_SELECT} FROM jsonb_populate_recordset(NULL::alert_events, $1::jsonb) WITH ORDINALITY
+                ORDER BY ordinality""",  # their ids (the history's order) in the order held
+                _json_rows(writes.events, _EVENT_COLUMNS))
+        if writes.notifications:
+            statement.cte("notified", f"""
+                INSERT INTO notifications ({_NOTIFICATION_SELECT})
+                SELECT {_NOTIFICATION_SELECT} FROM jsonb_populate_recordset(NULL::notifications, $1::jsonb)
+                ON CONFLICT DO NOTHING""",
+                _json_rows(writes.notifications, _NOTIFICATION_COLUMNS))
+        if writes.mails:
+            queue.enqueueing(statement, [
                 OutgoingMail(mail_id=m.mail_id, purpose=PURPOSE, ref=m.notification_id, message_id=m.message_id,
                              recipients=(m.recipient,), message=m.message())
-                for m in mails
-            ], now=min(m.date for m in mails))
+                for m in writes.mails
+            ], now=min(m.date for m in writes.mails))
+        if writes.outbox:
+            statement.cte("announced", outbox.insert_sql(1), *outbox.outbox_columns(writes.outbox))
+            statement.select(outbox.NOTIFY_SQL)
+        row = await statement.run(self.conn)
+        return row["raised"] if writes.new_alerts else 0
 
     async def next_notification_seq(self, *, alert_id: str, kind: str, level: int) -> int:
         return await self.conn.fetchval(

@@ -112,3 +112,43 @@ async def test_one_batch_raises_and_groups_as_one_by_one_would(batch_ctx):
 async def _count_alerts(pool) -> int:
     async with pool.acquire() as conn:
         return await conn.fetchval("SELECT count(*) FROM alerts")
+
+
+HOT_TABLES = ("customer_moments", "alerts", "alert_feedback", "alert_events", "notifications", "mail_queue", "outbox")
+
+
+async def test_a_batch_writes_every_table_in_one_statement(batch_ctx):
+    """On a loaded machine a round trip costs more than the rows it carries: a batch that raises,
+    groups and mails writes its moments, alerts, links, history, notifications, mails and outbox
+    events in one statement, not one per table."""
+    pool, ctx, _ = batch_ctx
+    customer = {"id": "c-one-statement", "email": "li.na@example.cn"}
+    events = [feedback(rating={"scale": "mot", "value": -2}, location="store-3", customer=customer),
+              feedback(channel="web", text="Rude staff, I am cancelling my card.", location="store-4", customer=customer),
+              feedback(rating={"scale": "mot", "value": -1}, location="hotel-2", touchpoint="front desk")]
+    stored = feedback(rating={"scale": "mot", "value": -1}, location="hotel-2", touchpoint="front desk")
+    await _consume(pool, ctx, [stored])  # an open alert the batch joins (an UPDATE of a stored alert)
+    queries: list[str] = []
+
+    def log(record) -> None:
+        queries.append(record.query)
+
+    async with pool.acquire() as conn:
+        conn.add_query_logger(log)
+        try:
+            async with conn.transaction():
+                await handlers.on_feedback_received(ctx, conn, events)
+        finally:
+            conn.remove_query_logger(log)
+    written = [q for q in queries if any(f"INSERT INTO {t} " in q or f"UPDATE {t} " in q for t in HOT_TABLES)]
+    assert len(written) == 1, written
+    assert all(f"INSERT INTO {t} " in written[0] for t in HOT_TABLES) and "UPDATE alerts " in written[0]
+    async with pool.acquire() as conn:
+        place = await conn.fetchrow("SELECT * FROM alerts WHERE feedback_id = $1", stored.data.id)
+        steps = [r["action"] for r in await conn.fetch(
+            "SELECT action FROM alert_events WHERE alert_id = $1 ORDER BY id", place["alert_id"])]
+        queued = await conn.fetchval("SELECT count(*) FROM mail_queue")
+        moments = await conn.fetchval("SELECT count(*) FROM customer_moments WHERE feedback_id = ANY($1::text[])",
+                                      [e.data.id for e in events])
+    assert place["feedback_count"] == 2 and steps == ["raised", "grouped"]  # the stored alert was updated
+    assert moments == 2 and queued >= 3  # the customer's two moments; raised, raised and update mails

@@ -17,7 +17,7 @@ from services.alerts.domain import (Alert, AlertEvent, CustomerHistory, Delivery
                                    Moment, Notification, Verdict)
 from services.alerts.silences import Silence, SilenceEvent
 from services.alerts.emails import AlertMail
-from services.alerts.ports import Events
+from services.alerts.ports import Events, Writes
 from shared.contracts import AlertStatus
 
 # The columns an UPDATE of an alert writes (the repository's ``_MUTABLE``); the rest never change.
@@ -108,6 +108,19 @@ class InMemoryRepository:
                      key=lambda a: a.sla_due_at)[:limit]
         self.locked.update(a.alert_id for a in due)
         return [copy.deepcopy(a) for a in due]
+
+    async def write(self, writes: Writes) -> int:
+        """One statement in the real repository: here each table in turn, parents first (the
+        real one checks the foreign keys when its statement ends)."""
+        await self.add_moments(writes.moments)
+        inserted = await self.insert_alerts(writes.new_alerts)
+        await self.save_alerts(writes.changed_alerts)
+        await self.link_feedback(writes.links)
+        await self.add_events(writes.events)
+        await self.add_notifications(writes.notifications)
+        await self.add_mails(writes.mails)
+        await self.enqueue(writes.outbox)
+        return inserted
 
     async def insert_alerts(self, alerts: list[Alert]) -> int:
         await _round_trip()

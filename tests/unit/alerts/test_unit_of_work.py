@@ -91,7 +91,7 @@ def _signature(cls: type, name: str) -> list[tuple[str, object]]:
 
 def test_the_real_and_the_in_memory_repository_implement_the_same_interface():
     names = [n for n, v in inspect.getmembers(Repository, inspect.isfunction) if not n.startswith("_")]
-    assert "insert_alerts" in names and "list_alerts" in names
+    assert "write" in names and "list_alerts" in names
     for name in names:
         assert _signature(AlertsRepository, name) == _signature(Repository, name), name
         assert _signature(InMemoryRepository, name) == _signature(Repository, name), name
