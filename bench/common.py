@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import platform
+import re
 import shlex
 import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+
+import httpx
 
 KEEP_ENV = "BENCH_KEEP"
 """Set (to anything) to keep every run's work directory (data, logs, mails) for a look afterwards."""
@@ -84,3 +89,33 @@ def percentile(values: list[float], q: float) -> float:
         return float("nan")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+_LAG_SERIES = re.compile(r'^keymoment_consumer_lag_messages\{([^}]*)\}', re.M)
+_LABEL = re.compile(r'(\w+)="([^"]*)"')
+
+
+async def consumers_assigned(metrics_urls: list[str], *, partitions: int, timeout: float = 120.0) -> float:
+    """Wait until every consumer group of these processes (``/metrics`` URLs; replicas of a group
+    together) has fetched from every partition of each topic it reads, so the load meets
+    consumers that are working, not ones still joining their group (on Tansu a join takes
+    seconds). Returns the seconds waited."""
+    started = time.monotonic()
+    async with httpx.AsyncClient(timeout=5) as client:
+        while True:
+            seen: dict[tuple[str, str], set[str]] = {}
+            answered = 0
+            for url in metrics_urls:
+                try:
+                    text = (await client.get(url)).text
+                except httpx.HTTPError:
+                    continue
+                series = [dict(_LABEL.findall(labels)) for labels in _LAG_SERIES.findall(text)]
+                answered += bool(series)
+                for s in series:
+                    seen.setdefault((s["group"], s["topic"]), set()).add(s["partition"])
+            if answered == len(metrics_urls) and all(len(p) >= partitions for p in seen.values()):
+                return time.monotonic() - started
+            if time.monotonic() - started > timeout:
+                raise TimeoutError(f"consumers not assigned after {timeout:.0f}s: {seen}")
+            await asyncio.sleep(0.2)
