@@ -101,11 +101,11 @@ class MailSender:
         self.worker = f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.envelope_from = normalize_address(parseaddr(settings.smtp_from)[1] or "keymoment@localhost")
         self._sessions = [SmtpSession(settings) for _ in range(settings.mail_concurrency)]
-        # Claimed ahead of the workers: one in flight and one waiting each. Claimed again once
-        # the waiting ones are gone (a claim of about MAIL_CONCURRENCY mails, not one per mail
-        # sent), so a worker that finishes a mail finds its next one waiting.
-        self._capacity = 2 * settings.mail_concurrency
-        self._refill_at = settings.mail_concurrency
+        # Claimed ahead of the workers: one in flight and up to two waiting each. Claimed again
+        # when one waits each (a claim of about MAIL_CONCURRENCY mails, not one per mail sent),
+        # so a worker finishing a mail finds its next one waiting while the claim runs.
+        self._capacity = 3 * settings.mail_concurrency
+        self._refill_at = 2 * settings.mail_concurrency
         self._queue: asyncio.Queue[ClaimedMail | None] = asyncio.Queue()
         self._outstanding = 0
         self._room = asyncio.Event()
