@@ -95,27 +95,35 @@ _LAG_SERIES = re.compile(r'^keymoment_consumer_lag_messages\{([^}]*)\}', re.M)
 _LABEL = re.compile(r'(\w+)="([^"]*)"')
 
 
+def all_partitions_fetched(expositions: list[str], *, partitions: int) -> bool:
+    """Whether every process exposes consumer lag, and every (group, topic) among them has it for
+    ``partitions`` partitions (replicas of a group together): each group fetched from all of its."""
+    seen: dict[tuple[str, str], set[str]] = {}
+    for text in expositions:
+        series = [dict(_LABEL.findall(labels)) for labels in _LAG_SERIES.findall(text)]
+        if not series:
+            return False
+        for s in series:
+            seen.setdefault((s["group"], s["topic"]), set()).add(s["partition"])
+    return bool(seen) and all(len(p) >= partitions for p in seen.values())
+
+
 async def consumers_assigned(metrics_urls: list[str], *, partitions: int, timeout: float = 120.0) -> float:
-    """Wait until every consumer group of these processes (``/metrics`` URLs; replicas of a group
-    together) has fetched from every partition of each topic it reads, so the load meets
-    consumers that are working, not ones still joining their group (on Tansu a join takes
-    seconds). Returns the seconds waited."""
+    """Wait until every consumer group of these processes (``/metrics`` URLs) has fetched from every
+    partition of each topic it reads (:func:`all_partitions_fetched`), so the load meets consumers
+    that are working, not ones still joining their group (on Tansu a join takes seconds).
+    Returns the seconds waited."""
     started = time.monotonic()
     async with httpx.AsyncClient(timeout=5) as client:
         while True:
-            seen: dict[tuple[str, str], set[str]] = {}
-            answered = 0
+            texts = []
             for url in metrics_urls:
                 try:
-                    text = (await client.get(url)).text
+                    texts.append((await client.get(url)).text)
                 except httpx.HTTPError:
-                    continue
-                series = [dict(_LABEL.findall(labels)) for labels in _LAG_SERIES.findall(text)]
-                answered += bool(series)
-                for s in series:
-                    seen.setdefault((s["group"], s["topic"]), set()).add(s["partition"])
-            if answered == len(metrics_urls) and all(len(p) >= partitions for p in seen.values()):
+                    texts.append("")
+            if all_partitions_fetched(texts, partitions=partitions):
                 return time.monotonic() - started
             if time.monotonic() - started > timeout:
-                raise TimeoutError(f"consumers not assigned after {timeout:.0f}s: {seen}")
+                raise TimeoutError(f"consumers not assigned after {timeout:.0f}s")
             await asyncio.sleep(0.2)
