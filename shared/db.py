@@ -59,7 +59,7 @@ class Statement:
     def _take(self, sql: str, args: Sequence[object]) -> str:
         offset = len(self.args)
         used = {int(n) for n in _PARAMETER.findall(sql)}
-        if not used <= set(range(1, len(args) + 1)):
+        if used != set(range(1, len(args) + 1)):  # an argument no $n names has no type to be sent as
             raise ValueError(f"parameters {sorted(used)} of {sql[:60]!r}... do not match its {len(args)} arguments")
         self.args.extend(args)
         return _PARAMETER.sub(lambda m: f"${int(m.group(1)) + offset}", sql)

@@ -7,7 +7,7 @@ from shared.db import Statement
 
 def test_each_write_keeps_its_own_parameters_renumbered_in_turn():
     st = Statement()
-    assert not st and st.sql == "WITH \nSELECT NULL"
+    assert not st
     st.cte("a", "INSERT INTO t (x, y) SELECT * FROM unnest($1::int[], $2::text[]) RETURNING x", [1], ["one"])
     st.cte("b", "UPDATE u SET z = $2 WHERE id = $1 AND $1 > 0", 7, "seven")
     st.select("(SELECT count(*) FROM a) + $1 AS n", 10)
@@ -18,9 +18,11 @@ def test_each_write_keeps_its_own_parameters_renumbered_in_turn():
                       "SELECT (SELECT count(*) FROM a) + $5 AS n")
 
 
-def test_a_write_naming_a_parameter_it_was_not_given_is_refused():
+def test_a_write_whose_parameters_and_arguments_differ_is_refused():
     with pytest.raises(ValueError, match="do not match"):
-        Statement().cte("a", "DELETE FROM t WHERE id = $2", 1)
+        Statement().cte("a", "DELETE FROM t WHERE id = $2", 1)  # $2 without an argument
+    with pytest.raises(ValueError, match="do not match"):
+        Statement().cte("a", "DELETE FROM t WHERE id = $1", 1, 2)  # an argument without its $2
 
 
 async def test_nothing_added_sends_nothing():
