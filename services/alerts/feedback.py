@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -65,6 +66,7 @@ async def score_batch(uow: UnitOfWork, ctx: Context, events: list[Envelope]) -> 
     their consumers drop the copies; if Kafka does not acknowledge, the batch fails and is retried.
     """
     now = ctx.clock.now()
+    started = time.perf_counter()
     published = []
     moments: list[Moment] = []
     follow_up: list[_FollowUp] = []
@@ -91,14 +93,21 @@ async def score_batch(uow: UnitOfWork, ctx: Context, events: list[Envelope]) -> 
             follow_up.append((fb, score, customer_key, recovery_for, alerts))
     uow.add_moments(moments)
     publishing = asyncio.ensure_future(ctx.publish(published))
+    scored = time.perf_counter()
     try:
         await _follow_up(uow, ctx, follow_up, now)
+        followed = time.perf_counter()
         await uow.flush()
+        flushed = time.perf_counter()
     except BaseException:
         publishing.cancel()
         await asyncio.gather(publishing, return_exceptions=True)
         raise
     await publishing
+    phase = ctx.metrics.batch_phase
+    for name, seconds in (("score", scored - started), ("follow_up", followed - scored), ("flush", flushed - followed),
+                          ("publish_wait", time.perf_counter() - flushed)):
+        phase.labels(name).observe(seconds)
 
 
 def _recovery_for(fb: FeedbackReceived, source: str) -> str | None:

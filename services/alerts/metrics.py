@@ -21,6 +21,9 @@ if TYPE_CHECKING:  # the use cases import this module, and the mail queue's metr
     from shared.mail.metrics import MailMetrics
 
 P = f"{PREFIX}_alerts"
+# A consumed batch's phases: a millisecond to seconds (a batch of 500 on a loaded machine).
+PHASE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+BATCH_PHASES = ("score", "follow_up", "flush", "publish_wait")
 # Minutes to days: acknowledging in 2 minutes vs 2 hours is what matters.
 RESPONSE_BUCKETS = (30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14_400, 28_800, 86_400, 259_200, 604_800)
 
@@ -57,6 +60,17 @@ class AlertsMetrics:
             registry=registry,
         )
         self.open = Gauge(f"{P}_open", "Alerts not resolved, by severity.", ["severity"], registry=registry)
+        self.batch_phase = Histogram(
+            f"{P}_feedback_batch_phase_seconds",
+            "Wall time of each phase of a consumed feedback batch: score (scoring, with the turns the event loop "
+            "takes between chunks for the mail sender and the API), follow_up (reads and decisions for negative "
+            "feedback and recovery answers), flush (the batch's one-statement write), publish_wait (Kafka's "
+            "acknowledgement of feedback.scored.v1 still awaited after the flush). The consumer's own dedupe, "
+            "decoding and commit are the rest of keymoment_consumer_batch_seconds.",
+            ["phase"], buckets=PHASE_BUCKETS, registry=registry,
+        )
+        for phase in BATCH_PHASES:
+            self.batch_phase.labels(phase)
         for decision in ("held", "lowered"):
             self.min_confidence.labels(decision)
         for verdict in ("correct", "false_alarm"):

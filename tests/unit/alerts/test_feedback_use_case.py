@@ -103,6 +103,11 @@ async def test_one_batch_is_written_once_published_meanwhile_and_acknowledged_be
                       "write notifications", "write mail_queue", "write outbox"]  # one statement per table, in FK order
     assert world.journal[0] == "publish"  # started before the first write, not after the flush
     assert "acknowledged" in world.journal  # awaited before returning (before the caller commits)
+    for phase in ("score", "follow_up", "flush", "publish_wait"):  # where the batch's time went, for ops
+        assert world.metric("keymoment_alerts_feedback_batch_phase_seconds_count", phase=phase) == 1, phase
+    after_publish = sum(world.metric("keymoment_alerts_feedback_batch_phase_seconds_sum", phase=p)
+                        for p in ("follow_up", "flush", "publish_wait"))
+    assert after_publish >= 0.049  # Kafka's answer (ack_delay) came in these phases, none of it lost
     # the customer's group key is their pseudonym (issue 14), never the id itself
     customer_key = pseudonym(world.ctx.settings.privacy_key(), "id", "c-3")
     assert world.repo.group_locks == [sorted([customer_key, "place:airport-X/gate 9", "place:store-7/None",
