@@ -242,6 +242,13 @@ async def run(args: argparse.Namespace) -> str:
     batches = summed("keymoment_consumer_batch_seconds_count")
     batch_sum = summed("keymoment_consumer_batch_seconds_sum")
 
+    def phase(name: str) -> float:  # keymoment_alerts_feedback_batch_phase_seconds, summed over replicas
+        found = [re.search(r'keymoment_alerts_feedback_batch_phase_seconds_sum\{phase="' + name + r'"\} (\S+)', text)
+                 for text in metrics]
+        return sum(float(m.group(1)) for m in found if m)
+
+    phases = ", ".join(f"{name} {phase(name):.1f}s" for name in ("score", "follow_up", "flush", "publish_wait"))
+
     def ms(v: float) -> str:
         return f"{v * 1000:,.0f} ms"
 
@@ -266,7 +273,8 @@ async def run(args: argparse.Namespace) -> str:
         f"grouped into open ones); {sum(1 for m in mails if m['message_id'] in sink_accepted):,} of {len(mails):,} "
         f"'raised' mails accepted. Alerts consumer{'s' if replicas else ''} ({1 + len(replicas)} "
         f"replica{'s' if replicas else ''}): {batches:,.0f} batches, busy {batch_sum:.1f}s of {wall:.1f}s"
-        f"{' (summed)' if replicas else ''}.",
+        f"{' (summed)' if replicas else ''}; of it in the feedback handler: {phases} (the rest: decoding, "
+        "dedupe, commit).",
         "",
         f"CPU seconds over the {wall:.1f}s run (2 cores = {2 * wall:.0f} s available; used {busy:.1f} s, "
         f"{busy / (2 * wall):.0%}): " + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items()) + ".",
