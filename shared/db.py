@@ -79,7 +79,7 @@ class Statement:
 
     async def run(self, conn: asyncpg.Connection) -> asyncpg.Record | None:
         """Send it (nothing when no write was added); the row of what it selects."""
-        return await conn.fetchrow(self.sql, *self.args) if self._ctes else None
+        return await conn.fetchrow(self.sql, *self.args) if self else None
 
 
 class SessionConnection(asyncpg.Connection):

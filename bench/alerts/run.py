@@ -38,6 +38,7 @@ from bench.common import consumers_assigned, cpu_seconds, header, percentile, wo
 from bench.intake.load import build_request  # noqa: E402
 from keymoment.devstack.smtp_sink import Mailbox  # noqa: E402
 from keymoment.devstack.stack import KAFKA, SMTP, ServiceSpec, Stack  # noqa: E402
+from services.alerts.metrics import BATCH_PHASES  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 API_KEY = "km_dev_bench-alerts-not-a-secret"
@@ -235,19 +236,16 @@ async def run(args: argparse.Namespace) -> str:
         at = accepted.get(feedback_id)
         if at is not None and at >= start_cut:
             mailed.append(mailed_at - at)
-    def summed(series: str) -> float:
-        found = [re.search(series + r'\{group="alerts"\} (\S+)', text) for text in metrics]
+    def summed(series: str, labels: str = 'group="alerts"') -> float:  # over the alerts replicas
+        found = [re.search(series + r"\{" + re.escape(labels) + r"\} (\S+)", text) for text in metrics]
         return sum(float(m.group(1)) for m in found if m) if any(found) else float("nan")
 
     batches = summed("keymoment_consumer_batch_seconds_count")
     batch_sum = summed("keymoment_consumer_batch_seconds_sum")
 
-    def phase(name: str) -> float:  # keymoment_alerts_feedback_batch_phase_seconds, summed over replicas
-        found = [re.search(r'keymoment_alerts_feedback_batch_phase_seconds_sum\{phase="' + name + r'"\} (\S+)', text)
-                 for text in metrics]
-        return sum(float(m.group(1)) for m in found if m)
-
-    phases = ", ".join(f"{name} {phase(name):.1f}s" for name in ("score", "follow_up", "flush", "publish_wait"))
+    phase_sums = {name: summed("keymoment_alerts_feedback_batch_phase_seconds_sum", f'phase="{name}"')
+                  for name in BATCH_PHASES}
+    phases = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in phase_sums.items())
 
     def ms(v: float) -> str:
         return f"{v * 1000:,.0f} ms"
