@@ -58,23 +58,31 @@ class Context:
 
 class _RandomIds:
     """Version 4 UUIDs from OS randomness read 4 KiB at a time: one syscall per 256
-    ids instead of one per id (it showed in profiles under load). A forked child
-    drops the buffer, so no two processes hand out the same ids."""
+    ids instead of one per id (it showed in profiles under load), and the 256 formatted
+    together (``uuid.UUID`` costs about 3 µs an id, a tenth of intake's work per batched
+    feedback). A forked child drops what is left, so no two processes hand out the same ids."""
 
     def __init__(self) -> None:
-        self._buffer = b""
-        self._used = 0
+        self._ready: list[str] = []
         os.register_at_fork(after_in_child=self._forget)
 
     def _forget(self) -> None:
-        self._buffer, self._used = b"", 0
+        self._ready = []
 
     def __call__(self) -> str:
-        if self._used + 16 > len(self._buffer):
-            self._buffer, self._used = os.urandom(4096), 0
-        raw = self._buffer[self._used:self._used + 16]
-        self._used += 16
-        return str(uuid.UUID(bytes=raw, version=4))
+        if not self._ready:
+            self._ready = _uuid4s(os.urandom(4096))
+        return self._ready.pop()
+
+
+def _uuid4s(random: bytes) -> list[str]:
+    """Version 4 (RFC 9562) UUIDs in canonical form, one per 16 bytes of ``random``."""
+    raw = bytearray(random)
+    raw[6::16] = bytes(b & 0x0F | 0x40 for b in raw[6::16])  # version 4
+    raw[8::16] = bytes(b & 0x3F | 0x80 for b in raw[8::16])  # variant 10xx
+    h = raw.hex()
+    return [f"{h[i:i + 8]}-{h[i + 8:i + 12]}-{h[i + 12:i + 16]}-{h[i + 16:i + 20]}-{h[i + 20:i + 32]}"
+            for i in range(0, len(h), 32)]
 
 
 _random_id = _RandomIds()

@@ -38,6 +38,7 @@ def test_language_detection(text, expected):
     assert detect(text) == expected
 
 
+
 def test_key_format_and_hash():
     key_id, key = new_key()
     assert key.startswith(f"km_{key_id}_") and "_" not in key_id
@@ -105,11 +106,14 @@ def test_field_errors_name_paths_and_unknown_fields():
 
 
 def test_random_ids_are_version_4_and_distinct_across_refills_and_forks():
-    from services.intake.service import _random_id
+    from services.intake.service import _random_id, _uuid4s
 
     ids = [_random_id() for _ in range(600)]  # more than one 4 KiB buffer
     assert len(set(ids)) == 600
-    assert all(uuid.UUID(i).version == 4 for i in ids)
+    assert all(uuid.UUID(i).version == 4 and uuid.UUID(i).variant == uuid.RFC_4122 for i in ids)
+    assert all(str(uuid.UUID(i)) == i for i in ids)  # canonical form: lower-case hex, hyphens at 8-4-4-4-12
+    assert _uuid4s(bytes(16) + b"\xff" * 16) == [  # only the version and variant bits are set, whatever the bytes
+        "00000000-0000-4000-8000-000000000000", "ffffffff-ffff-4fff-bfff-ffffffffffff"]
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: its next id must not be the parent's next id
