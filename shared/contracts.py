@@ -237,8 +237,8 @@ class SurveyDetails(Strict):
     survey_id: bounded_key(200)
     response_id: bounded_key(200) | None = None
     question_id: bounded_key(200) | None = None
-    recovery_for_alert_id: Key | None = Field(
-        None, max_length=200, description="Set when this answers a recovery survey after an alert was resolved."
+    recovery_for_alert_id: bounded_key(200) | None = Field(
+        None, description="Set when this answers a recovery survey after an alert was resolved."
     )
 
 
@@ -500,7 +500,7 @@ class ErasureApplied(BaseModel):
 
     erasure_id: bounded_key(200)
     service: bounded_key(100)
-    erased: dict[Annotated[Key, Field(max_length=100)], Annotated[int, Field(ge=0)]] = Field(
+    erased: dict[bounded_key(100), Annotated[int, Field(ge=0)]] = Field(
         default_factory=dict, description="Per table (or place), the rows deleted or anonymised.")
     applied_at: Timestamp
 

@@ -119,3 +119,45 @@ def test_csv_cards_follow_the_contract():
     assert [r.line for r in parsed.rejected] == [3, 4]
     assert "U+0000" in parsed.rejected[0].errors[0]
     assert "2000-01-01" in parsed.rejected[1].errors[0]
+
+
+def _python_functions(schema) -> list:
+    """Every Python function a pydantic-core schema calls, at any depth."""
+    found = []
+    if isinstance(schema, dict):
+        function = schema.get("function")
+        if isinstance(function, dict) and callable(function.get("function")):
+            found.append(function["function"])
+        for value in schema.values():
+            found += _python_functions(value)
+    elif isinstance(schema, list | tuple):
+        for value in schema:
+            found += _python_functions(value)
+    return found
+
+
+@pytest.mark.parametrize("model", [FeedbackIn, FeedbackReceived])
+def test_length_limits_of_submitted_feedback_are_checked_by_pydantic_core_not_by_python_calls(model):
+    """Intake validates every accepted feedback: a length limit written as ``Field(max_length=...)`` on a
+    type with a before-validator (Key, Text) becomes one Python call per value (it cost intake a tenth of
+    its batch throughput), where ``bounded_key``/``bounded_text`` leave it to pydantic-core."""
+    names = {getattr(f, "__qualname__", repr(f)) for f in _python_functions(model.__pydantic_core_schema__)}
+    assert names, "the schema walk finds the contract's own validators"
+    assert "_refuse_unstorable" in names and "_cleaned" in names
+    assert not {n for n in names if "length_validator" in n}, names
+
+
+def test_bounded_keys_and_texts_still_refuse_too_long_and_clean_or_refuse_control_characters():
+    base = {"channel": "kiosk", "rating": {"scale": "mot", "value": 1}}
+    with pytest.raises(ValidationError, match="at most 120 characters"):
+        FeedbackIn.model_validate({**base, "location": "x" * 121})
+    assert FeedbackIn.model_validate({**base, "location": "  " + "x" * 120 + "  "}).location == "x" * 120
+    with pytest.raises(ValidationError, match="must not contain control characters"):
+        FeedbackIn.model_validate({**base, "location": "a\x00b"})
+    with pytest.raises(ValidationError, match="at least 1 character"):
+        FeedbackIn.model_validate({**base, "location": "   "})
+    with pytest.raises(ValidationError, match="at most 200 characters"):
+        FeedbackIn.model_validate({**base, "customer": {"name": "n" * 201}})
+    assert FeedbackIn.model_validate({**base, "customer": {"name": "a\x00b"}}).customer.name == "ab"
+    with pytest.raises(ValidationError, match="should match pattern"):
+        FeedbackIn.model_validate({**base, "customer": {"email": "not-an-address"}})
